@@ -1,0 +1,243 @@
+"""The call event catalogue: every fact Earshot records about a call.
+
+Events are frozen ``msgspec`` structs in one tagged union (the tag is the class
+name, in the ``type`` field). Every event carries the call it belongs to
+(``call_sid``), its position in that call's stream (``seq``, from 1, no gaps)
+and ``at_ms``, the call's monotonic clock in milliseconds since the call began.
+
+Two time axes appear in payloads, and they are never mixed:
+
+* ``inbound_ms``: a position in the caller's audio stream (what Twilio sent us).
+* ``out_*_ms``: a position in the call's outbound media stream, counting every
+  media byte we sent (8 bytes of 8 kHz mu-law = 1 ms), including audio that a
+  ``clear`` later discarded. Playback positions are on this axis too.
+
+Audio bytes are never events; the events alone reconstruct text and timing.
+Adding an event type or an optional trailing field is backwards compatible;
+anything else bumps ``CATALOGUE_VERSION`` and registers an upcaster in
+``events.codec``.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+CATALOGUE_VERSION = 1
+"""Schema version written with every stored event (see ``events.codec``)."""
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="type"):
+    """Fields every event has; subclasses add their own."""
+
+    call_sid: str
+    seq: int
+    at_ms: float
+
+
+class WordTiming(msgspec.Struct, frozen=True, array_like=True):
+    """One word of synthesized speech, in ms from the start of its segment's audio."""
+
+    text: str
+    start_ms: float
+    end_ms: float
+
+
+# --- call lifecycle -------------------------------------------------------
+
+
+class CallStarted(Event, frozen=True, kw_only=True):
+    stream_sid: str
+    wall_time_unix: float
+    account_sid: str = ""
+    from_number: str = ""
+    to_number: str = ""
+    media_encoding: str = "audio/x-mulaw"
+    sample_rate: int = 8000
+    recording_consent: bool = False
+
+
+class CallEnded(Event, frozen=True, kw_only=True):
+    reason: str
+
+
+# --- the caller's side ----------------------------------------------------
+
+
+class CallerAudioGap(Event, frozen=True, kw_only=True):
+    """Inbound media skipped ahead; the gap was filled with silence."""
+
+    inbound_ms: float
+    gap_ms: float
+
+
+class FrameRefused(Event, frozen=True, kw_only=True):
+    """An inbound websocket frame that was refused (malformed, hostile, out of order)."""
+
+    reason: str
+    detail: str = ""
+
+
+class DtmfReceived(Event, frozen=True, kw_only=True):
+    digit: str
+
+
+class SpeechStarted(Event, frozen=True, kw_only=True):
+    inbound_ms: float
+
+
+class SpeechStopped(Event, frozen=True, kw_only=True):
+    """End of a caller turn, decided by the VAD after its end-of-turn silence."""
+
+    inbound_ms: float
+    speech_ms: float
+
+
+class TranscriptPartial(Event, frozen=True, kw_only=True):
+    turn: int
+    text: str
+
+
+class TranscriptFinal(Event, frozen=True, kw_only=True):
+    turn: int
+    text: str
+    inbound_start_ms: float = 0.0
+    inbound_end_ms: float = 0.0
+
+
+# --- the agent's side -----------------------------------------------------
+
+
+class ReplyRequested(Event, frozen=True, kw_only=True):
+    """An agent turn begins. ``reason``: greeting, caller_turn, acknowledge, resume, apology."""
+
+    reply_id: int
+    reason: str = "caller_turn"
+    caller_turn: int | None = None
+
+
+class ReplyTextGenerated(Event, frozen=True, kw_only=True):
+    """A chunk of LLM output (generated, not necessarily heard)."""
+
+    reply_id: int
+    text: str
+
+
+class ReplyCompleted(Event, frozen=True, kw_only=True):
+    """Generation for a reply ended: stop, length, cancelled or error."""
+
+    reply_id: int
+    finish_reason: str
+
+
+class SpeechSynthesized(Event, frozen=True, kw_only=True):
+    """A phrase of the reply, synthesized and queued at ``out_start_ms`` on the outbound stream."""
+
+    reply_id: int
+    segment: int
+    text: str
+    words: tuple[WordTiming, ...]
+    audio_ms: float
+    out_start_ms: float
+
+
+class AudioSent(Event, frozen=True, kw_only=True):
+    """Outbound media for a reply went into the socket, as a range of the outbound stream."""
+
+    reply_id: int
+    out_start_ms: float
+    out_end_ms: float
+
+
+class MarkSent(Event, frozen=True, kw_only=True):
+    name: str
+    reply_id: int
+    out_ms: float
+
+
+class MarkPlayed(Event, frozen=True, kw_only=True):
+    """Twilio echoed a mark before any clear: the outbound stream played up to ``out_ms``."""
+
+    name: str
+    reply_id: int
+    out_ms: float
+
+
+class MarkFlushed(Event, frozen=True, kw_only=True):
+    """A mark echoed because a clear emptied the buffer: it says nothing about playback."""
+
+    name: str
+    reply_id: int
+    out_ms: float
+
+
+class BargeInDetected(Event, frozen=True, kw_only=True):
+    reply_id: int
+    inbound_ms: float
+
+
+class ClearSent(Event, frozen=True, kw_only=True):
+    """We told Twilio to drop its buffer; ``out_sent_ms`` is how far we had sent."""
+
+    reply_id: int
+    out_sent_ms: float
+
+
+class ReplyTruncated(Event, frozen=True, kw_only=True):
+    """Where playback of an interrupted reply stopped, with the clock's uncertainty.
+
+    ``heard_ms`` is measured from the reply's first outbound byte; the true value
+    lies in ``[heard_lower_ms, heard_upper_ms]``. ``heard_text`` holds the words whose
+    audio fully played; ``partial_word`` the one cut off mid-way, if any.
+    """
+
+    reply_id: int
+    heard_ms: float
+    heard_lower_ms: float
+    heard_upper_ms: float
+    heard_text: str
+    partial_word: str = ""
+
+
+class StageCancelled(Event, frozen=True, kw_only=True):
+    """A stage (llm, tts, playout) acknowledged cancellation of a reply."""
+
+    stage: str
+    reply_id: int
+
+
+class StageFailed(Event, frozen=True, kw_only=True):
+    """An actor or engine failed or timed out; ``action`` is the supervisor's decision."""
+
+    stage: str
+    error: str
+    action: str
+    reply_id: int | None = None
+
+
+AnyEvent = (
+    CallStarted
+    | CallEnded
+    | CallerAudioGap
+    | FrameRefused
+    | DtmfReceived
+    | SpeechStarted
+    | SpeechStopped
+    | TranscriptPartial
+    | TranscriptFinal
+    | ReplyRequested
+    | ReplyTextGenerated
+    | ReplyCompleted
+    | SpeechSynthesized
+    | AudioSent
+    | MarkSent
+    | MarkPlayed
+    | MarkFlushed
+    | BargeInDetected
+    | ClearSent
+    | ReplyTruncated
+    | StageCancelled
+    | StageFailed
+)
+"""The tagged union every event belongs to."""
+
+EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in AnyEvent.__args__}

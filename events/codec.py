@@ -1,0 +1,94 @@
+"""Binary encoding of events (msgpack) with a schema version, so old calls still decode.
+
+A stored event is ``(type, schema_version, payload)``. Payloads written under the
+current ``CATALOGUE_VERSION`` decode straight into their struct. Older payloads
+are decoded to plain data, passed through the registered upcasters one version
+at a time, then converted. Anything that cannot be decoded raises
+``EventDecodeError`` naming the call and sequence: nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from events.catalogue import CATALOGUE_VERSION, EVENT_TYPES, AnyEvent, Event
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+"""Turns the plain payload of one version into the payload of the next."""
+
+_UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder: msgspec.msgpack.Decoder[AnyEvent] = msgspec.msgpack.Decoder(AnyEvent)
+_raw_decoder: msgspec.msgpack.Decoder[dict[str, Any]] = msgspec.msgpack.Decoder(dict[str, Any])
+
+
+class EventDecodeError(ValueError):
+    """A stored event could not be decoded; names the call and sequence it belongs to."""
+
+    def __init__(self, call_sid: str, seq: int, reason: str) -> None:
+        super().__init__(f"call {call_sid} event #{seq}: {reason}")
+        self.call_sid = call_sid
+        self.seq = seq
+        self.reason = reason
+
+
+def register_upcaster(event_type: str, from_version: int, upcaster: Upcaster) -> None:
+    """Declare how an ``event_type`` payload at ``from_version`` becomes ``from_version + 1``."""
+    _UPCASTERS[(event_type, from_version)] = upcaster
+
+
+def unregister_upcaster(event_type: str, from_version: int) -> None:
+    _UPCASTERS.pop((event_type, from_version), None)
+
+
+def encode(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def event_type(event: Event) -> str:
+    return type(event).__name__
+
+
+def decode(
+    call_sid: str, seq: int, type_name: str, schema_version: int, payload: bytes
+) -> AnyEvent:
+    """Decode one stored event, checking it against the row it came from."""
+    if type_name not in EVENT_TYPES:
+        raise EventDecodeError(call_sid, seq, f"unknown event type {type_name!r}")
+    if schema_version > CATALOGUE_VERSION or schema_version < 1:
+        raise EventDecodeError(
+            call_sid, seq, f"schema version {schema_version} is not readable by this build"
+        )
+    try:
+        if schema_version == CATALOGUE_VERSION:
+            event = _decoder.decode(payload)
+        else:
+            event = _upcast(type_name, schema_version, _raw_decoder.decode(payload))
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        raise EventDecodeError(call_sid, seq, f"corrupt {type_name} payload: {exc}") from exc
+    if type(event).__name__ != type_name:
+        raise EventDecodeError(
+            call_sid, seq, f"payload is a {type(event).__name__}, row says {type_name}"
+        )
+    if event.call_sid != call_sid or event.seq != seq:
+        raise EventDecodeError(
+            call_sid,
+            seq,
+            f"payload belongs to call {event.call_sid} event #{event.seq}",
+        )
+    return event
+
+
+def _upcast(type_name: str, version: int, data: dict[str, Any]) -> AnyEvent:
+    while version < CATALOGUE_VERSION:
+        step = _UPCASTERS.get((type_name, version))
+        if step is None:
+            raise msgspec.ValidationError(f"no upcaster for {type_name} v{version}")
+        data = step(data)
+        version += 1
+    event: AnyEvent = msgspec.convert(data, AnyEvent)
+    return event

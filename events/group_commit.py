@@ -1,0 +1,234 @@
+"""Group commit: one writer per process batches every call's appends.
+
+One event per transaction manages about 1,100 events/s on SQLite; a thousand per
+transaction about 25,000/s. So appends are queued and committed together: the
+writer lingers briefly after the first queued request, then commits everything
+queued (up to ``max_batch_events``) in one transaction. Nobody on the audio path
+waits for this: ``submit`` returns a future at once, from any thread, and the
+future resolves only after the commit, so "acknowledged" means "durable".
+Batches commit in the order requests were queued, so awaiting a call's last
+append (its ``CallEnded``) means everything before it is stored too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from events.catalogue import Event
+from events.store import AppendResult, EventStore
+
+log = logging.getLogger(__name__)
+
+_resolve_lock = threading.Lock()
+
+
+class Ack:
+    """The promise of one append: resolves once it is committed, or with its refusal.
+
+    A slim stand-in for ``concurrent.futures.Future`` (which allocates a lock and
+    a condition each, a measurable share of the append path at 20,000 events/s):
+    a waiting thread gets its ``threading.Event`` only when it actually waits.
+    """
+
+    __slots__ = ("_callbacks", "_done", "_error", "_result", "_waiter")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._result: AppendResult | None = None
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[Ack], object]] | None = None
+        self._waiter: threading.Event | None = None
+
+    def done(self) -> bool:
+        return self._done
+
+    def result(self, timeout: float | None = None) -> AppendResult:
+        self._wait(timeout)
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._wait(timeout)
+        return self._error
+
+    def add_done_callback(self, callback: Callable[[Ack], object]) -> None:
+        """Run ``callback(ack)`` on resolution (on the writer's loop), or now if resolved."""
+        with _resolve_lock:
+            if not self._done:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def _wait(self, timeout: float | None) -> None:
+        with _resolve_lock:
+            if self._done:
+                return
+            if self._waiter is None:
+                self._waiter = threading.Event()
+            waiter = self._waiter
+        if not waiter.wait(timeout):
+            raise TimeoutError("append not acknowledged in time")
+
+    def _resolve(self, result: AppendResult | None, error: BaseException | None) -> None:
+        with _resolve_lock:
+            self._result, self._error, self._done = result, error, True
+            callbacks, waiter = self._callbacks, self._waiter
+        if waiter is not None:
+            waiter.set()
+        for callback in callbacks or ():
+            try:
+                callback(self)
+            except Exception:
+                log.exception("append callback failed")
+
+    async def settled(self) -> None:
+        """Wait, from the writer's own loop, until resolved either way."""
+        if self._done:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake(_ack: Ack) -> None:
+            if not future.done():
+                future.set_result(None)
+
+        self.add_done_callback(wake)
+        await future
+
+    async def wait(self) -> AppendResult:
+        """Await the result from the writer's own loop; raises the refusal."""
+        await self.settled()
+        return self.result()
+
+
+class WriterClosed(RuntimeError):
+    pass
+
+
+class GroupCommitWriter:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        linger_s: float = 0.005,
+        max_batch_events: int = 1000,
+    ) -> None:
+        self.store = store
+        self.linger_s = linger_s
+        self.max_batch_events = max_batch_events
+        self._queue: deque[tuple[str, Sequence[Event], Ack]] = deque()
+        self._inflight: list[Ack] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.batches = 0
+        self.events_committed = 0
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="event-group-commit")
+
+    def submit(self, call_sid: str, events: Sequence[Event]) -> Ack:
+        """Queue an append from any thread; the future resolves once it is committed."""
+        future = Ack()
+        loop = self._loop
+        if loop is None or self._closed:
+            future._resolve(None, WriterClosed("the event writer is not running"))
+            return future
+        if _on_loop(loop):
+            self._enqueue(call_sid, events, future)
+        else:
+            loop.call_soon_threadsafe(self._enqueue, call_sid, events, future)
+        return future
+
+    async def append(self, call_sid: str, events: Sequence[Event]) -> AppendResult:
+        """Queue an append from the writer's own loop and wait for its commit."""
+        return await self.submit(call_sid, events).wait()
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far has been committed (or refused)."""
+        while True:
+            # Let hand-offs already scheduled from other threads reach the queue first.
+            await asyncio.sleep(0)
+            # Batches commit in queue order, so the newest request settles last.
+            if self._queue:
+                await self._queue[-1][2].settled()
+            elif self._inflight:
+                await self._inflight[-1].settled()
+            else:
+                return
+
+    async def close(self) -> None:
+        """Flush what is queued, then stop; later submits are refused."""
+        await self.flush()
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _enqueue(self, call_sid: str, events: Sequence[Event], future: Ack) -> None:
+        if self._closed:
+            future._resolve(None, WriterClosed("the event writer has closed"))
+            return
+        self._queue.append((call_sid, events, future))
+        assert self._wakeup is not None
+        self._wakeup.set()
+
+    def _take_batch(self) -> list[tuple[str, Sequence[Event], Ack]]:
+        batch: list[tuple[str, Sequence[Event], Ack]] = []
+        count = 0
+        while self._queue:
+            size = len(self._queue[0][1])
+            if batch and count + size > self.max_batch_events:
+                break
+            batch.append(self._queue.popleft())
+            count += size
+        return batch
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            await self._wakeup.wait()
+            if self.linger_s:
+                await asyncio.sleep(self.linger_s)
+            while self._queue:
+                batch = self._take_batch()
+                self._inflight = [future for _, _, future in batch]
+                await self._commit(batch)
+                self._inflight = []
+            self._wakeup.clear()
+
+    async def _commit(self, batch: list[tuple[str, Sequence[Event], Ack]]) -> None:
+        try:
+            results = await self.store.append_many([(sid, events) for sid, events, _ in batch])
+        except Exception as exc:  # the whole transaction failed: every request in it did
+            log.exception("group commit of %d requests failed", len(batch))
+            for _, _, future in batch:
+                future._resolve(None, exc)
+            return
+        self.batches += 1
+        for (call_sid, events, future), result in zip(batch, results, strict=True):
+            if isinstance(result, Exception):
+                log.warning("append refused for call %s: %s", call_sid, result)
+                future._resolve(None, result)
+            else:
+                self.events_committed += len(events)
+                future._resolve(result, None)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

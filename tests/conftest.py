@@ -1,0 +1,45 @@
+"""Shared fixtures: one event-store suite runs against a real SQLite file and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from sqlalchemy import text
+
+from events.database import create_engine, upgrade
+from events.store import EventStore
+from tests import postgres
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    if not postgres.available():
+        if os.environ.get("EARSHOT_REQUIRE_PG"):
+            pytest.fail("EARSHOT_REQUIRE_PG is set but PostgreSQL is not installed")
+        pytest.skip("PostgreSQL is not installed")
+    with postgres.postgres_server() as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """A migrated, empty event database of each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/events.db"
+        upgrade(url)
+        return url
+    server_url: str = request.getfixturevalue("postgres_url")
+    return server_url
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[EventStore]:
+    engine = create_engine(db_url)
+    if engine.dialect.name == "postgresql":
+        async with engine.begin() as conn:
+            await conn.execute(text("TRUNCATE events"))
+    yield EventStore(engine)
+    await engine.dispose()

@@ -1,0 +1,76 @@
+"""``earshot replay`` and ``earshot calls`` over a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from events.database import create_engine, upgrade_async
+from events.store import EventStore
+from tests.projections.test_heard import interrupted_call
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def earshot(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def stored_call(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path}/calls.db"
+    await upgrade_async(url)
+    engine = create_engine(url)
+    await EventStore(engine).append("CA1", interrupted_call().events)
+    await engine.dispose()
+    return url
+
+
+async def test_replay_json_has_the_documented_shape(tmp_path: Path) -> None:
+    url = await stored_call(tmp_path)
+    result = earshot("--db", url, "replay", "CA1", "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert set(document) == {"call_sid", "turns", "metrics"}
+    assert document["turns"][0] == {
+        "role": "agent",
+        "text": "Hello, thanks for calling Earshot.",
+        "heard_text": "Hello, thanks",
+        "out_start_ms": 500.0,
+        "out_end_ms": 1900.0,
+        "heard_ms": 900.0,
+        "interrupted": True,
+    }
+    assert document["turns"][1]["role"] == "caller"
+    assert document["turns"][1]["text"] == "I need to move my appointment"
+
+
+async def test_replay_at_a_sequence_number_and_as_text(tmp_path: Path) -> None:
+    url = await stored_call(tmp_path)
+    early = json.loads(earshot("--db", url, "replay", "CA1", "--json", "--at", "7").stdout)
+    assert early["turns"][0]["heard_text"] == "Hello," and not early["turns"][0]["interrupted"]
+    text = earshot("--db", url, "replay", "CA1").stdout
+    assert "heard 900 of 1400 ms: 'Hello, thanks' (cut mid-word: 'for')  INTERRUPTED" in text
+    listing = earshot("--db", url, "calls").stdout
+    assert listing.startswith("CA1 ") and "9 events" in listing
+
+
+async def test_unknown_call_and_corrupt_rows_fail_clearly(tmp_path: Path) -> None:
+    url = await stored_call(tmp_path)
+    missing = earshot("--db", url, "replay", "CA404")
+    assert missing.returncode == 1 and "no call CA404" in missing.stderr
+    import sqlite3
+
+    with sqlite3.connect(f"{tmp_path}/calls.db") as db:
+        db.execute("UPDATE events SET payload = x'00' WHERE seq = 5")
+    broken = earshot("--db", url, "replay", "CA1")
+    assert (
+        broken.returncode == 2 and "call CA1 event #5: corrupt SpeechSynthesized" in broken.stderr
+    )
