@@ -31,3 +31,4 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.event_store
+	$(BIN)/python -m bench.audio_path

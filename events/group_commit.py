@@ -145,10 +145,10 @@ class GroupCommitWriter:
         if loop is None or self._closed:
             future._resolve(None, WriterClosed("the event writer is not running"))
             return future
-        if _on_loop(loop):
-            self._enqueue(call_sid, events, future)
-        else:
-            loop.call_soon_threadsafe(self._enqueue, call_sid, events, future)
+        # Always through the loop's FIFO ready queue, even from the loop's own thread:
+        # a direct enqueue there could overtake an earlier submit from another thread
+        # and leave a gap in the call's stream.
+        loop.call_soon_threadsafe(self._enqueue, call_sid, events, future)
         return future
 
     async def append(self, call_sid: str, events: Sequence[Event]) -> AppendResult:
@@ -225,10 +225,3 @@ class GroupCommitWriter:
             else:
                 self.events_committed += len(events)
                 future._resolve(result, None)
-
-
-def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False

@@ -121,6 +121,13 @@ def _check_request(call_sid: str, events: Sequence[Event]) -> None:
             raise InvalidAppend(f"call {call_sid}: sequence numbers must be consecutive")
 
 
+def _encode_all(call_sid: str, events: Sequence[Event]) -> list[bytes]:
+    try:
+        return [encode(event) for event in events]
+    except (TypeError, ValueError) as exc:  # only this request is refused, not its batch
+        raise InvalidAppend(f"call {call_sid}: event cannot be encoded: {exc}") from exc
+
+
 class EventStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -155,7 +162,7 @@ class EventStore:
             for call_sid, events in requests:
                 try:
                     _check_request(call_sid, events)
-                    payloads = [encode(event) for event in events]
+                    payloads = _encode_all(call_sid, events)
                     expected = last_seq.get(call_sid, 0) + 1
                     first = events[0].seq
                     if first < expected:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -31,6 +33,40 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("calls", help="list stored calls")
+
+    serve = commands.add_parser("serve", help="run the gateway (applies pending migrations)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
+    simulate = commands.add_parser("simulate", help="call a running gateway as Twilio would")
+    simulate.add_argument(
+        "--url", default="http://127.0.0.1:8000", help="where the gateway listens"
+    )
+    simulate.add_argument("--public-url", default=None, help="the URL the gateway signs against")
+    simulate.add_argument(
+        "--say",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="something to say once the agent goes quiet (repeatable)",
+    )
+    simulate.add_argument(
+        "--wav",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a WAV file to say once the agent goes quiet (repeatable)",
+    )
+    simulate.add_argument(
+        "--cut-in-after-ms",
+        type=float,
+        default=None,
+        help="say the first line after this much agent audio, cutting in",
+    )
+    simulate.add_argument("--delay-ms", type=float, default=0.0, help="one-way network delay")
+    simulate.add_argument("--jitter-ms", type=float, default=0.0, help="+/- jitter on the delay")
+    simulate.add_argument("--duration", type=float, default=15.0, help="hang up after seconds")
+    simulate.add_argument("--out", default=None, help="write what the caller heard to this WAV")
 
     db = commands.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"])
@@ -70,10 +106,109 @@ async def _calls(url: str) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace, db_url: str) -> int:
+    import uvicorn
+
+    from gateway.app import EarshotApp
+    from gateway.config import Settings
+
+    settings = Settings.from_env(db_url=db_url)
+    if "EARSHOT_PUBLIC_URL" not in os.environ:
+        settings = Settings.from_env(db_url=db_url, public_url=f"http://{args.host}:{args.port}")
+    uvicorn.run(
+        EarshotApp(settings),
+        host=args.host,
+        port=args.port,
+        ws="websockets",
+        ws_max_size=settings.max_frame_bytes,
+        lifespan="on",
+        log_level="info",
+    )
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from actors.audio_formats import phrase_to_mulaw
+    from actors.speech_synthesis import HibariEngine
+    from gateway.config import Settings
+    from gateway.simulate import Network, SimulatedCaller, Utterance, write_heard_wav
+
+    script: list[Utterance] = []
+    if args.say:
+        voice = HibariEngine()
+        for text in args.say:
+            phrase = voice.synthesize(text)
+            script.append(
+                Utterance(
+                    phrase_to_mulaw(phrase.samples, phrase.rate),
+                    text=text,
+                    after_agent_quiet_ms=700.0,
+                )
+            )
+    for wav_path in args.wav:
+        script.append(Utterance(_wav_to_mulaw(wav_path), text=wav_path, after_agent_quiet_ms=700.0))
+    if script and args.cut_in_after_ms is not None:
+        script[0].after_agent_quiet_ms = None
+        script[0].cut_in_after_agent_ms = args.cut_in_after_ms
+    caller = SimulatedCaller(
+        args.url,
+        public_url=args.public_url,
+        auth_token=Settings.from_env().twilio_auth_token,
+        script=script,
+        network=Network(args.delay_ms, args.jitter_ms),
+        hang_up_after_s=args.duration,
+    )
+    truth = asyncio.run(caller.run())
+    print(
+        f"call {truth.call_sid}: heard {sum(t - f for _, f, t in truth.played) / 1000:.1f} s "
+        f"of agent audio, {truth.marks_echoed} marks echoed, {len(truth.clears)} clears"
+    )
+    for clear in truth.clears:
+        print(
+            f"  clear at {clear.at - truth.started_at:.2f} s: playback stopped at "
+            f"{clear.head_ms:.0f} ms of the outbound stream ({clear.queued_ms:.0f} ms dropped)"
+        )
+    for n, latency in enumerate(truth.voice_to_voice_ms, start=1):
+        print(f"  turn {n}: voice-to-voice {latency:.0f} ms")
+    if args.out:
+        write_heard_wav(truth, Path(args.out))
+        print(f"  what the caller heard: {args.out}")
+    print(f"replay it: earshot replay {truth.call_sid}")
+    return 0
+
+
+def _wav_to_mulaw(path: str) -> bytes:
+    import wave
+
+    import numpy as np
+    import soxr
+
+    from actors.audio_formats import pcm16_to_mulaw
+
+    with wave.open(path, "rb") as wav:
+        rate, width, channels = wav.getframerate(), wav.getsampwidth(), wav.getnchannels()
+        frames = wav.readframes(wav.getnframes())
+    if width != 2:
+        raise SystemExit(f"{path}: only 16-bit PCM WAV files are supported")
+    samples = np.frombuffer(frames, dtype=np.int16).reshape(-1, channels)[:, 0]
+    if rate != 8000:
+        samples = soxr.resample(samples, rate, 8000, quality="HQ").astype(np.int16)
+    return pcm16_to_mulaw(samples)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     url = args.db or default_url()
     try:
+        if args.command == "simulate":
+            return _simulate(args)
+        if args.command == "serve":
+            return _serve(args, url)
         if args.command == "db":
             upgrade(url)
             print(f"database at head: {url}")

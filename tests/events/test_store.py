@@ -242,3 +242,12 @@ async def test_migrations_match_the_code_schema(store: EventStore) -> None:
             lambda sync_conn: compare_metadata(MigrationContext.configure(sync_conn), metadata)
         )
     assert diff == []
+
+
+async def test_an_unencodable_event_is_refused_alone(store: EventStore) -> None:
+    bad = ReplyTextGenerated(call_sid="CA2", seq=1, at_ms=object(), reply_id=1, text="x")  # type: ignore[arg-type]
+    results = await store.append_many(
+        [("CA1", [started("CA1")]), ("CA2", [bad]), ("CA3", [started("CA3")])]
+    )
+    assert isinstance(results[1], InvalidAppend) and "cannot be encoded" in str(results[1])
+    assert [len(await store.read_call(sid)) for sid in ("CA1", "CA2", "CA3")] == [1, 0, 1]

@@ -1,0 +1,72 @@
+"""Messages between a call's actors (plain frozen dataclasses; events are for the record)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from actors.speech_synthesis import Phrase
+
+
+@dataclass(frozen=True)
+class InboundFrame:
+    """A websocket text frame, stamped with the loop's monotonic time at receipt."""
+
+    text: str | bytes
+    received_at: float
+
+
+@dataclass(frozen=True)
+class CallerSpeech:
+    started: bool
+    inbound_ms: float
+
+
+@dataclass(frozen=True)
+class Synthesize:
+    reply_id: int
+    segment: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Speak:
+    reply_id: int
+    segment: int
+    phrase: Phrase
+
+
+@dataclass(frozen=True)
+class ClearPlayback:
+    reply_id: int
+
+
+@dataclass(frozen=True)
+class CancelReply:
+    reply_id: int
+
+
+@dataclass(frozen=True)
+class ReplyPlayed:
+    """The playout heard back the mark after a reply's last audio."""
+
+    reply_id: int
+
+
+@dataclass(frozen=True)
+class StreamStopped:
+    reason: str
+
+
+class PlayoutPort(Protocol):
+    """The loop-side playout of one call, as the actors may use it (thread-safe)."""
+
+    def enqueue_phrase(
+        self, reply_id: int, segment: int, text: str, mulaw: bytes, words: tuple[object, ...]
+    ) -> None: ...
+
+    def clear(self, reply_id: int) -> None: ...
+
+    def mark_echoed(self, name: str, received_at: float) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...

@@ -1,0 +1,272 @@
+"""The playback clock: how far Twilio has played our outbound audio, at any moment.
+
+Pure state over (time, observation) -> answers; no sockets, no threads, no clock
+of its own: every method takes ``now`` (monotonic seconds).
+
+The model. Twilio plays what we send in order, in real time, from a buffer. In
+our own time frame, a frame sent at ``t`` starts playing at ``max(t, end of what
+is buffered)``; the network delay only shifts that schedule by the one-way delay
+``d``. So the clock keeps *runs* of continuous playback in sender time, and:
+
+* ``d`` cancels for the question that matters: a ``clear`` sent at ``t_c``
+  reaches Twilio ``d`` later, when playback has also been running ``d`` longer,
+  so the position is the model's position at ``t_c`` (shifted by how much later
+  than average this run's first frame arrived).
+* Mark echoes measure that shift: mark ``X`` echoed at ``r`` played at
+  ``r - rtt/2`` (our time); the model said ``model_time(X)``; the difference is
+  the shift. The median of recent shifts corrects the estimate.
+* The round trip comes from probe marks sent while Twilio's buffer is empty:
+  Twilio echoes those at once.
+* After ``clear``, Twilio echoes every pending mark at once: those carry no
+  playback information. An echo arriving after the clear counts as played only
+  if the model says it was due comfortably before the clear arrived.
+
+The truncation is reported with bounds ``[lower, upper]``: never below a mark
+echoed as played, never above what was sent.
+"""
+
+from __future__ import annotations
+
+import bisect
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
+
+FRAME_S = 0.020
+PROBE_PREFIX = "probe-"
+
+
+@dataclass
+class _Run:
+    """Continuous playback: outbound ms ``[start_ms, end_ms)`` playing from sender time ``t0``."""
+
+    t0: float
+    start_ms: float
+    end_ms: float
+
+
+@dataclass(frozen=True)
+class PendingMark:
+    name: str
+    reply_id: int
+    out_ms: float
+
+
+@dataclass(frozen=True)
+class EchoVerdict:
+    """What a mark echo meant: ``played``, ``flushed`` (by a clear), ``probe`` or ``unknown``."""
+
+    kind: str
+    mark: PendingMark | None = None
+
+
+@dataclass(frozen=True)
+class ClearEstimate:
+    """Where playback stopped when a clear took effect (outbound ms), with bounds."""
+
+    out_sent_ms: float
+    played_ms: float
+    lower_ms: float
+    upper_ms: float
+    flushed: tuple[PendingMark, ...]
+
+
+@dataclass
+class PlaybackClock:
+    lead_ms: float = 200.0
+    sent_ms: float = 0.0
+    buffer_end: float = float("-inf")  # sender time at which Twilio's buffer runs dry
+    played_floor_ms: float = 0.0  # highest outbound position proven played by an echo
+    _runs: list[_Run] = field(default_factory=list)
+    _run_starts: list[float] = field(default_factory=list)
+    _run_times: list[float] = field(default_factory=list)
+    _pending: dict[str, PendingMark] = field(default_factory=dict)
+    _probes: dict[str, float] = field(default_factory=dict)
+    _rtts: deque[float] = field(default_factory=lambda: deque(maxlen=20))
+    _shifts: deque[float] = field(default_factory=lambda: deque(maxlen=20))
+    _clears: list[tuple[float, float]] = field(default_factory=list)  # (sent time, played est)
+    _probe_count: int = 0
+    _open_clear: tuple[float, float] | None = None
+
+    # --- pacing ------------------------------------------------------------
+
+    def buffered_ms(self, now: float) -> float:
+        """How much sent audio our model says is still waiting in Twilio's buffer."""
+        return max(0.0, (self.buffer_end - now) * 1000.0)
+
+    def next_send_at(self, now: float) -> float:
+        """When the next frame may go out without the lead exceeding ``lead_ms``."""
+        return max(now, self.buffer_end - self.lead_ms / 1000.0 + FRAME_S)
+
+    def on_frame_sent(self, now: float, frame_ms: float = FRAME_S * 1000) -> tuple[float, float]:
+        """Record one frame sent; returns its outbound range."""
+        start = max(now, self.buffer_end)
+        out_start = self.sent_ms
+        run = self._runs[-1] if self._runs else None
+        if run is not None and start == self.buffer_end and run.end_ms == out_start:
+            run.end_ms += frame_ms
+        else:
+            self._runs.append(_Run(start, out_start, out_start + frame_ms))
+            self._run_starts.append(out_start)
+            self._run_times.append(start)
+        self.sent_ms += frame_ms
+        self.buffer_end = start + frame_ms / 1000.0
+        return out_start, self.sent_ms
+
+    def on_mark_sent(self, name: str, reply_id: int) -> float:
+        self._pending[name] = PendingMark(name, reply_id, self.sent_ms)
+        return self.sent_ms
+
+    # --- round trip probes ------------------------------------------------
+
+    def probe_due(self, now: float, every_s: float = 2.0, first_probes: int = 5) -> bool:
+        """A probe is useful when Twilio's buffer is surely empty and none went out lately.
+
+        The first ``first_probes`` go out 30 ms apart at the stream's start, before any
+        audio: one round trip has the jitter of two legs and every estimate uses it.
+        Spaced, not back to back: messages in one burst share one delay (in order on
+        one TCP stream), so a burst is one sample, not five.
+        """
+        idle = now > self.buffer_end + self.rtt_s() + 0.1
+        spacing = 0.03 if self._probe_count < first_probes else every_s
+        recent = any(now - sent < spacing for sent in self._probes.values())
+        return idle and not recent
+
+    def probing(self, first_probes: int = 5) -> bool:
+        return self._probe_count < first_probes
+
+    def on_probe_sent(self, now: float) -> str:
+        self._probe_count += 1
+        name = f"{PROBE_PREFIX}{self._probe_count}"
+        self._probes[name] = now
+        return name
+
+    def rtt_s(self) -> float:
+        return statistics.median(self._rtts) if self._rtts else 0.0
+
+    def rtt_spread_s(self) -> float:
+        return (max(self._rtts) - min(self._rtts)) if len(self._rtts) > 1 else 0.0
+
+    # --- echoes and clears ------------------------------------------------
+
+    def on_mark_echo(self, name: str, now: float) -> EchoVerdict:
+        sent = self._probes.pop(name, None)
+        if sent is not None:
+            self._rtts.append(now - sent)
+            return EchoVerdict("probe")
+        mark = self._pending.pop(name, None)
+        if mark is None:
+            return EchoVerdict("unknown")
+        due = self._model_time(mark.out_ms)
+        if self._cleared_before(mark, due, now):
+            return EchoVerdict("flushed", mark)
+        if due is not None:
+            self._shifts.append((now - self.rtt_s() / 2) - due)
+        self.played_floor_ms = max(self.played_floor_ms, mark.out_ms)
+        return EchoVerdict("played", mark)
+
+    def _cleared_before(self, mark: PendingMark, due: float | None, now: float) -> bool:
+        """Was this mark dropped by a clear rather than played?"""
+        for sent_at, played_est in reversed(self._clears):
+            if sent_at > now:
+                continue
+            if mark.out_ms > played_est:
+                return True  # beyond where playback stopped: flushed
+            if due is None:
+                return True
+            margin = self.rtt_spread_s() / 2 + 0.010
+            arrival = sent_at + self.rtt_s() / 2
+            return due + self._shift() > arrival - margin
+        return False
+
+    def _shift(self) -> float:
+        """How much later than the model (plus half a round trip) playback really runs."""
+        if not self._shifts:
+            return self.rtt_s() / 2
+        return statistics.median(self._shifts)
+
+    def position_at(self, t: float) -> float:
+        """The model's outbound position playing at sender time ``t``."""
+        index = bisect.bisect_right(self._run_times, t) - 1
+        if index < 0:
+            return self._runs[0].start_ms if self._runs else 0.0
+        run = self._runs[index]
+        return min(run.start_ms + (t - run.t0) * 1000.0, run.end_ms)
+
+    def _model_time(self, out_ms: float) -> float | None:
+        index = bisect.bisect_right(self._run_starts, out_ms) - 1
+        if index < 0:
+            return None
+        run = self._runs[index]
+        if out_ms > run.end_ms:
+            return None
+        return run.t0 + (out_ms - run.start_ms) / 1000.0
+
+    def _jitter_ms(self) -> float:
+        shifts = (max(self._shifts) - min(self._shifts)) if len(self._shifts) > 1 else 0.0
+        return max(self.rtt_spread_s(), shifts) / 2 * 1000.0 + 10.0
+
+    def _estimate(self, sent_at: float, clear_delay_s: float, jitter_ms: float) -> ClearEstimate:
+        """Playback position when a clear sent at ``sent_at`` arrived ``clear_delay_s`` later.
+
+        The run's first audio arrived ``_shift()`` after the model's schedule, so the
+        model's position at ``sent_at + clear_delay - shift`` is where playback was.
+        """
+        estimate = self.position_at(sent_at + clear_delay_s - self._shift())
+        played = min(max(estimate, self.played_floor_ms), self.sent_ms)
+        lower = max(self.played_floor_ms, played - jitter_ms)
+        upper = min(self.sent_ms, played + jitter_ms)
+        flushed = tuple(m for m in self._pending.values() if m.out_ms > played)
+        return ClearEstimate(self.sent_ms, played, lower, upper, flushed)
+
+    def on_clear(self, now: float) -> ClearEstimate:
+        """A clear goes out at ``now``: estimate where it will stop playback.
+
+        The first estimate takes the clear's one-way delay as half the round trip.
+        ``refine_clear`` improves it once the first flushed echo is back.
+        """
+        estimate = self._estimate(now, self.rtt_s() / 2, self._jitter_ms())
+        self._clears.append((now, estimate.played_ms))
+        self._open_clear = (now, self.sent_ms)
+        # The buffer is gone: whatever is sent next starts a new run (runs are kept up
+        # to the estimate until refined, then cut).
+        self.buffer_end = now
+        return estimate
+
+    def refine_clear(self, first_echo_at: float | None) -> ClearEstimate | None:
+        """Final estimate for the last clear, given when its first flushed echo came back.
+
+        That echo left Twilio as the clear arrived, so ``echo - sent - rtt/2`` is a
+        second, independent estimate of the clear's one-way delay; averaging the two
+        halves the variance of the delay term (the dominant error under jitter).
+        """
+        if self._open_clear is None:
+            return None
+        sent_at, sent_ms = self._open_clear
+        self._open_clear = None
+        half_rtt = self.rtt_s() / 2
+        delay = half_rtt
+        jitter_ms = self._jitter_ms()
+        if first_echo_at is not None:
+            measured = first_echo_at - sent_at - half_rtt
+            delay = (half_rtt + min(max(measured, 0.0), 2 * half_rtt)) / 2
+            jitter_ms = jitter_ms / 2 + 5.0
+        estimate = self._estimate(sent_at, delay, jitter_ms)
+        self._clears[-1] = (sent_at, estimate.played_ms)
+        self._truncate_runs(estimate.played_ms, sent_ms)
+        return ClearEstimate(
+            sent_ms, estimate.played_ms, estimate.lower_ms, estimate.upper_ms, estimate.flushed
+        )
+
+    def _truncate_runs(self, played: float, cleared_sent_ms: float) -> None:
+        """Audio between ``played`` and what was sent at the clear never plays: cut it."""
+        kept = []
+        for run in self._runs:
+            if run.start_ms >= cleared_sent_ms:  # sent after the clear: untouched
+                kept.append(run)
+            elif run.start_ms < played or not kept:
+                run.end_ms = min(run.end_ms, max(played, run.start_ms))
+                kept.append(run)
+        self._runs = kept
+        self._run_starts = [run.start_ms for run in kept]
+        self._run_times = [run.t0 for run in kept]

@@ -1,0 +1,115 @@
+"""The gateway's ASGI app: the Twilio webhook, the Media Stream, health and metrics.
+
+Plain ASGI, served by uvicorn with websockets as its WebSocket implementation.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from gateway import metrics
+from gateway.config import Settings
+from gateway.media_socket import media_stream
+from gateway.services import Services
+from gateway.webhook import MAX_WEBHOOK_BODY, WebhookRefused, answer_call
+
+log = logging.getLogger(__name__)
+
+
+async def _respond(send: Any, status: int, body: bytes, content_type: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type.encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Any) -> bytes | None:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_WEBHOOK_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+class EarshotApp:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.services = Services.for_settings(self.settings)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            if scope["path"] == "/twilio/media":
+                await media_stream(scope, receive, send, self.services)
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+        elif kind == "http":
+            await self._http(scope, receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.services.start()
+                except Exception as exc:
+                    log.exception("gateway failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.services.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path, method = scope["path"], scope["method"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if path == "/healthz" and method == "GET":
+            body = f'{{"status":"ok","calls_active":{self.services.counters.calls_active}}}'
+            await _respond(send, 200, body.encode(), "application/json")
+        elif path == "/metrics" and method == "GET":
+            expected = f"Bearer {self.settings.metrics_token}"
+            given = headers.get("authorization", "")
+            if not self.settings.metrics_token or not hmac.compare_digest(given, expected):
+                log.warning("metrics refused: missing or wrong bearer token")
+                await _respond(send, 401, b"unauthorized\n", "text/plain")
+                return
+            text = metrics.render(self.services)
+            await _respond(send, 200, text.encode(), "text/plain; version=0.0.4")
+        elif path == "/twilio/voice" and method == "POST":
+            await self._voice_webhook(scope, receive, send, headers)
+        else:
+            await _respond(send, 404, b"not found\n", "text/plain")
+
+    async def _voice_webhook(
+        self, scope: dict[str, Any], receive: Any, send: Any, headers: dict[str, str]
+    ) -> None:
+        body = await _read_body(receive)
+        query = scope.get("query_string", b"").decode("latin-1")
+        path = scope["path"] + (f"?{query}" if query else "")
+        try:
+            if body is None:
+                raise WebhookRefused(413, "webhook body too large")
+            twiml = answer_call(
+                self.settings, self.services.tokens, path, body, headers.get("x-twilio-signature")
+            )
+        except WebhookRefused as refusal:
+            self.services.counters.webhooks_refused += 1
+            log.warning("webhook refused (%d): %s", refusal.status, refusal.reason)
+            await _respond(send, refusal.status, f"{refusal.reason}\n".encode(), "text/plain")
+            return
+        await _respond(send, 200, twiml.encode(), "application/xml")

@@ -1,0 +1,52 @@
+"""Gateway settings, from the environment (``EARSHOT_*``, and Twilio's names for its secrets)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+
+from events.database import default_url
+
+DEV_AUTH_TOKEN = "earshot-dev-auth-token"
+
+
+@dataclass(frozen=True)
+class Settings:
+    public_url: str = "http://127.0.0.1:8000"  # how Twilio reaches us (behind a proxy: its URL)
+    twilio_auth_token: str = DEV_AUTH_TOKEN
+    stream_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    stream_token_ttl_s: float = 30.0
+    metrics_token: str = ""
+    db_url: str = field(default_factory=default_url)
+    greeting: str = "Hello, thanks for calling Earshot. How can I help you today?"
+    playout_lead_ms: float = 200.0
+    max_frame_bytes: int = 1 << 20
+    refusal_burst: int = 50  # invalid frames within a second that close a stream (1008)
+    tts_voice: str = "heart"
+    gil_switch_interval_s: float = 0.0005
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        values: dict[str, object] = {}
+        if "EARSHOT_PUBLIC_URL" in env:
+            values["public_url"] = env["EARSHOT_PUBLIC_URL"].rstrip("/")
+        if "TWILIO_AUTH_TOKEN" in env:
+            values["twilio_auth_token"] = env["TWILIO_AUTH_TOKEN"]
+        if "EARSHOT_STREAM_SECRET" in env:
+            values["stream_secret"] = env["EARSHOT_STREAM_SECRET"].encode()
+        if "EARSHOT_METRICS_TOKEN" in env:
+            values["metrics_token"] = env["EARSHOT_METRICS_TOKEN"]
+        if "EARSHOT_GREETING" in env:
+            values["greeting"] = env["EARSHOT_GREETING"]
+        if "EARSHOT_PLAYOUT_LEAD_MS" in env:
+            values["playout_lead_ms"] = float(env["EARSHOT_PLAYOUT_LEAD_MS"])
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def media_stream_url(self) -> str:
+        """The ``wss://`` URL Twilio connects to (``ws://`` when the public URL is plain http)."""
+        base = self.public_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        return f"{base}/twilio/media"

@@ -1,0 +1,169 @@
+"""``WS /twilio/media``: admit a Media Stream, start its call's actors, feed them its frames.
+
+The stream is admitted only after its ``start`` carries a valid stream token
+and its ``CallStarted`` is durably stored (which also refuses a second start of
+the same call). Until then no audio is processed. Afterwards every frame goes to
+the call's Transport actor, stamped with the loop's time of receipt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import pykka
+
+from actors.call_supervisor import CallSupervisor
+from actors.messages import InboundFrame, ReplyPlayed, StreamStopped
+from actors.twilio_stream import CloseStream, Refused, Started, TwilioStreamProtocol
+from events.catalogue import CallStarted
+from events.recorder import CallRecorder
+from events.store import ConcurrencyConflict
+from gateway.playout import Playout
+from gateway.services import Services
+from gateway.stream_tokens import TokenRefused
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 10.0
+
+Receive = Any
+Send = Any
+
+
+async def _close(send: Send, code: int, reason: str) -> None:
+    await send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+
+
+async def _await_start(
+    receive: Receive, send: Send, protocol: TwilioStreamProtocol, services: Services
+) -> Started | None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+        except TimeoutError:
+            log.warning("media stream refused: no start within %.0f s", START_TIMEOUT_S)
+            await _close(send, 1008, "no start message")
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        frame = (
+            message.get("text") if message.get("text") is not None else message.get("bytes", b"")
+        )
+        for observation in protocol.receive(frame, time.monotonic()):
+            if isinstance(observation, Started):
+                return observation
+            if isinstance(observation, CloseStream):
+                await _close(send, observation.code, observation.reason)
+                return None
+            if isinstance(observation, Refused):
+                services.counters.frames_refused += 1
+                log.warning(
+                    "media stream before start: refused frame (%s) %s",
+                    observation.reason,
+                    observation.detail,
+                )
+
+
+async def media_stream(
+    scope: dict[str, Any], receive: Receive, send: Send, services: Services
+) -> None:
+    if (await receive())["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    protocol = TwilioStreamProtocol(services.settings.refusal_burst)
+    started = await _await_start(receive, send, protocol, services)
+    if started is None:
+        return
+    try:
+        services.tokens.redeem(started.custom_parameters.get("token"), started.call_sid)
+    except TokenRefused as refusal:
+        services.counters.streams_refused += 1
+        log.warning(
+            "media stream for call %s refused: token %s", started.call_sid[:64], refusal.reason
+        )
+        await _close(send, 1008, f"stream token {refusal.reason}")
+        return
+    assert services.writer is not None and services.tts is not None
+    recorder = CallRecorder(started.call_sid, services.writer)
+    services.recorders[started.call_sid] = recorder
+    recorder.record(
+        CallStarted,
+        stream_sid=started.stream_sid,
+        wall_time_unix=time.time(),
+        account_sid=started.account_sid,
+        from_number=started.custom_parameters.get("from", ""),
+        to_number=started.custom_parameters.get("to", ""),
+    )
+    assert recorder.last_ack is not None
+    try:
+        await recorder.last_ack.wait()
+    except ConcurrencyConflict:
+        services.counters.streams_refused += 1
+        log.warning("media stream for call %s refused: call already started", started.call_sid)
+        await _close(send, 1008, "call already started")
+        return
+    await _run_call(receive, send, services, started, protocol, recorder)
+
+
+async def _run_call(
+    receive: Receive,
+    send: Send,
+    services: Services,
+    started: Started,
+    protocol: TwilioStreamProtocol,
+    recorder: CallRecorder,
+) -> None:
+    settings = services.settings
+    supervisor_box: list[Any] = []
+
+    async def send_text(text: str) -> None:
+        await send({"type": "websocket.send", "text": text})
+
+    def reply_played(reply_id: int) -> None:
+        if supervisor_box:
+            supervisor_box[0].tell(ReplyPlayed(reply_id))
+
+    playout = Playout(
+        started.stream_sid,
+        send_text,
+        lambda code, reason: _close(send, code, reason),
+        recorder,
+        settings.playout_lead_ms,
+        reply_played,
+    )
+    playout.start()
+    assert services.tts is not None
+    supervisor = CallSupervisor.start(recorder, protocol, playout, services.tts, settings.greeting)
+    supervisor_box.append(supervisor)
+    transport: Any = await asyncio.to_thread(supervisor.ask, "transport")
+    services.counters.calls_started += 1
+    services.counters.calls_active += 1
+    reason = "stream closed"
+    refused_before = protocol.refusals
+    try:
+        while not playout.closed:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                reason = f"websocket closed ({message.get('code', 1000)})"
+                break
+            text = (
+                message.get("text")
+                if message.get("text") is not None
+                else message.get("bytes", b"")
+            )
+            try:
+                transport.tell(InboundFrame(text, time.monotonic()))
+            except pykka.ActorDeadError:  # the call ended (Twilio's stop, or a failure)
+                reason = "call ended"
+                break
+    finally:
+        services.counters.calls_active -= 1
+        services.counters.frames_refused += protocol.refusals - refused_before
+        if supervisor.is_alive():
+            supervisor.tell(StreamStopped(reason))
+        await playout.stop()
+        log.info("call %s ended: %s", started.call_sid, reason)

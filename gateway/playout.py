@@ -1,0 +1,311 @@
+"""Paced playout of one call's agent audio, on the event loop, with its playback clock.
+
+Why here and not in an actor thread: every input of the playback clock is a
+socket event (a frame sent, a mark echoed, a clear sent) and its accuracy is the
+accuracy of those timestamps. They are taken on the loop that owns the socket,
+so the clock lives beside them; the actors reach it through the thread-safe
+``PlayoutPort`` methods, which only schedule work on the loop.
+
+Pacing: 20 ms frames, never more than ``lead_ms`` ahead of what the clock says
+Twilio has played, so a ``clear`` has little to discard and the socket never
+builds a backlog (pitfall 9). A mark follows the frame in which each word ends,
+every 100 ms of audio, and the end of each phrase: each echo measures how late
+playback runs. Probe marks measure the round trip while idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from actors.audio_formats import FRAME_MS, MULAW_FRAME_BYTES
+from actors.playback_clock import PlaybackClock
+from actors.twilio_stream import clear_message, mark_message, media_message
+from events.catalogue import (
+    AudioSent,
+    ClearSent,
+    MarkFlushed,
+    MarkPlayed,
+    MarkSent,
+    ReplyTruncated,
+    SpeechSynthesized,
+    WordTiming,
+)
+from events.recorder import CallRecorder
+from projections.words import PlacedWord, heard_words
+
+log = logging.getLogger(__name__)
+
+TICK_FRAMES = 5  # besides word ends, a mark after every 5th frame (100 ms)
+
+LATENESS_SAMPLES: deque[float] = deque(maxlen=20_000)
+"""Pacer lateness (ms) of scheduled frames, all calls in this process (for /metrics and benches)."""
+
+
+@dataclass
+class _Frame:
+    reply_id: int
+    mulaw: bytes
+    marks: list[str] = field(default_factory=list)
+
+
+class Playout:
+    def __init__(
+        self,
+        stream_sid: str,
+        send_text: Callable[[str], Awaitable[None]],
+        close_socket: Callable[[int, str], Awaitable[None]],
+        recorder: CallRecorder,
+        lead_ms: float = 200.0,
+        on_reply_played: Callable[[int], None] | None = None,
+    ) -> None:
+        self.stream_sid = stream_sid
+        self.clock = PlaybackClock(lead_ms=lead_ms)
+        self.recorder = recorder
+        self.on_reply_played = on_reply_played
+        self._send_text = send_text
+        self._close_socket = close_socket
+        self._loop = asyncio.get_running_loop()
+        self._queue: deque[_Frame] = deque()
+        self._clears: deque[int] = deque()
+        self._words: dict[int, list[PlacedWord]] = {}
+        self._reply_start: dict[int, float] = {}
+        self._final_marks: dict[str, int] = {}
+        self._cleared: set[int] = set()
+        self._close: tuple[int, str] | None = None
+        # (reply_id, deadline, out_ms beyond which an echo can only be a flush)
+        self._truncation: tuple[int, float, float] | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.closed = False
+
+    # --- the actors' side (any thread) ------------------------------------------
+
+    def enqueue_phrase(
+        self,
+        reply_id: int,
+        segment: int,
+        text: str,
+        mulaw: bytes,
+        words: tuple[object, ...],
+        final: bool = True,
+    ) -> None:
+        self._loop.call_soon_threadsafe(
+            self._enqueue_phrase, reply_id, segment, text, mulaw, words, final
+        )
+
+    def clear(self, reply_id: int) -> None:
+        self._loop.call_soon_threadsafe(self._request_clear, reply_id)
+
+    def mark_echoed(self, name: str, received_at: float) -> None:
+        self._loop.call_soon_threadsafe(self._on_echo, name, received_at)
+
+    def close(self, code: int, reason: str) -> None:
+        self._loop.call_soon_threadsafe(self._request_close, code, reason)
+
+    # --- the loop's side ------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"playout-{self.stream_sid}")
+
+    async def stop(self) -> None:
+        self.closed = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._truncation is not None:  # the call ended before the clear's echoes came back
+            self._record_truncation(None)
+
+    @property
+    def queued_ms(self) -> float:
+        return len(self._queue) * FRAME_MS
+
+    def _enqueue_phrase(
+        self,
+        reply_id: int,
+        segment: int,
+        text: str,
+        mulaw: bytes,
+        words: tuple[object, ...],
+        final: bool,
+    ) -> None:
+        if reply_id in self._cleared or self.closed:
+            return  # synthesized after the caller cut in: never sent
+        out_start = self.clock.sent_ms + self.queued_ms
+        timings = tuple(w for w in words if isinstance(w, WordTiming))
+        frames = [
+            _Frame(reply_id, mulaw[i : i + MULAW_FRAME_BYTES])
+            for i in range(0, len(mulaw), MULAW_FRAME_BYTES)
+        ]
+        if not frames:
+            return
+        self.recorder.record(
+            SpeechSynthesized,
+            reply_id=reply_id,
+            segment=segment,
+            text=text,
+            words=timings,
+            audio_ms=len(frames) * FRAME_MS,
+            out_start_ms=out_start,
+        )
+        placed = self._words.setdefault(reply_id, [])
+        for index, word in enumerate(timings):
+            placed.append(PlacedWord(word.text, out_start + word.start_ms, out_start + word.end_ms))
+            frame = min(max(math.ceil(word.end_ms / FRAME_MS) - 1, 0), len(frames) - 1)
+            frames[frame].marks.append(f"r{reply_id}s{segment}w{index}")
+        for index in range(TICK_FRAMES - 1, len(frames) - 1, TICK_FRAMES):
+            if not frames[index].marks:  # a mark every 100 ms: echoes keep the clock honest
+                frames[index].marks.append(f"r{reply_id}s{segment}f{index}")
+        end_mark = f"r{reply_id}s{segment}end"
+        frames[-1].marks.append(end_mark)
+        if final:
+            self._final_marks[end_mark] = reply_id
+        self._queue.extend(frames)
+        self._wake.set()
+
+    def _request_clear(self, reply_id: int) -> None:
+        if reply_id not in self._cleared:
+            self._cleared.add(reply_id)
+            self._clears.append(reply_id)
+            self._wake.set()
+
+    def _request_close(self, code: int, reason: str) -> None:
+        self._close = (code, reason)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        try:
+            while not self.closed:
+                if self._close is not None:
+                    code, reason = self._close
+                    await self._close_socket(code, reason)
+                    self.closed = True
+                    return
+                if self._clears:
+                    await self._do_clear(self._clears.popleft())
+                    continue
+                now = time.monotonic()
+                if self._truncation is not None and now >= self._truncation[1]:
+                    self._record_truncation(None)
+                wait: float | None = None
+                if self._queue:
+                    due = self.clock.next_send_at(now)
+                    if due <= now:
+                        await self._send_frame(now)
+                        continue
+                    wait = due - now
+                    await self._sleep(wait)
+                    if not self._clears and self._queue and self._close is None:
+                        LATENESS_SAMPLES.append((time.monotonic() - due) * 1000.0)
+                    continue
+                if self.clock.probe_due(now):
+                    name = self.clock.on_probe_sent(now)
+                    await self._send_text(mark_message(self.stream_sid, name))
+                    continue
+                await self._sleep(
+                    0.03 if self._truncation is not None or self.clock.probing() else 0.25
+                )
+        except (OSError, RuntimeError) as exc:  # the socket went away under us (uvicorn's
+            # ClientDisconnected is an OSError; sending after close is a RuntimeError)
+            log.info(
+                "playout for %s stopped: socket closed (%s)", self.stream_sid, type(exc).__name__
+            )
+            self.closed = True
+        except Exception:
+            log.exception("playout for %s failed", self.stream_sid)
+            raise
+
+    async def _sleep(self, seconds: float | None) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def _send_frame(self, now: float) -> None:
+        frame = self._queue.popleft()
+        await self._send_text(media_message(self.stream_sid, frame.mulaw))
+        sent_at = time.monotonic()
+        out_start, out_end = self.clock.on_frame_sent(sent_at)
+        self._reply_start.setdefault(frame.reply_id, out_start)
+        self.recorder.record(
+            AudioSent,
+            at=sent_at,
+            reply_id=frame.reply_id,
+            out_start_ms=out_start,
+            out_end_ms=out_end,
+        )
+        for name in frame.marks:
+            await self._send_text(mark_message(self.stream_sid, name))
+            out_ms = self.clock.on_mark_sent(name, frame.reply_id)
+            self.recorder.record(MarkSent, name=name, reply_id=frame.reply_id, out_ms=out_ms)
+
+    async def _do_clear(self, reply_id: int) -> None:
+        self._queue = deque(f for f in self._queue if f.reply_id != reply_id)
+        if reply_id not in self._reply_start:
+            # Nothing of it reached Twilio: nothing to clear, nothing heard.
+            self.recorder.record(
+                ReplyTruncated,
+                reply_id=reply_id,
+                heard_ms=0.0,
+                heard_lower_ms=0.0,
+                heard_upper_ms=0.0,
+                heard_text="",
+                partial_word="",
+            )
+            return
+        await self._send_text(clear_message(self.stream_sid))
+        cleared_at = time.monotonic()
+        estimate = self.clock.on_clear(cleared_at)
+        self.recorder.record(
+            ClearSent, at=cleared_at, reply_id=reply_id, out_sent_ms=estimate.out_sent_ms
+        )
+        if self._truncation is not None:
+            self._record_truncation(None)
+        # Where playback stopped is settled when the first flushed echo returns (or soon after).
+        deadline = cleared_at + 2 * self.clock.rtt_s() + 0.15
+        self._truncation = (reply_id, deadline, estimate.upper_ms)
+
+    def _record_truncation(self, first_echo_at: float | None) -> None:
+        assert self._truncation is not None
+        reply_id, _, _ = self._truncation
+        self._truncation = None
+        estimate = self.clock.refine_clear(first_echo_at)
+        if estimate is None:
+            return
+        start = self._reply_start[reply_id]
+        heard = heard_words(self._words.get(reply_id, []), estimate.played_ms)
+        self.recorder.record(
+            ReplyTruncated,
+            reply_id=reply_id,
+            heard_ms=max(estimate.played_ms - start, 0.0),
+            heard_lower_ms=max(estimate.lower_ms - start, 0.0),
+            heard_upper_ms=max(estimate.upper_ms - start, 0.0),
+            heard_text=heard.text,
+            partial_word=heard.partial_word,
+        )
+
+    def _on_echo(self, name: str, received_at: float) -> None:
+        verdict = self.clock.on_mark_echo(name, received_at)
+        mark = verdict.mark
+        if verdict.kind == "played" and mark is not None:
+            self.recorder.record(
+                MarkPlayed, at=received_at, name=name, reply_id=mark.reply_id, out_ms=mark.out_ms
+            )
+            reply_id = self._final_marks.pop(name, None)
+            if reply_id is not None and self.on_reply_played is not None:
+                self.on_reply_played(reply_id)
+        elif verdict.kind == "flushed" and mark is not None:
+            self.recorder.record(
+                MarkFlushed, at=received_at, name=name, reply_id=mark.reply_id, out_ms=mark.out_ms
+            )
+            # Only a mark that cannot have played times the flush: one just inside the
+            # bounds may be a genuine echo that was in flight when the clear went out.
+            if self._truncation is not None and mark.out_ms > self._truncation[2]:
+                self._record_truncation(received_at)
+        elif verdict.kind == "unknown":
+            log.warning("call %s: echo of a mark never sent: %r", self.recorder.call_sid, name[:64])

@@ -1,0 +1,427 @@
+"""A simulated caller that dials the gateway exactly as Twilio would, and records the truth.
+
+It signs and posts the voice webhook, follows the TwiML to the Media Stream,
+sends ``connected``, ``start`` and then a 20 ms ``media`` frame every 20 ms (the
+caller's speech from a script, silence otherwise). It plays the agent's audio
+the way Twilio's buffer does, in continuous time: in order, in real time; a
+``mark`` echoes when the audio before it has played (at once if nothing is
+queued); a ``clear`` drops what is queued and echoes the pending marks at once.
+Both directions can be delayed, with jitter, without reordering (TCP).
+
+The truth it records (``Truth``): where the play head was when each clear took
+effect, on the gateway's outbound axis; what was played when, as a WAV; and per
+caller utterance, the voice-to-voice latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import random
+import time
+import wave
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+from urllib.request import Request, urlopen
+
+import numpy as np
+import websockets
+from twilio.request_validator import RequestValidator
+
+from actors.audio_formats import BYTES_PER_MS, MULAW_DECODE, MULAW_FRAME_BYTES
+
+log = logging.getLogger(__name__)
+
+SILENCE = b"\xff" * MULAW_FRAME_BYTES
+
+
+@dataclass(frozen=True)
+class Network:
+    """One-way delay of each direction, with uniform jitter of +/- ``jitter_ms``."""
+
+    one_way_ms: float = 0.0
+    jitter_ms: float = 0.0
+    seed: int = 1
+
+
+@dataclass
+class Utterance:
+    """Something the caller says: mu-law 8 kHz audio, and when.
+
+    ``at_s``: seconds after the stream starts; ``cut_in_after_agent_ms``: once
+    that much agent audio has played since the caller last spoke;
+    ``after_agent_quiet_ms``: once the agent has been silent that long.
+    """
+
+    mulaw: bytes
+    at_s: float | None = None
+    cut_in_after_agent_ms: float | None = None
+    after_agent_quiet_ms: float | None = None
+    text: str = ""
+
+
+@dataclass
+class ClearTruth:
+    at: float  # when the clear took effect (caller's monotonic clock)
+    head_ms: float  # the play head then, on the gateway's outbound axis
+    queued_ms: float  # what it dropped
+
+
+@dataclass
+class Truth:
+    call_sid: str = ""
+    stream_sid: str = ""
+    clears: list[ClearTruth] = field(default_factory=list)
+    played: list[tuple[float, float, float]] = field(default_factory=list)  # (t0, from_ms, to_ms)
+    marks_echoed: int = 0
+    utterances: list[tuple[float, float]] = field(default_factory=list)  # (start, end) times
+    voice_to_voice_ms: list[float] = field(default_factory=list)
+    max_socket_lead_ms: float = 0.0
+    started_at: float = 0.0
+    outbound: bytearray = field(default_factory=bytearray)
+
+
+class _Link:
+    """Delivers messages in order, each after the network's delay."""
+
+    def __init__(self, network: Network, deliver: Callable[[str], Awaitable[None] | None]) -> None:
+        self._network = network
+        self._rng = random.Random(network.seed)
+        self._deliver = deliver
+        self._last_due = 0.0
+        self._queue: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
+        self._task = asyncio.create_task(self._run())
+
+    def send(self, message: str) -> None:
+        jitter = self._rng.uniform(-self._network.jitter_ms, self._network.jitter_ms)
+        delay = max(0.0, self._network.one_way_ms + jitter) / 1000.0
+        self._last_due = max(self._last_due, time.monotonic() + delay)
+        self._queue.put_nowait((self._last_due, message))
+
+    async def _run(self) -> None:
+        while True:
+            due, message = await self._queue.get()
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            result = self._deliver(message)
+            if result is not None:
+                await result
+
+    async def drain(self) -> None:
+        while not self._queue.empty():
+            await asyncio.sleep(0.005)
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+
+class TwilioPlayer:
+    """Twilio's playout buffer for one stream, in continuous time."""
+
+    def __init__(self, truth: Truth, echo: Callable[[str], None]) -> None:
+        self.truth = truth
+        self._echo = echo
+        self.received_ms = 0.0  # every media ms ever received: the outbound axis
+        self.buffer_end_ms = 0.0
+        self._run_t0 = 0.0
+        self._run_from_ms = 0.0
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.agent_played_ms = 0.0  # since the counter was last reset
+        self.quiet_since: float | None = None
+
+    def head_ms(self, t: float) -> float:
+        return min(self._run_from_ms + (t - self._run_t0) * 1000.0, self.buffer_end_ms)
+
+    def idle(self, t: float) -> bool:
+        return self.head_ms(t) >= self.buffer_end_ms
+
+    def on_media(self, payload: bytes, t: float) -> None:
+        ms = len(payload) / BYTES_PER_MS
+        if self.idle(t):  # buffer was empty: playback (re)starts now
+            self._close_run(t)
+            self._run_t0, self._run_from_ms = t, self.received_ms
+            self.buffer_end_ms = self.received_ms
+        self.truth.outbound.extend(payload)
+        self.received_ms += ms
+        self.buffer_end_ms += ms
+        self.truth.max_socket_lead_ms = max(
+            self.truth.max_socket_lead_ms, self.buffer_end_ms - self.head_ms(t)
+        )
+
+    def _close_run(self, t: float) -> None:
+        end = self.head_ms(t)
+        if end > self._run_from_ms:
+            self.truth.played.append((self._run_t0, self._run_from_ms, end))
+            self.agent_played_ms += end - self._run_from_ms
+            self._run_from_ms = end
+            self._run_t0 = t
+
+    def on_mark(self, name: str, t: float) -> None:
+        at_ms = self.buffer_end_ms
+        if self.idle(t):
+            self._fire(name)
+            return
+        due = self._run_t0 + (at_ms - self._run_from_ms) / 1000.0
+        loop = asyncio.get_running_loop()
+        self._timers[name] = loop.call_at(loop.time() + (due - time.monotonic()), self._fire, name)
+
+    def _fire(self, name: str) -> None:
+        self._timers.pop(name, None)
+        self.truth.marks_echoed += 1
+        self._echo(name)
+
+    def on_clear(self, t: float) -> None:
+        head = self.head_ms(t)
+        self.truth.clears.append(ClearTruth(t, head, self.buffer_end_ms - head))
+        self._close_run(t)
+        self.buffer_end_ms = head
+        self._run_from_ms = head
+        for name, timer in list(self._timers.items()):  # every pending mark echoes now
+            timer.cancel()
+            self._fire(name)
+
+    def finish(self, t: float) -> None:
+        self._close_run(t)
+
+
+def sign_and_post_webhook(
+    base_url: str, public_url: str, auth_token: str, params: dict[str, str]
+) -> str:
+    """POST the voice webhook as Twilio does (form body, X-Twilio-Signature); returns TwiML."""
+    signature = RequestValidator(auth_token).compute_signature(public_url + "/twilio/voice", params)
+    request = Request(
+        base_url + "/twilio/voice",
+        data=urlencode(params).encode(),
+        headers={
+            "X-Twilio-Signature": signature,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+        method="POST",
+    )
+    with urlopen(request, timeout=10) as response:
+        return str(response.read().decode())
+
+
+def parse_twiml(twiml: str) -> tuple[str, dict[str, str]]:
+    """The Stream URL and its Parameters from ``<Connect><Stream>`` TwiML."""
+    stream = ET.fromstring(twiml).find("./Connect/Stream")
+    if stream is None:
+        raise ValueError(f"no <Connect><Stream> in TwiML: {twiml[:200]}")
+    parameters = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+    return stream.get("url", ""), parameters
+
+
+class SimulatedCaller:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        public_url: str | None = None,
+        auth_token: str,
+        script: list[Utterance],
+        network: Network = Network(),
+        hang_up_after_s: float = 10.0,
+        call_sid: str | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.public_url = (public_url or base_url).rstrip("/")
+        self.auth_token = auth_token
+        self.script = list(script)
+        self.network = network
+        self.hang_up_after_s = hang_up_after_s
+        suffix = f"{random.getrandbits(128):032x}"
+        self.truth = Truth(call_sid=call_sid or "CA" + suffix, stream_sid="MZ" + suffix)
+        self._sequence = 0
+
+    def _next_sequence(self) -> str:
+        self._sequence += 1
+        return str(self._sequence)
+
+    async def run(self) -> Truth:
+        truth = self.truth
+        params = {
+            "AccountSid": "AC" + "0" * 32,
+            "ApiVersion": "2010-04-01",
+            "CallSid": truth.call_sid,
+            "CallStatus": "ringing",
+            "Direction": "inbound",
+            "From": "+15005550006",
+            "To": "+15005550001",
+            "Caller": "+15005550006",
+            "Called": "+15005550001",
+        }
+        twiml = await asyncio.to_thread(
+            sign_and_post_webhook, self.base_url, self.public_url, self.auth_token, params
+        )
+        url, parameters = parse_twiml(twiml)
+        # Twilio dials the public wss:// URL; locally we reach the same path on base_url.
+        path = url.split("/", 3)[3] if url.count("/") >= 3 else "twilio/media"
+        ws_url = self.base_url.replace("http", "ws", 1) + "/" + path
+        async with websockets.connect(ws_url, max_size=1 << 20) as ws:
+            up = _Link(self.network, ws.send)
+            player = TwilioPlayer(truth, lambda name: up.send(self._mark_echo(name)))
+            down = _Link(
+                Network(self.network.one_way_ms, self.network.jitter_ms, self.network.seed + 1),
+                lambda message: self._on_agent_message(player, message),
+            )
+            up.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+            up.send(
+                json.dumps(
+                    {
+                        "event": "start",
+                        "sequenceNumber": self._next_sequence(),
+                        "start": {
+                            "accountSid": params["AccountSid"],
+                            "streamSid": truth.stream_sid,
+                            "callSid": truth.call_sid,
+                            "tracks": ["inbound"],
+                            "customParameters": parameters,
+                            "mediaFormat": {
+                                "encoding": "audio/x-mulaw",
+                                "sampleRate": 8000,
+                                "channels": 1,
+                            },
+                        },
+                        "streamSid": truth.stream_sid,
+                    }
+                )
+            )
+            receiver = asyncio.create_task(self._receive(ws, down))
+            try:
+                await self._speak(up, player)
+            finally:
+                player.finish(time.monotonic())
+                up.send(
+                    json.dumps(
+                        {
+                            "event": "stop",
+                            "sequenceNumber": self._next_sequence(),
+                            "streamSid": truth.stream_sid,
+                            "stop": {"accountSid": params["AccountSid"], "callSid": truth.call_sid},
+                        }
+                    )
+                )
+                await up.drain()
+                receiver.cancel()
+                up.cancel()
+                down.cancel()
+        return truth
+
+    def _mark_echo(self, name: str) -> str:
+        return json.dumps(
+            {
+                "event": "mark",
+                "sequenceNumber": self._next_sequence(),
+                "streamSid": self.truth.stream_sid,
+                "mark": {"name": name},
+            }
+        )
+
+    async def _receive(self, ws: websockets.ClientConnection, down: _Link) -> None:
+        try:
+            async for message in ws:
+                down.send(message if isinstance(message, str) else message.decode())
+        except websockets.ConnectionClosed:
+            pass
+
+    def _on_agent_message(self, player: TwilioPlayer, text: str) -> None:
+        message = json.loads(text)
+        now = time.monotonic()
+        event = message.get("event")
+        if event == "media":
+            player.on_media(base64.b64decode(message["media"]["payload"]), now)
+        elif event == "mark":
+            player.on_mark(message["mark"]["name"], now)
+        elif event == "clear":
+            player.on_clear(now)
+
+    async def _speak(self, up: _Link, player: TwilioPlayer) -> None:
+        """Send a 20 ms frame every 20 ms, on a fixed schedule, for the whole call."""
+        truth = self.truth
+        start = truth.started_at = time.monotonic()
+        pending = list(self.script)
+        speaking: bytes = b""
+        speech_started = 0.0
+        frame_index = 0
+        last_utterance_end: float | None = None
+        while time.monotonic() - start < self.hang_up_after_s:
+            now = time.monotonic()
+            if not speaking and pending and self._due(pending[0], player, now - start, now):
+                speaking = pending.pop(0).mulaw
+                speech_started = now
+                player.finish(now)
+                player.agent_played_ms = 0.0
+            if speaking:
+                frame, speaking = speaking[:MULAW_FRAME_BYTES], speaking[MULAW_FRAME_BYTES:]
+                frame = frame.ljust(MULAW_FRAME_BYTES, b"\xff")
+                if not speaking:
+                    truth.utterances.append((speech_started, now + 0.02))
+                    last_utterance_end = now + 0.02
+            else:
+                frame = SILENCE
+            if last_utterance_end is not None and not player.idle(now):
+                truth.voice_to_voice_ms.append((now - last_utterance_end) * 1000.0)
+                last_utterance_end = None
+            up.send(
+                json.dumps(
+                    {
+                        "event": "media",
+                        "sequenceNumber": self._next_sequence(),
+                        "media": {
+                            "track": "inbound",
+                            "chunk": str(frame_index + 1),
+                            "timestamp": str(frame_index * 20),
+                            "payload": base64.b64encode(frame).decode(),
+                        },
+                        "streamSid": truth.stream_sid,
+                    }
+                )
+            )
+            frame_index += 1
+            await asyncio.sleep(max(0.0, start + frame_index * 0.02 - time.monotonic()))
+
+    def _due(self, utterance: Utterance, player: TwilioPlayer, elapsed: float, now: float) -> bool:
+        if utterance.at_s is not None:
+            return elapsed >= utterance.at_s
+        if utterance.cut_in_after_agent_ms is not None:
+            played = player.agent_played_ms
+            if not player.idle(now):
+                played += player.head_ms(now) - player._run_from_ms
+            return played >= utterance.cut_in_after_agent_ms
+        if utterance.after_agent_quiet_ms is not None:
+            if not player.idle(now) or player.received_ms == 0:
+                player.quiet_since = None
+                return False
+            if player.quiet_since is None:
+                player.quiet_since = now
+            return (now - player.quiet_since) * 1000.0 >= utterance.after_agent_quiet_ms
+        return True
+
+
+def write_heard_wav(truth: Truth, path: Path) -> None:
+    """What the caller heard, on the call's timeline, as a 8 kHz PCM16 WAV."""
+    if not truth.played:
+        end_s = 0.0
+    else:
+        end_s = max(t0 + (to - fr) / 1000.0 for t0, fr, to in truth.played) - truth.started_at
+    timeline = np.zeros(int(max(end_s, 0.0) * 8000) + 1, dtype=np.int16)
+    for t0, from_ms, to_ms in truth.played:
+        chunk = MULAW_DECODE[
+            np.frombuffer(
+                bytes(truth.outbound[int(from_ms * BYTES_PER_MS) : int(to_ms * BYTES_PER_MS)]),
+                dtype=np.uint8,
+            )
+        ]
+        at = max(int((t0 - truth.started_at) * 8000), 0)
+        timeline[at : at + len(chunk)] = chunk[: len(timeline) - at]
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(timeline.tobytes())

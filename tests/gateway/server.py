@@ -1,0 +1,58 @@
+"""A real gateway for the tests: uvicorn (websockets) on a free localhost port, in a thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from gateway.app import EarshotApp
+from gateway.config import Settings
+
+AUTH_TOKEN = "test-auth-token-0123456789"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_gateway(db_url: str, **overrides: object) -> Iterator[tuple[str, EarshotApp]]:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = Settings.from_env(
+        db_url=db_url,
+        public_url=base,
+        twilio_auth_token=AUTH_TOKEN,
+        metrics_token="metrics-secret",
+        **overrides,
+    )
+    app = EarshotApp(settings)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws="websockets",
+        lifespan="on",
+        ws_max_size=settings.max_frame_bytes,
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="gateway", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("gateway did not start")
+        time.sleep(0.05)
+    try:
+        yield base, app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -1,0 +1,99 @@
+"""Simulated caller <-> gateway over real sockets: greeting, cut-in, clear, heard to the ms.
+
+The simulated caller plays the agent's audio as Twilio would and records where
+its play head was when each clear took effect; the Heard projection, folded from
+the stored events, must agree within 20 ms, with and without network delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from actors.audio_formats import phrase_to_mulaw
+from actors.speech_synthesis import HibariEngine
+from events.catalogue import AudioSent, ClearSent, MarkPlayed, ReplyTruncated
+from events.database import create_engine
+from events.store import EventStore
+from gateway.app import EarshotApp
+from gateway.simulate import Network, SimulatedCaller, Truth, Utterance, write_heard_wav
+from projections.replay import fold_all
+from tests.gateway.server import AUTH_TOKEN, running_gateway
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, EarshotApp]]:
+    db = tmp_path_factory.mktemp("gw") / "calls.db"
+    with running_gateway(f"sqlite+aiosqlite:///{db}") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def interruption() -> bytes:
+    phrase = HibariEngine().synthesize("Sorry, can I stop you there?")
+    return phrase_to_mulaw(phrase.samples, phrase.rate)
+
+
+async def call(base: str, script: list[Utterance], network: Network, seconds: float) -> Truth:
+    caller = SimulatedCaller(
+        base, auth_token=AUTH_TOKEN, script=script, network=network, hang_up_after_s=seconds
+    )
+    return await caller.run()
+
+
+async def stored(app: EarshotApp, call_sid: str) -> list[object]:
+    await app.services.writer.flush()  # type: ignore[union-attr]
+    engine = create_engine(app.settings.db_url)
+    try:
+        return list(await EventStore(engine).read_call(call_sid))
+    finally:
+        await engine.dispose()
+
+
+async def test_greeting_played_to_the_end_is_heard_in_full(gateway: tuple[str, EarshotApp]) -> None:
+    base, app = gateway
+    truth = await call(base, [], Network(), seconds=6.0)
+    await asyncio.sleep(0.2)
+    events = await stored(app, truth.call_sid)
+    agent = fold_all(events).heard.agent_turns()[0]  # type: ignore[arg-type]
+    assert not agent.interrupted and agent.reason == "greeting"
+    assert agent.heard_text == app.settings.greeting
+    assert agent.heard_ms == pytest.approx(agent.sent_ms)
+    assert not truth.clears
+    assert sum(isinstance(e, MarkPlayed) for e in events) >= len(app.settings.greeting.split())
+
+
+@pytest.mark.parametrize("one_way_ms, jitter_ms", [(0.0, 0.0), (60.0, 15.0)])
+@pytest.mark.parametrize("cut_in_ms", [700.0, 1650.0, 2600.0])
+async def test_cut_in_heard_ms_matches_what_the_caller_played(
+    gateway: tuple[str, EarshotApp],
+    interruption: bytes,
+    tmp_path: Path,
+    cut_in_ms: float,
+    one_way_ms: float,
+    jitter_ms: float,
+) -> None:
+    base, app = gateway
+    network = Network(one_way_ms, jitter_ms, seed=int(cut_in_ms))
+    script = [Utterance(interruption, cut_in_after_agent_ms=cut_in_ms)]
+    truth = await call(base, script, network, seconds=cut_in_ms / 1000 + 2.5)
+    await asyncio.sleep(0.3)
+    events = await stored(app, truth.call_sid)
+    agent = fold_all(events).heard.agent_turns()[0]  # type: ignore[arg-type]
+
+    assert len(truth.clears) == 1, "the cut-in must clear playback exactly once"
+    assert agent.interrupted and agent.out_start_ms is not None
+    true_heard = truth.clears[0].head_ms - agent.out_start_ms
+    assert abs(agent.heard_ms - true_heard) <= 20.0, (agent.heard_ms, true_heard)
+    truncated = next(e for e in events if isinstance(e, ReplyTruncated))
+    assert truncated.heard_lower_ms - 1 <= agent.heard_ms <= truncated.heard_upper_ms + 1
+    # Nothing of the interrupted reply is sent after the clear.
+    clear_seq = next(e.seq for e in events if isinstance(e, ClearSent))
+    assert not [e for e in events if isinstance(e, AudioSent) and e.seq > clear_seq]
+    # The heard text is a word prefix of the greeting and matches the heard time.
+    assert app.settings.greeting.startswith(agent.heard_text)
+    write_heard_wav(truth, tmp_path / "heard.wav")
+    assert (tmp_path / "heard.wav").stat().st_size > 8000

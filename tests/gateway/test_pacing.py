@@ -1,0 +1,69 @@
+"""Outbound pacing: a long reply never runs more than the configured lead ahead of playback,
+and a clear stops the caller's playout within one network leg plus 20 ms."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from actors.audio_formats import phrase_to_mulaw
+from actors.speech_synthesis import HibariEngine
+from events.catalogue import ClearSent
+from events.database import create_engine
+from events.store import EventStore
+from gateway.app import EarshotApp
+from gateway.simulate import Network, SimulatedCaller, Utterance
+from tests.gateway.server import AUTH_TOKEN, running_gateway
+
+LONG_REPLY = " ".join(
+    ["Our opening hours are nine to five on weekdays, and ten to four on Saturdays."] * 6
+)  # about 30 seconds of speech
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, EarshotApp]]:
+    db = tmp_path_factory.mktemp("pacing") / "calls.db"
+    with running_gateway(f"sqlite+aiosqlite:///{db}", greeting=LONG_REPLY) as running:
+        yield running
+
+
+async def test_a_30_second_reply_never_exceeds_the_lead(gateway: tuple[str, EarshotApp]) -> None:
+    base, app = gateway
+    caller = SimulatedCaller(base, auth_token=AUTH_TOKEN, script=[], hang_up_after_s=60.0)
+    caller.hang_up_after_s = 45.0
+    truth = await caller.run()
+    played_s = sum(to - fr for _, fr, to in truth.played) / 1000
+    assert played_s >= 28.0, played_s
+    lead = app.settings.playout_lead_ms
+    # One 20 ms frame may go out as the lead dips below the limit; 5 ms for timer noise.
+    assert truth.max_socket_lead_ms <= lead + 20 + 5, truth.max_socket_lead_ms
+
+
+async def test_clear_stops_playout_within_one_leg_plus_20_ms(
+    gateway: tuple[str, EarshotApp],
+) -> None:
+    base, app = gateway
+    phrase = HibariEngine().synthesize("Wait, stop.")
+    network = Network(one_way_ms=60.0, jitter_ms=15.0, seed=3)
+    caller = SimulatedCaller(
+        base,
+        auth_token=AUTH_TOKEN,
+        network=network,
+        hang_up_after_s=6.0,
+        script=[
+            Utterance(phrase_to_mulaw(phrase.samples, phrase.rate), cut_in_after_agent_ms=3000)
+        ],
+    )
+    truth = await caller.run()
+    await asyncio.sleep(0.3)
+    engine = create_engine(app.settings.db_url)
+    events = await EventStore(engine).read_call(truth.call_sid)
+    await engine.dispose()
+    clear = next(e for e in events if isinstance(e, ClearSent))
+    sent_at = app.services.recorders[truth.call_sid].t0 + clear.at_ms / 1000
+    stop_ms = (truth.clears[0].at - sent_at) * 1000
+    one_leg = network.one_way_ms + network.jitter_ms
+    assert 0 <= stop_ms <= one_leg + 20, stop_ms
+    assert truth.clears[0].queued_ms <= app.settings.playout_lead_ms + 20 + 30  # + jitter
