@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from actors.speech_synthesis import Phrase
+from events.catalogue import WordTiming
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class PlayoutPort(Protocol):
     """The loop-side playout of one call, as the actors may use it (thread-safe)."""
 
     def enqueue_phrase(
-        self, reply_id: int, segment: int, text: str, mulaw: bytes, words: tuple[object, ...]
+        self, reply_id: int, segment: int, text: str, mulaw: bytes, words: tuple[WordTiming, ...]
     ) -> None: ...
 
     def clear(self, reply_id: int) -> None: ...

@@ -93,7 +93,7 @@ class Playout:
         segment: int,
         text: str,
         mulaw: bytes,
-        words: tuple[object, ...],
+        words: tuple[WordTiming, ...],
         final: bool = True,
     ) -> None:
         self._loop.call_soon_threadsafe(
@@ -132,13 +132,12 @@ class Playout:
         segment: int,
         text: str,
         mulaw: bytes,
-        words: tuple[object, ...],
+        words: tuple[WordTiming, ...],
         final: bool,
     ) -> None:
         if reply_id in self._cleared or self.closed:
             return  # synthesized after the caller cut in: never sent
         out_start = self.clock.sent_ms + self.queued_ms
-        timings = tuple(w for w in words if isinstance(w, WordTiming))
         frames = [
             _Frame(reply_id, mulaw[i : i + MULAW_FRAME_BYTES])
             for i in range(0, len(mulaw), MULAW_FRAME_BYTES)
@@ -150,12 +149,12 @@ class Playout:
             reply_id=reply_id,
             segment=segment,
             text=text,
-            words=timings,
+            words=words,
             audio_ms=len(frames) * FRAME_MS,
             out_start_ms=out_start,
         )
         placed = self._words.setdefault(reply_id, [])
-        for index, word in enumerate(timings):
+        for index, word in enumerate(words):
             placed.append(PlacedWord(word.text, out_start + word.start_ms, out_start + word.end_ms))
             frame = min(max(math.ceil(word.end_ms / FRAME_MS) - 1, 0), len(frames) - 1)
             frames[frame].marks.append(f"r{reply_id}s{segment}w{index}")

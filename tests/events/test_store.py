@@ -176,7 +176,8 @@ async def test_corrupt_payload_names_call_and_seq(store: EventStore) -> None:
         await store.read_call("CA1")
 
 
-async def test_unknown_event_type_names_call_and_seq(store: EventStore) -> None:
+async def insert_raw_row(store: EventStore, type_name: str, payload: bytes) -> None:
+    """Write event #2 of CA1 behind the store's back, as corruption or an older build would."""
     await store.append("CA1", [started("CA1")])
     async with store.engine.begin() as conn:
         await conn.execute(
@@ -184,12 +185,16 @@ async def test_unknown_event_type_names_call_and_seq(store: EventStore) -> None:
                 position=2,
                 call_sid="CA1",
                 seq=2,
-                type="TeleportRequested",
+                type=type_name,
                 schema_version=1,
                 at_ms=1.0,
-                payload=b"\x80",
+                payload=payload,
             )
         )
+
+
+async def test_unknown_event_type_names_call_and_seq(store: EventStore) -> None:
+    await insert_raw_row(store, "TeleportRequested", b"\x80")
     with pytest.raises(
         EventDecodeError, match=r"call CA1 event #2: unknown event type 'TeleportRequested'"
     ):
@@ -199,19 +204,8 @@ async def test_unknown_event_type_names_call_and_seq(store: EventStore) -> None:
 
 
 async def test_row_and_payload_disagreeing_is_an_error(store: EventStore) -> None:
-    await store.append("CA1", [started("CA1")])
-    async with store.engine.begin() as conn:
-        await conn.execute(
-            insert(events_table).values(
-                position=2,
-                call_sid="CA1",
-                seq=2,
-                type="ReplyRequested",
-                schema_version=1,
-                at_ms=1.0,
-                payload=encode(ReplyRequested(call_sid="CA9", seq=5, at_ms=1.0, reply_id=1)),
-            )
-        )
+    payload = encode(ReplyRequested(call_sid="CA9", seq=5, at_ms=1.0, reply_id=1))
+    await insert_raw_row(store, "ReplyRequested", payload)
     with pytest.raises(
         EventDecodeError, match=r"call CA1 event #2: payload belongs to call CA9 event #5"
     ):
