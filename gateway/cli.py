@@ -119,7 +119,7 @@ def _serve(args: argparse.Namespace, db_url: str) -> int:
         EarshotApp(settings),
         host=args.host,
         port=args.port,
-        ws="websockets",
+        ws="websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
         lifespan="on",
         log_level="info",

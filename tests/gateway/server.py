@@ -38,7 +38,7 @@ def running_gateway(db_url: str, **overrides: object) -> Iterator[tuple[str, Ear
         app,
         host="127.0.0.1",
         port=port,
-        ws="websockets",
+        ws="websockets-sansio",
         lifespan="on",
         ws_max_size=settings.max_frame_bytes,
         log_level="warning",
