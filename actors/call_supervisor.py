@@ -22,10 +22,12 @@ from actors.messages import (
     Synthesize,
 )
 from actors.speech_synthesis import HibariEngine
+from actors.speech_turns import SpeechDetector
 from actors.transport import Transport
 from actors.tts import Tts
 from actors.turn_taking import TurnTaking
 from actors.twilio_stream import TwilioStreamProtocol
+from actors.vad import SileroVadModel
 from events.catalogue import (
     BargeInDetected,
     CallEnded,
@@ -47,6 +49,7 @@ class CallSupervisor(pykka.ThreadingActor):
         protocol: TwilioStreamProtocol,
         playout: PlayoutPort,
         tts_engine: HibariEngine,
+        vad_model: SileroVadModel,
         greeting: str,
     ) -> None:
         super().__init__()
@@ -56,18 +59,22 @@ class CallSupervisor(pykka.ThreadingActor):
         self.tts_engine = tts_engine
         self.greeting = greeting
         self.turns = TurnTaking()
+        self.detector = SpeechDetector(vad_model.stream())
         self.ended = False
         self.transport: pykka.ActorRef[Any] | None = None
         self.tts: pykka.ActorRef[Any] | None = None
 
     def on_start(self) -> None:
-        self.transport = Transport.start(self.protocol, self.recorder, self.playout, self.actor_ref)
+        self.transport = Transport.start(
+            self.protocol, self.recorder, self.playout, self.actor_ref, self.detector
+        )
         self.tts = Tts.start(self.tts_engine, self.recorder, self.transport)
         if self.greeting:
             self._say(self.greeting, reason="greeting")
 
     def _say(self, text: str, reason: str) -> None:
         reply_id = self.turns.start_reply()
+        self.detector.agent_talking.set()
         self.recorder.record(ReplyRequested, reply_id=reply_id, reason=reason)
         self.recorder.record(ReplyTextGenerated, reply_id=reply_id, text=text)
         self.recorder.record(ReplyCompleted, reply_id=reply_id, finish_reason="stop")
@@ -79,6 +86,7 @@ class CallSupervisor(pykka.ThreadingActor):
             self._on_caller_speech(message)
         elif isinstance(message, ReplyPlayed):
             self.turns.reply_played(message.reply_id)
+            self._agent_floor_changed()
         elif isinstance(message, StreamStopped):
             self.end(message.reason)
         elif message == "transport":
@@ -92,6 +100,7 @@ class CallSupervisor(pykka.ThreadingActor):
             return
         self.recorder.record(SpeechStarted, inbound_ms=speech.inbound_ms)
         barge_in = self.turns.caller_started(speech.inbound_ms)
+        self._agent_floor_changed()
         if barge_in is None:
             return
         self.recorder.record(
@@ -100,6 +109,12 @@ class CallSupervisor(pykka.ThreadingActor):
         assert self.transport is not None and self.tts is not None
         self.transport.tell(ClearPlayback(barge_in.reply_id))
         self.tts.tell(CancelReply(barge_in.reply_id))
+
+    def _agent_floor_changed(self) -> None:
+        if self.turns.agent_reply is None:
+            self.detector.agent_talking.clear()
+        else:
+            self.detector.agent_talking.set()
 
     def end(self, reason: str) -> None:
         if self.ended:

@@ -16,7 +16,6 @@ from typing import Any
 import pykka
 
 from actors.audio_formats import InboundConverter, phrase_to_mulaw
-from actors.energy_detector import EnergyDetector
 from actors.messages import (
     CallerSpeech,
     ClearPlayback,
@@ -25,6 +24,7 @@ from actors.messages import (
     Speak,
     StreamStopped,
 )
+from actors.speech_turns import SpeechDetector
 from actors.twilio_stream import (
     CallerAudio,
     CloseStream,
@@ -47,6 +47,7 @@ class Transport(pykka.ThreadingActor):
         recorder: CallRecorder,
         playout: PlayoutPort,
         supervisor: pykka.ActorRef[Any],
+        detector: SpeechDetector,
     ) -> None:
         super().__init__()
         self.protocol = protocol
@@ -54,7 +55,7 @@ class Transport(pykka.ThreadingActor):
         self.playout = playout
         self.supervisor = supervisor
         self.converter = InboundConverter()
-        self.detector = EnergyDetector()
+        self.detector = detector
         self.inbound_ms = 0.0
         self.frames_processed = 0
 
@@ -110,6 +111,5 @@ class Transport(pykka.ThreadingActor):
         self.inbound_ms += len(audio.payload) / 8.0
 
     def _detect(self, pcm16k: Any) -> None:
-        edge = self.detector.feed(pcm16k)
-        if edge is not None:
+        for edge in self.detector.feed(pcm16k):
             self.supervisor.tell(CallerSpeech(edge.started, edge.inbound_ms))

@@ -4,8 +4,9 @@
 
 1. Microseconds per 20 ms frame: inbound decode+resample (mu-law 8 kHz -> PCM16
    16 kHz), outbound resample+encode (24 kHz float -> 8 kHz mu-law, per phrase,
-   counted per frame), and the whole inbound path up to the VAD (JSON parse,
-   base64, validation, decode, resample, speech detector). Target < 1 ms total.
+   counted per frame), the whole inbound path up to the VAD (JSON parse, base64,
+   validation, decode, resample), and that path with silero VAD inference and turn
+   logic included. Target < 1 ms per frame up to the VAD.
 2. Pacer lateness (how late each scheduled 20 ms frame left, ms) with ``--calls``
    simultaneous calls playing long replies, under two loads: two threads of TTS
    synthesis (model work, as the pipeline does it), and two pure-Python threads
@@ -26,9 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from actors.audio_formats import InboundConverter, phrase_to_mulaw
-from actors.energy_detector import EnergyDetector
 from actors.speech_synthesis import HibariEngine
+from actors.speech_turns import SpeechDetector
 from actors.twilio_stream import CallerAudio, TwilioStreamProtocol
+from actors.vad import SileroVadModel
 from gateway import playout
 from gateway.simulate import SimulatedCaller
 from projections.metrics import percentile
@@ -95,19 +97,25 @@ def bench_frames(frames: int) -> None:
         )
         for n in range(frames)
     ]
-    detector, path_converter = EnergyDetector(), InboundConverter()
+    path_converter = InboundConverter()
     frame_iter = iter(texts)
 
-    def whole_path() -> None:
+    def to_vad() -> None:
         for observation in protocol.receive(next(frame_iter), 0.0):
             if isinstance(observation, CallerAudio):
-                detector.feed(path_converter.convert(observation.payload))
+                path_converter.convert(observation.payload)
 
-    whole = _per_frame_us(whole_path, frames)
+    whole = _per_frame_us(to_vad, frames)
+    detector = SpeechDetector(SileroVadModel().stream())
+    pcm = InboundConverter().convert(mulaw)
+    with_vad = [
+        us + whole[len(whole) // 2] for us in _per_frame_us(lambda: detector.feed(pcm), frames)
+    ]
     for label, values in (
         ("inbound decode+resample", inbound),
         ("outbound resample+encode (per frame)", outbound),
         ("inbound path to the VAD", whole),
+        ("inbound path with VAD inference", with_vad),
     ):
         print(
             f"{label:38s} P50 {percentile(values, 50):6.1f} us  "

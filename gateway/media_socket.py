@@ -136,8 +136,10 @@ async def _run_call(
         reply_played,
     )
     playout.start()
-    assert services.tts is not None
-    supervisor = CallSupervisor.start(recorder, protocol, playout, services.tts, settings.greeting)
+    assert services.tts is not None and services.vad is not None
+    supervisor = CallSupervisor.start(
+        recorder, protocol, playout, services.tts, services.vad, settings.greeting
+    )
     supervisor_box.append(supervisor)
     transport: Any = await asyncio.to_thread(supervisor.ask, "transport")
     services.counters.calls_started += 1

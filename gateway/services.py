@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, field
 
 from actors.speech_synthesis import HibariEngine
+from actors.vad import SileroVadModel
 from events.database import create_engine, upgrade_async
 from events.group_commit import GroupCommitWriter
 from events.recorder import CallRecorder
@@ -33,6 +34,7 @@ class Services:
     tokens: StreamTokens
     writer: GroupCommitWriter | None = None
     tts: HibariEngine | None = None
+    vad: SileroVadModel | None = None
     counters: Counters = field(default_factory=Counters)
     recorders: dict[str, CallRecorder] = field(default_factory=dict)  # this process's calls
 
@@ -51,6 +53,7 @@ class Services:
         self.writer = GroupCommitWriter(EventStore(self._engine))
         await self.writer.start()
         self.tts = await asyncio.to_thread(HibariEngine, self.settings.tts_voice)
+        self.vad = await asyncio.to_thread(SileroVadModel)
         log.info("gateway ready at %s", self.settings.public_url)
 
     async def stop(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 from collections.abc import Iterator
@@ -11,12 +12,15 @@ from urllib.error import HTTPError
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
+import numpy as np
 import pytest
 import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
+from actors.audio_formats import phrase_to_mulaw
+from actors.speech_synthesis import HibariEngine
 from events.catalogue import CallStarted, FrameRefused, SpeechStarted
 from events.database import create_engine
 from events.store import EventStore
@@ -171,6 +175,12 @@ async def test_stream_without_a_valid_token_is_closed_before_audio(
         assert events == []
 
 
+@functools.cache
+def _caller_voice() -> tuple[np.ndarray, int]:
+    phrase = HibariEngine().synthesize("Hello, is anybody there? I have a question.")
+    return phrase.samples, phrase.rate
+
+
 hostile = st.one_of(
     st.text(max_size=200),
     st.binary(min_size=1, max_size=200),
@@ -210,11 +220,13 @@ async def _hostile_call(gateway: tuple[str, EarshotApp], frames: list[str | byte
     victim_ws = await open_stream(base, victim, fresh_token(base, victim))
     other_ws = await open_stream(base, bystander, fresh_token(base, bystander))
     seq = {victim: 2, bystander: 2}
-    loud = b"\x10\x90" * 80  # a loud square-ish wave in mu-law: speech to the detector
+    speech = phrase_to_mulaw(*_caller_voice())
 
-    async def talk(ws: websockets.ClientConnection, call_sid: str, frames_n: int) -> None:
-        for _ in range(frames_n):
-            await ws.send(media_frame("MZ" + call_sid[2:], seq[call_sid], loud))
+    async def talk(ws: websockets.ClientConnection, call_sid: str) -> None:
+        for offset in range(0, len(speech) - 159, 160):
+            await ws.send(
+                media_frame("MZ" + call_sid[2:], seq[call_sid], speech[offset : offset + 160])
+            )
             seq[call_sid] += 1
             await asyncio.sleep(0.02)
 
@@ -223,7 +235,7 @@ async def _hostile_call(gateway: tuple[str, EarshotApp], frames: list[str | byte
         if index % 100 == 0:  # the bystander keeps talking meanwhile
             await other_ws.send(media_frame("MZ" + bystander[2:], seq[bystander]))
             seq[bystander] += 1
-    await asyncio.gather(talk(victim_ws, victim, 15), talk(other_ws, bystander, 15))
+    await asyncio.gather(talk(victim_ws, victim), talk(other_ws, bystander))
     await asyncio.sleep(1.0)
     await victim_ws.close()
     await other_ws.close()

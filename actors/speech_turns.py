@@ -1,0 +1,97 @@
+"""When does the caller start and stop talking? Pure decisions over VAD probabilities.
+
+Fed one speech probability (and the chunk's loudness) per 32 ms chunk:
+
+* A turn starts after ``min_speech_ms`` of speech (a cough or an "mm" is not a
+  turn); while the agent is talking, after ``barge_in_ms`` (cutting the agent off
+  must be sure; pitfall 3).
+* It ends after ``end_of_turn_ms`` of silence, or ``end_of_turn_agent_ms`` while
+  the agent talks (a pause in a barge-in is not the end of it).
+* In noise the model's probability rises on non-speech, so the threshold rises
+  with the noise floor, tracked on chunks that are clearly not speech.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from actors.audio_formats import Pcm16, rms_dbfs
+from actors.vad import CHUNK_MS, SileroStream
+
+
+@dataclass(frozen=True)
+class SpeechEdge:
+    started: bool  # True: speech began; False: it ended
+    inbound_ms: float  # where, on the caller's audio axis
+
+
+@dataclass
+class SpeechTurns:
+    threshold: float = 0.5
+    hysteresis: float = 0.15
+    min_speech_ms: float = 96.0
+    barge_in_ms: float = 192.0
+    end_of_turn_ms: float = 300.0
+    end_of_turn_agent_ms: float = 600.0
+    noise_db: float = -70.0
+    speaking: bool = False
+    _speech_ms: float = 0.0
+    _silence_ms: float = 0.0
+    _position_ms: float = 0.0
+
+    def current_threshold(self) -> float:
+        """Base threshold, raised by up to 0.3 as the noise floor climbs from -50 to -20 dBFS."""
+        return self.threshold + min(max((self.noise_db + 50.0) / 100.0, 0.0), 0.3)
+
+    def feed(
+        self, probability: float, level_db: float, chunk_ms: float, agent_talking: bool = False
+    ) -> SpeechEdge | None:
+        self._position_ms += chunk_ms
+        threshold = self.current_threshold()
+        if probability < 0.2 and level_db > -100:  # clearly not speech: learn the noise floor
+            self.noise_db += 0.1 * (level_db - self.noise_db)
+        if not self.speaking:
+            if probability >= threshold:
+                self._speech_ms += chunk_ms
+                needed = self.barge_in_ms if agent_talking else self.min_speech_ms
+                if self._speech_ms >= needed:
+                    self.speaking = True
+                    self._silence_ms = 0.0
+                    return SpeechEdge(True, self._position_ms - self._speech_ms)
+            else:
+                self._speech_ms = 0.0
+            return None
+        if probability < threshold - self.hysteresis:
+            self._silence_ms += chunk_ms
+            limit = self.end_of_turn_agent_ms if agent_talking else self.end_of_turn_ms
+            if self._silence_ms >= limit:
+                self.speaking = False
+                self._speech_ms = 0.0
+                return SpeechEdge(False, self._position_ms - self._silence_ms)
+        else:
+            self._silence_ms = 0.0
+        return None
+
+
+@dataclass
+class SpeechDetector:
+    """A call's VAD: its model stream and turn logic, fed 16 kHz PCM of any length.
+
+    ``agent_talking`` is set by the supervisor while a reply holds the floor.
+    """
+
+    stream: SileroStream
+    turns: SpeechTurns = field(default_factory=SpeechTurns)
+    agent_talking: threading.Event = field(default_factory=threading.Event)
+
+    def feed(self, pcm: Pcm16) -> list[SpeechEdge]:
+        edges = []
+        for probability, chunk in self.stream.probabilities(pcm):
+            level = rms_dbfs((chunk * 32767).astype(np.int16))
+            edge = self.turns.feed(probability, level, CHUNK_MS, self.agent_talking.is_set())
+            if edge is not None:
+                edges.append(edge)
+        return edges
