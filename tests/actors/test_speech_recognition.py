@@ -1,0 +1,46 @@
+"""Speech-to-text on phone audio: the packaged Whisper tiny.en after the 8 kHz mu-law round trip."""
+
+from __future__ import annotations
+
+import jiwer
+import numpy as np
+import pytest
+
+from actors.audio_formats import InboundConverter, phrase_to_mulaw
+from actors.speech_recognition import WhisperEngine
+from actors.speech_synthesis import HibariEngine
+
+
+def normalise(text: str) -> str:
+    return " ".join("".join(c for c in text.lower() if c.isalnum() or c == " ").split())
+
+
+@pytest.fixture(scope="module")
+def engine() -> WhisperEngine:
+    return WhisperEngine()
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I would like to book a table for two people tomorrow evening.",
+        "What time do you open on Saturday?",
+        "Can you tell me the price of the large pizza?",
+    ],
+)
+def test_caller_speech_is_transcribed_within_25_percent_wer(
+    engine: WhisperEngine, said: str
+) -> None:
+    phrase = HibariEngine().synthesize(said)
+    mulaw = phrase_to_mulaw(phrase.samples, phrase.rate)  # what Twilio carries
+    converter = InboundConverter()
+    pcm = np.concatenate([converter.convert(mulaw[i : i + 160]) for i in range(0, len(mulaw), 160)])
+    transcript = engine.transcribe(pcm)
+    error = jiwer.wer(normalise(said), normalise(transcript.text))
+    assert error <= 0.25, (said, transcript.text, error)
+    assert transcript.audio_ms == pytest.approx(len(pcm) / 16.0)
+
+
+def test_silence_transcribes_to_nothing_or_says_so(engine: WhisperEngine) -> None:
+    transcript = engine.transcribe(np.zeros(16000 * 2, dtype=np.int16))
+    assert transcript.text == "" or transcript.no_speech_probability > 0.5
