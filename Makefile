@@ -32,3 +32,5 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.event_store
 	$(BIN)/python -m bench.audio_path
+	$(BIN)/python -m bench.heard
+	$(BIN)/python -m bench.pipeline

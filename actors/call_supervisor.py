@@ -2,27 +2,37 @@
 
 It owns the call's lifetime: on hang-up or failure it stops every child and
 records ``CallEnded``. Decisions come from the pure ``TurnTaking`` core; this
-class only routes messages and records what was decided.
+class routes messages and records what was decided. It keeps the call's Heard
+projection live (folded as events are recorded), so each reply is generated from
+the Context the caller actually heard.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
+from actors.llm import Llm, ReplyStreams
 from actors.messages import (
     CallerSpeech,
+    CallerUtterance,
     CancelReply,
     ClearPlayback,
+    GenerateReply,
     PlayoutPort,
     ReplyPlayed,
+    StageError,
     StreamStopped,
     Synthesize,
+    Transcribed,
 )
+from actors.speech_recognition import WhisperEngine
 from actors.speech_synthesis import HibariEngine
 from actors.speech_turns import SpeechDetector
+from actors.stt import Stt
 from actors.transport import Transport
 from actors.tts import Tts
 from actors.turn_taking import TurnTaking
@@ -31,15 +41,36 @@ from actors.vad import SileroVadModel
 from events.catalogue import (
     BargeInDetected,
     CallEnded,
+    Event,
     ReplyCompleted,
     ReplyRequested,
     ReplyTextGenerated,
     SpeechStarted,
     SpeechStopped,
+    StageCancelled,
+    StageFailed,
+    TranscriptFinal,
 )
 from events.recorder import CallRecorder
+from projections import heard as heard_projection
+from projections.context import context_messages, to_chat
 
 log = logging.getLogger(__name__)
+
+APOLOGY = "Sorry, I missed that. Could you say it again?"
+
+
+@dataclass(frozen=True)
+class Engines:
+    """The process-wide engines a call uses (loaded once, shared, bounded)."""
+
+    tts: HibariEngine
+    vad: SileroVadModel
+    stt: WhisperEngine | None = None
+    llm_url: str | None = None
+    llm_model: str = "embedded"
+    system_prompt: str = "You are a helpful phone assistant. Answer in one or two short sentences."
+    max_reply_tokens: int = 80
 
 
 class CallSupervisor(pykka.ThreadingActor):
@@ -48,34 +79,60 @@ class CallSupervisor(pykka.ThreadingActor):
         recorder: CallRecorder,
         protocol: TwilioStreamProtocol,
         playout: PlayoutPort,
-        tts_engine: HibariEngine,
-        vad_model: SileroVadModel,
+        engines: Engines,
         greeting: str,
     ) -> None:
         super().__init__()
         self.recorder = recorder
         self.protocol = protocol
         self.playout = playout
-        self.tts_engine = tts_engine
+        self.engines = engines
         self.greeting = greeting
         self.turns = TurnTaking()
-        self.detector = SpeechDetector(vad_model.stream())
+        self.detector = SpeechDetector(engines.vad.stream())
+        self.streams = ReplyStreams()
+        self.heard = heard_projection.Heard()
         self.ended = False
         self.transport: pykka.ActorRef[Any] | None = None
         self.tts: pykka.ActorRef[Any] | None = None
+        self.stt: pykka.ActorRef[Any] | None = None
+        self.llm: pykka.ActorRef[Any] | None = None
+        recorder.subscribe(self._fold)
+
+    def _fold(self, event: Event) -> None:
+        self.heard = heard_projection.fold(self.heard, event)
 
     def on_start(self) -> None:
         self.transport = Transport.start(
             self.protocol, self.recorder, self.playout, self.actor_ref, self.detector
         )
-        self.tts = Tts.start(self.tts_engine, self.recorder, self.transport)
+        self.tts = Tts.start(self.engines.tts, self.recorder, self.transport)
+        if self.engines.stt is not None:
+            self.stt = Stt.start(self.engines.stt, self.actor_ref)
+        if self.engines.llm_url is not None:
+            self.llm = Llm.start(
+                self.engines.llm_url,
+                self.recorder,
+                self.tts,
+                self.actor_ref,
+                self.streams,
+                self.engines.max_reply_tokens,
+                self.engines.llm_model,
+            )
         if self.greeting:
             self._say(self.greeting, reason="greeting")
 
-    def _say(self, text: str, reason: str) -> None:
+    def _start_reply(self, reason: str, caller_turn: int | None = None) -> int:
         reply_id = self.turns.start_reply()
         self.detector.agent_talking.set()
-        self.recorder.record(ReplyRequested, reply_id=reply_id, reason=reason)
+        self.recorder.record(
+            ReplyRequested, reply_id=reply_id, reason=reason, caller_turn=caller_turn
+        )
+        return reply_id
+
+    def _say(self, text: str, reason: str) -> None:
+        """A fixed line (greeting, apology): recorded as generated, then spoken."""
+        reply_id = self._start_reply(reason)
         self.recorder.record(ReplyTextGenerated, reply_id=reply_id, text=text)
         self.recorder.record(ReplyCompleted, reply_id=reply_id, finish_reason="stop")
         assert self.tts is not None
@@ -84,9 +141,16 @@ class CallSupervisor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, CallerSpeech):
             self._on_caller_speech(message)
+        elif isinstance(message, CallerUtterance):
+            if self.stt is not None:
+                self.stt.tell(message)
+        elif isinstance(message, Transcribed):
+            self._on_transcript(message)
         elif isinstance(message, ReplyPlayed):
             self.turns.reply_played(message.reply_id)
             self._agent_floor_changed()
+        elif isinstance(message, StageError):
+            self._on_stage_error(message)
         elif isinstance(message, StreamStopped):
             self.end(message.reason)
         elif message == "transport":
@@ -109,6 +173,39 @@ class CallSupervisor(pykka.ThreadingActor):
         assert self.transport is not None and self.tts is not None
         self.transport.tell(ClearPlayback(barge_in.reply_id))
         self.tts.tell(CancelReply(barge_in.reply_id))
+        self.streams.cancel(barge_in.reply_id)
+
+    def _on_transcript(self, transcript: Transcribed) -> None:
+        text = transcript.text.strip()
+        if not text or transcript.no_speech_probability > 0.8:
+            return  # noise, a cough: not a turn
+        self.recorder.record(
+            TranscriptFinal,
+            turn=transcript.turn,
+            text=text,
+            inbound_start_ms=transcript.inbound_start_ms,
+            inbound_end_ms=transcript.inbound_end_ms,
+        )
+        if self.llm is None or self.turns.caller_speaking:
+            return  # no brain configured, or the caller is already talking again
+        reply_id = self._start_reply("caller_turn", transcript.turn)
+        chat = to_chat(context_messages(self.heard), self.engines.system_prompt)
+        self.llm.tell(GenerateReply(reply_id, chat))
+
+    def _on_stage_error(self, error: StageError) -> None:
+        log.warning("call %s: %s failed: %s", self.recorder.call_sid, error.stage, error.error)
+        self.recorder.record(
+            StageFailed,
+            stage=error.stage,
+            error=error.error[:500],
+            action="apologise",
+            reply_id=error.reply_id,
+        )
+        if error.reply_id is not None:
+            self.turns.reply_played(error.reply_id)
+            self.recorder.record(StageCancelled, stage=error.stage, reply_id=error.reply_id)
+        if not self.turns.caller_speaking and self.turns.agent_reply is None:
+            self._say(APOLOGY, reason="apology")
 
     def _agent_floor_changed(self) -> None:
         if self.turns.agent_reply is None:
@@ -120,10 +217,12 @@ class CallSupervisor(pykka.ThreadingActor):
         if self.ended:
             return
         self.ended = True
+        if self.turns.agent_reply is not None:
+            self.streams.cancel(self.turns.agent_reply)
         self.recorder.record(CallEnded, reason=reason)
         self.actor_ref.stop(block=False)
 
     def on_stop(self) -> None:
-        for child in (self.tts, self.transport):
+        for child in (self.llm, self.stt, self.tts, self.transport):
             if child is not None:
                 child.stop(block=False)

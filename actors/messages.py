@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from actors.audio_formats import Pcm16
 from actors.speech_synthesis import Phrase
 from events.catalogue import WordTiming
 
@@ -28,6 +29,7 @@ class Synthesize:
     reply_id: int
     segment: int
     text: str
+    final: bool = True  # the reply's last phrase
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,39 @@ class Speak:
     reply_id: int
     segment: int
     phrase: Phrase
+    final: bool = True
+
+
+@dataclass(frozen=True)
+class CallerUtterance:
+    """The caller's audio for one turn (16 kHz PCM, with pre-roll), once the VAD ended it."""
+
+    turn: int
+    pcm: Pcm16
+    inbound_start_ms: float
+    inbound_end_ms: float
+
+
+@dataclass(frozen=True)
+class Transcribed:
+    turn: int
+    text: str
+    no_speech_probability: float
+    inbound_start_ms: float
+    inbound_end_ms: float
+
+
+@dataclass(frozen=True)
+class GenerateReply:
+    reply_id: int
+    chat: list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class StageError:
+    stage: str
+    reply_id: int | None
+    error: str
 
 
 @dataclass(frozen=True)
@@ -63,7 +98,13 @@ class PlayoutPort(Protocol):
     """The loop-side playout of one call, as the actors may use it (thread-safe)."""
 
     def enqueue_phrase(
-        self, reply_id: int, segment: int, text: str, mulaw: bytes, words: tuple[WordTiming, ...]
+        self,
+        reply_id: int,
+        segment: int,
+        text: str,
+        mulaw: bytes,
+        words: tuple[WordTiming, ...],
+        final: bool = True,
     ) -> None: ...
 
     def clear(self, reply_id: int) -> None: ...

@@ -14,6 +14,7 @@ Fed one speech probability (and the chunk's loudness) per 32 ms chunk:
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,3 +96,29 @@ class SpeechDetector:
             if edge is not None:
                 edges.append(edge)
         return edges
+
+
+class CallerAudioLog:
+    """The last ``keep_ms`` of the caller's 16 kHz audio, sliceable by inbound time."""
+
+    def __init__(self, keep_ms: float = 30_000.0) -> None:
+        self._chunks: deque[tuple[int, Pcm16]] = deque()  # (first sample index, samples)
+        self._total = 0
+        self._keep = int(keep_ms * 16)
+
+    def append(self, pcm: Pcm16) -> None:
+        self._chunks.append((self._total, pcm))
+        self._total += len(pcm)
+        while (
+            self._chunks and self._chunks[0][0] + len(self._chunks[0][1]) < self._total - self._keep
+        ):
+            self._chunks.popleft()
+
+    def slice(self, start_ms: float, end_ms: float) -> Pcm16:
+        start, end = int(max(start_ms, 0) * 16), int(end_ms * 16)
+        parts = [
+            pcm[max(start - first, 0) : max(end - first, 0)]
+            for first, pcm in self._chunks
+            if first + len(pcm) > start and first < end
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)

@@ -18,13 +18,14 @@ import pykka
 from actors.audio_formats import InboundConverter, phrase_to_mulaw
 from actors.messages import (
     CallerSpeech,
+    CallerUtterance,
     ClearPlayback,
     InboundFrame,
     PlayoutPort,
     Speak,
     StreamStopped,
 )
-from actors.speech_turns import SpeechDetector
+from actors.speech_turns import CallerAudioLog, SpeechDetector
 from actors.twilio_stream import (
     CallerAudio,
     CloseStream,
@@ -38,6 +39,9 @@ from events.catalogue import CallerAudioGap, DtmfReceived, FrameRefused
 from events.recorder import CallRecorder
 
 log = logging.getLogger(__name__)
+
+PRE_ROLL_MS = 200.0  # speech onset is decided a little after it began
+POST_ROLL_MS = 150.0
 
 
 class Transport(pykka.ThreadingActor):
@@ -56,6 +60,9 @@ class Transport(pykka.ThreadingActor):
         self.supervisor = supervisor
         self.converter = InboundConverter()
         self.detector = detector
+        self.audio_log = CallerAudioLog()
+        self.utterance_start_ms: float | None = None
+        self.turns = 0
         self.inbound_ms = 0.0
         self.frames_processed = 0
 
@@ -65,7 +72,12 @@ class Transport(pykka.ThreadingActor):
         elif isinstance(message, Speak):
             mulaw = phrase_to_mulaw(message.phrase.samples, message.phrase.rate)
             self.playout.enqueue_phrase(
-                message.reply_id, message.segment, message.phrase.text, mulaw, message.phrase.words
+                message.reply_id,
+                message.segment,
+                message.phrase.text,
+                mulaw,
+                message.phrase.words,
+                message.final,
             )
         elif isinstance(message, ClearPlayback):
             self.playout.clear(message.reply_id)
@@ -111,5 +123,16 @@ class Transport(pykka.ThreadingActor):
         self.inbound_ms += len(audio.payload) / 8.0
 
     def _detect(self, pcm16k: Any) -> None:
+        self.audio_log.append(pcm16k)
         for edge in self.detector.feed(pcm16k):
             self.supervisor.tell(CallerSpeech(edge.started, edge.inbound_ms))
+            if edge.started:
+                self.utterance_start_ms = edge.inbound_ms
+            elif self.utterance_start_ms is not None:
+                self.turns += 1
+                start = self.utterance_start_ms - PRE_ROLL_MS
+                end = edge.inbound_ms + POST_ROLL_MS
+                self.supervisor.tell(
+                    CallerUtterance(self.turns, self.audio_log.slice(start, end), start, end)
+                )
+                self.utterance_start_ms = None

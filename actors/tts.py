@@ -35,4 +35,4 @@ class Tts(pykka.ThreadingActor):
             phrase = self.engine.synthesize(message.text)
             if message.reply_id in self.cancelled:  # cancelled while synthesizing: drop it
                 return
-            self.transport.tell(Speak(message.reply_id, message.segment, phrase))
+            self.transport.tell(Speak(message.reply_id, message.segment, phrase, message.final))

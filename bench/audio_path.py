@@ -147,7 +147,9 @@ async def bench_pacer(calls: int, seconds: float, load: str) -> None:
     long_reply = " ".join(["Thanks for waiting, I am looking that up for you now."] * 12)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        running_gateway(f"sqlite+aiosqlite:///{Path(tmp) / 'pacer.db'}", greeting=long_reply) as (
+        running_gateway(
+            f"sqlite+aiosqlite:///{Path(tmp) / 'pacer.db'}", converse=False, greeting=long_reply
+        ) as (
             base,
             _app,
         ),

@@ -72,7 +72,7 @@ async def run(calls: int, delays: list[float], jitter: float, verbose: bool = Fa
     rng = random.Random(5)
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'heard.db'}"
-        with running_gateway(url) as (base, app):
+        with running_gateway(url, converse=False) as (base, app):
             for delay in delays:
                 network_jitter = jitter if delay else 0.0
                 results = []

@@ -25,6 +25,15 @@ class Settings:
     refusal_burst: int = 50  # invalid frames within a second that close a stream (1008)
     tts_voice: str = "heart"
     gil_switch_interval_s: float = 0.0005
+    converse: bool = True  # False: greet and listen only (no STT/LLM loaded)
+    llm_url: str | None = None  # an OpenAI-compatible /v1 (vLLM); None: the embedded server
+    llm_model: str = "embedded"
+    system_prompt: str = (
+        "You are the phone receptionist of The Harbour, a seafood restaurant open 12:00-22:00 "
+        "every day. You take table bookings and answer questions. Reply in one or two short "
+        "spoken sentences, no lists or symbols."
+    )
+    max_reply_tokens: int = 60
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -40,6 +49,12 @@ class Settings:
             values["metrics_token"] = env["EARSHOT_METRICS_TOKEN"]
         if "EARSHOT_GREETING" in env:
             values["greeting"] = env["EARSHOT_GREETING"]
+        if "EARSHOT_LLM_URL" in env:
+            values["llm_url"] = env["EARSHOT_LLM_URL"]
+        if "EARSHOT_LLM_MODEL" in env:
+            values["llm_model"] = env["EARSHOT_LLM_MODEL"]
+        if "EARSHOT_SYSTEM_PROMPT" in env:
+            values["system_prompt"] = env["EARSHOT_SYSTEM_PROMPT"]
         if "EARSHOT_PLAYOUT_LEAD_MS" in env:
             values["playout_lead_ms"] = float(env["EARSHOT_PLAYOUT_LEAD_MS"])
         values.update(overrides)

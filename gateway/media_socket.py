@@ -87,7 +87,7 @@ async def media_stream(
         )
         await _close(send, 1008, f"stream token {refusal.reason}")
         return
-    assert services.writer is not None and services.tts is not None
+    assert services.writer is not None and services.engines is not None
     recorder = CallRecorder(started.call_sid, services.writer)
     services.recorders[started.call_sid] = recorder
     recorder.record(
@@ -136,9 +136,9 @@ async def _run_call(
         reply_played,
     )
     playout.start()
-    assert services.tts is not None and services.vad is not None
+    assert services.engines is not None
     supervisor = CallSupervisor.start(
-        recorder, protocol, playout, services.tts, services.vad, settings.greeting
+        recorder, protocol, playout, services.engines, settings.greeting
     )
     supervisor_box.append(supervisor)
     transport: Any = await asyncio.to_thread(supervisor.ask, "transport")

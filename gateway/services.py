@@ -7,6 +7,9 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
+from actors.call_supervisor import Engines
+from actors.language_model import EmbeddedServer
+from actors.speech_recognition import WhisperEngine
 from actors.speech_synthesis import HibariEngine
 from actors.vad import SileroVadModel
 from events.database import create_engine, upgrade_async
@@ -33,8 +36,8 @@ class Services:
     settings: Settings
     tokens: StreamTokens
     writer: GroupCommitWriter | None = None
-    tts: HibariEngine | None = None
-    vad: SileroVadModel | None = None
+    engines: Engines | None = None
+    llm_server: EmbeddedServer | None = None
     counters: Counters = field(default_factory=Counters)
     recorders: dict[str, CallRecorder] = field(default_factory=dict)  # this process's calls
 
@@ -52,11 +55,31 @@ class Services:
         self._engine = create_engine(self.settings.db_url)
         self.writer = GroupCommitWriter(EventStore(self._engine))
         await self.writer.start()
-        self.tts = await asyncio.to_thread(HibariEngine, self.settings.tts_voice)
-        self.vad = await asyncio.to_thread(SileroVadModel)
+        settings = self.settings
+        tts = await asyncio.to_thread(HibariEngine, settings.tts_voice)
+        vad = await asyncio.to_thread(SileroVadModel)
+        stt, llm_url = None, None
+        if settings.converse:
+            stt = await asyncio.to_thread(WhisperEngine)
+            llm_url = settings.llm_url
+            if llm_url is None:
+                self.llm_server = EmbeddedServer()
+                await asyncio.to_thread(self.llm_server.start)
+                llm_url = self.llm_server.url
+        self.engines = Engines(
+            tts,
+            vad,
+            stt,
+            llm_url,
+            settings.llm_model,
+            settings.system_prompt,
+            settings.max_reply_tokens,
+        )
         log.info("gateway ready at %s", self.settings.public_url)
 
     async def stop(self) -> None:
         if self.writer is not None:
             await self.writer.close()
         await self._engine.dispose()
+        if self.llm_server is not None:
+            self.llm_server.stop()

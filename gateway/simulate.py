@@ -55,7 +55,8 @@ class Utterance:
 
     ``at_s``: seconds after the stream starts; ``cut_in_after_agent_ms``: once
     that much agent audio has played since the caller last spoke;
-    ``after_agent_quiet_ms``: once the agent has been silent that long.
+    ``after_agent_quiet_ms``: once the agent has answered since the caller last
+    spoke and then been silent that long.
     """
 
     mulaw: bytes
@@ -137,6 +138,10 @@ class TwilioPlayer:
 
     def head_ms(self, t: float) -> float:
         return min(self._run_from_ms + (t - self._run_t0) * 1000.0, self.buffer_end_ms)
+
+    def played_since_reset(self, t: float) -> float:
+        """Agent audio played since the counter was last reset, the current run included."""
+        return self.agent_played_ms + max(self.head_ms(t) - self._run_from_ms, 0.0)
 
     def idle(self, t: float) -> bool:
         return self.head_ms(t) >= self.buffer_end_ms
@@ -390,12 +395,10 @@ class SimulatedCaller:
         if utterance.at_s is not None:
             return elapsed >= utterance.at_s
         if utterance.cut_in_after_agent_ms is not None:
-            played = player.agent_played_ms
-            if not player.idle(now):
-                played += player.head_ms(now) - player._run_from_ms
-            return played >= utterance.cut_in_after_agent_ms
+            return player.played_since_reset(now) >= utterance.cut_in_after_agent_ms
         if utterance.after_agent_quiet_ms is not None:
-            if not player.idle(now) or player.received_ms == 0:
+            spoke = player.played_since_reset(now) > 0
+            if not player.idle(now) or not spoke:  # wait for the agent to answer, then finish
                 player.quiet_since = None
                 return False
             if player.quiet_since is None:

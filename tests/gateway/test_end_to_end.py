@@ -27,7 +27,7 @@ from tests.gateway.server import AUTH_TOKEN, running_gateway
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, EarshotApp]]:
     db = tmp_path_factory.mktemp("gw") / "calls.db"
-    with running_gateway(f"sqlite+aiosqlite:///{db}") as running:
+    with running_gateway(f"sqlite+aiosqlite:///{db}", converse=False) as running:
         yield running
 
 

@@ -40,7 +40,9 @@ PARAMS = {
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, EarshotApp]]:
     db = tmp_path_factory.mktemp("edges") / "calls.db"
-    with running_gateway(f"sqlite+aiosqlite:///{db}", refusal_burst=100_000) as running:
+    with running_gateway(
+        f"sqlite+aiosqlite:///{db}", converse=False, refusal_burst=100_000
+    ) as running:
         yield running
 
 

