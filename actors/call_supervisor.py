@@ -106,7 +106,7 @@ class CallSupervisor(pykka.ThreadingActor):
         self.transport = Transport.start(
             self.protocol, self.recorder, self.playout, self.actor_ref, self.detector
         )
-        self.tts = Tts.start(self.engines.tts, self.recorder, self.transport)
+        self.tts = Tts.start(self.engines.tts, self.recorder, self.transport, self.streams)
         if self.engines.stt is not None:
             self.stt = Stt.start(self.engines.stt, self.actor_ref)
         if self.engines.llm_url is not None:
@@ -171,9 +171,9 @@ class CallSupervisor(pykka.ThreadingActor):
             BargeInDetected, reply_id=barge_in.reply_id, inbound_ms=barge_in.inbound_ms
         )
         assert self.transport is not None and self.tts is not None
+        self.streams.cancel(barge_in.reply_id)  # LLM stream closed, queued phrases skipped
         self.transport.tell(ClearPlayback(barge_in.reply_id))
         self.tts.tell(CancelReply(barge_in.reply_id))
-        self.streams.cancel(barge_in.reply_id)
 
     def _on_transcript(self, transcript: Transcribed) -> None:
         text = transcript.text.strip()

@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 
 
 class ReplyStreams:
-    """The call's in-flight LLM streams, cancellable from any thread."""
+    """The call's in-flight replies, cancellable from any thread: LLM streams are closed
+    at once, and the Tts checks ``is_cancelled`` before each phrase (its inbox is ordered,
+    so a CancelReply message would wait behind the phrases it should stop)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -41,6 +43,10 @@ class ReplyStreams:
     def close(self, reply_id: int) -> None:
         with self._lock:
             self._streams.pop(reply_id, None)
+
+    def is_cancelled(self, reply_id: int) -> bool:
+        with self._lock:
+            return reply_id in self._cancelled
 
     def cancel(self, reply_id: int) -> bool:
         """Cancel a reply's stream (now, or before it opens); True if one was running."""

@@ -4,7 +4,8 @@
 
 Simulated callers hold ``--calls`` conversations of ``--turns`` turns each (one
 call at a time). Per turn, from the stored events (Metrics projection): VAD
-end-of-turn delay (the silence the VAD waits, plus its decision), STT final
+end-of-turn delay (from the speech end the VAD found to its decision: the
+300 ms of silence it waits, plus processing), STT final
 after the end of turn, LLM time to first token, TTS time to first audio, and
 the agent's first audio sent after the end of turn; and voice-to-voice as the
 caller heard it (end of its speech -> first agent audio played). P50/P95.
@@ -75,11 +76,13 @@ async def run(calls: int, turns: int) -> None:
                     if name in samples and value is not None:
                         samples[name].append(value)
             t0 = app.services.recorders[truth.call_sid].t0
-            stopped_at = [t0 + e.at_ms / 1000 for e in events if isinstance(e, SpeechStopped)]
-            for _, speech_end in truth.utterances:  # the caller's real end of speech
-                decided = next((t for t in stopped_at if t >= speech_end), None)
-                if decided is not None:
-                    samples["vad_end_of_turn_ms"].append((decided - speech_end) * 1000)
+            for stopped in (e for e in events if isinstance(e, SpeechStopped)):
+                # Caller audio arrives in real time from the stream's start, so the speech
+                # end the VAD found (inbound axis) reached us at started_at + inbound_ms.
+                speech_end_at = truth.started_at + stopped.inbound_ms / 1000
+                samples["vad_end_of_turn_ms"].append(
+                    (t0 + stopped.at_ms / 1000 - speech_end_at) * 1000
+                )
     print(f"pipeline on this CPU, {calls} calls x {turns} turns:")
     for name, values in samples.items():
         if values:
