@@ -207,6 +207,8 @@ class ChatStream:
                 text = choice.get("delta", {}).get("content")
                 if text:
                     yield text
+            if self._cancelled.is_set():  # the shutdown can also end the read cleanly (EOF)
+                self.finish_reason = "cancelled"
         except Exception:
             # Closing the socket under a blocked read raises whatever the read hits
             # (OSError, ValueError, AttributeError on a detached response): once
