@@ -6,7 +6,7 @@ caller started or stopped speaking) and carries out the actions it returns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,6 @@ class TurnTaking:
     agent_reply: int | None = None  # the reply holding the floor (generating or playing)
     caller_speaking: bool = False
     next_reply_id: int = 1
-    finished: set[int] = field(default_factory=set)
 
     def start_reply(self) -> int:
         reply_id = self.next_reply_id
@@ -31,7 +30,6 @@ class TurnTaking:
         return reply_id
 
     def reply_played(self, reply_id: int) -> None:
-        self.finished.add(reply_id)
         if self.agent_reply == reply_id:
             self.agent_reply = None
 
@@ -40,7 +38,6 @@ class TurnTaking:
         if self.agent_reply is None:
             return None
         reply_id, self.agent_reply = self.agent_reply, None
-        self.finished.add(reply_id)
         return BargeIn(reply_id, inbound_ms)
 
     def caller_stopped(self) -> None:

@@ -1,0 +1,31 @@
+"""The supervisor's pure turn-taking core."""
+
+from __future__ import annotations
+
+from actors.turn_taking import BargeIn, TurnTaking
+
+
+def test_caller_speech_over_a_reply_is_a_barge_in_once() -> None:
+    turns = TurnTaking()
+    reply = turns.start_reply()
+    assert turns.caller_started(1200.0) == BargeIn(reply, 1200.0)
+    assert turns.agent_reply is None
+    assert turns.caller_started(1300.0) is None  # the floor is already the caller's
+
+
+def test_speech_after_the_reply_played_is_a_new_turn_not_a_barge_in() -> None:
+    turns = TurnTaking()
+    first = turns.start_reply()
+    turns.reply_played(first)
+    assert turns.caller_started(5000.0) is None and turns.caller_speaking
+    turns.caller_stopped()
+    assert not turns.caller_speaking and turns.start_reply() == first + 1
+
+
+def test_a_late_played_report_for_an_old_reply_does_not_free_the_floor() -> None:
+    turns = TurnTaking()
+    old = turns.start_reply()
+    turns.caller_started(10.0)
+    new = turns.start_reply()
+    turns.reply_played(old)
+    assert turns.agent_reply == new
