@@ -106,9 +106,19 @@ class CallSupervisor(pykka.ThreadingActor):
         self.transport = Transport.start(
             self.protocol, self.recorder, self.playout, self.actor_ref, self.detector
         )
-        self.tts = Tts.start(self.engines.tts, self.recorder, self.transport, self.streams)
+        self._start_tts()
         if self.engines.stt is not None:
             self.stt = Stt.start(self.engines.stt, self.actor_ref)
+        self._start_llm()
+        if self.greeting:
+            self._say(self.greeting, reason="greeting")
+
+    def _start_tts(self) -> None:
+        self.tts = Tts.start(
+            self.engines.tts, self.recorder, self.transport, self.streams, self.actor_ref
+        )
+
+    def _start_llm(self) -> None:
         if self.engines.llm_url is not None:
             self.llm = Llm.start(
                 self.engines.llm_url,
@@ -119,8 +129,18 @@ class CallSupervisor(pykka.ThreadingActor):
                 self.engines.max_reply_tokens,
                 self.engines.llm_model,
             )
-        if self.greeting:
-            self._say(self.greeting, reason="greeting")
+
+    def _restart(self, stage: str) -> None:
+        """A crashed stage gets a fresh actor (its per-call state is rebuilt empty)."""
+        if stage == "tts":
+            self._start_tts()
+            if self.llm is not None:  # the Llm speaks through the Tts it was given
+                self.llm.stop(block=False)
+                self._start_llm()
+        elif stage == "stt" and self.engines.stt is not None:
+            self.stt = Stt.start(self.engines.stt, self.actor_ref)
+        elif stage == "llm":
+            self._start_llm()
 
     def _start_reply(self, reason: str, caller_turn: int | None = None) -> int:
         reply_id = self.turns.start_reply()
@@ -194,16 +214,25 @@ class CallSupervisor(pykka.ThreadingActor):
 
     def _on_stage_error(self, error: StageError) -> None:
         log.warning("call %s: %s failed: %s", self.recorder.call_sid, error.stage, error.error)
+        if error.stage == "transport":  # no way to hear or speak: end the call, recorded
+            self.recorder.record(
+                StageFailed, stage=error.stage, error=error.error[:500], action="end_call"
+            )
+            self.end(f"{error.stage} failed")
+            return
+        reply_id = error.reply_id if error.reply_id is not None else self.turns.agent_reply
         self.recorder.record(
             StageFailed,
             stage=error.stage,
             error=error.error[:500],
             action="apologise",
-            reply_id=error.reply_id,
+            reply_id=reply_id,
         )
-        if error.reply_id is not None:
-            self.turns.reply_played(error.reply_id)
-            self.recorder.record(StageCancelled, stage=error.stage, reply_id=error.reply_id)
+        if error.crashed:
+            self._restart(error.stage)
+        if reply_id is not None:  # the reply it was working on is lost
+            self.turns.reply_played(reply_id)
+            self.recorder.record(StageCancelled, stage=error.stage, reply_id=reply_id)
         if not self.turns.caller_speaking and self.turns.agent_reply is None:
             self._say(APOLOGY, reason="apology")
 

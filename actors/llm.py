@@ -17,6 +17,7 @@ import pykka
 
 from actors.language_model import ChatStream, phrases
 from actors.messages import GenerateReply, StageError, Synthesize
+from actors.supervised import ReportsFailure
 from events.catalogue import ReplyCompleted, ReplyTextGenerated, StageCancelled
 from events.recorder import CallRecorder
 
@@ -58,7 +59,9 @@ class ReplyStreams:
         return stream is not None
 
 
-class Llm(pykka.ThreadingActor):
+class Llm(ReportsFailure, pykka.ThreadingActor):
+    stage = "llm"
+
     def __init__(
         self,
         url: str,

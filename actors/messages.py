@@ -70,6 +70,7 @@ class StageError:
     stage: str
     reply_id: int | None
     error: str
+    crashed: bool = False  # the stage's actor stopped and must be restarted
 
 
 @dataclass(frozen=True)

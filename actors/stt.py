@@ -9,11 +9,14 @@ import pykka
 
 from actors.messages import CallerUtterance, StageError, Transcribed
 from actors.speech_recognition import WhisperEngine
+from actors.supervised import ReportsFailure
 
 log = logging.getLogger(__name__)
 
 
-class Stt(pykka.ThreadingActor):
+class Stt(ReportsFailure, pykka.ThreadingActor):
+    stage = "stt"
+
     def __init__(self, engine: WhisperEngine, supervisor: pykka.ActorRef[Any]) -> None:
         super().__init__()
         self.engine = engine

@@ -26,6 +26,7 @@ from actors.messages import (
     StreamStopped,
 )
 from actors.speech_turns import CallerAudioLog, SpeechDetector
+from actors.supervised import ReportsFailure
 from actors.twilio_stream import (
     CallerAudio,
     CloseStream,
@@ -44,7 +45,9 @@ PRE_ROLL_MS = 200.0  # speech onset is decided a little after it began
 POST_ROLL_MS = 150.0
 
 
-class Transport(pykka.ThreadingActor):
+class Transport(ReportsFailure, pykka.ThreadingActor):
+    stage = "transport"
+
     def __init__(
         self,
         protocol: TwilioStreamProtocol,

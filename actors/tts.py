@@ -14,21 +14,26 @@ import pykka
 from actors.llm import ReplyStreams
 from actors.messages import CancelReply, Speak, Synthesize
 from actors.speech_synthesis import HibariEngine
+from actors.supervised import ReportsFailure
 from events.catalogue import StageCancelled
 from events.recorder import CallRecorder
 
 log = logging.getLogger(__name__)
 
 
-class Tts(pykka.ThreadingActor):
+class Tts(ReportsFailure, pykka.ThreadingActor):
+    stage = "tts"
+
     def __init__(
         self,
         engine: HibariEngine,
         recorder: CallRecorder,
         transport: pykka.ActorRef[Any],
         replies: ReplyStreams,
+        supervisor: pykka.ActorRef[Any],
     ) -> None:
         super().__init__()
+        self.supervisor = supervisor
         self.engine = engine
         self.recorder = recorder
         self.transport = transport
