@@ -10,6 +10,9 @@ from contextlib import contextmanager
 
 import uvicorn
 
+from events.catalogue import AnyEvent
+from events.database import create_engine
+from events.store import EventStore
 from gateway.app import EarshotApp
 from gateway.config import Settings
 
@@ -56,3 +59,12 @@ def running_gateway(db_url: str, **overrides: object) -> Iterator[tuple[str, Ear
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+async def stored_call(app: EarshotApp, call_sid: str) -> list[AnyEvent]:
+    """A call's events as the gateway stored them (the tests wait for its writer first)."""
+    engine = create_engine(app.settings.db_url)
+    try:
+        return await EventStore(engine).read_call(call_sid)
+    finally:
+        await engine.dispose()

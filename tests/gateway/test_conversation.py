@@ -26,13 +26,11 @@ from events.catalogue import (
     SpeechSynthesized,
     StageCancelled,
 )
-from events.database import create_engine
-from events.store import EventStore
 from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller, Utterance
 from projections.context import context_messages
 from projections.replay import fold_all
-from tests.gateway.server import AUTH_TOKEN, running_gateway
+from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
 
 TURNS = [
     (
@@ -129,9 +127,7 @@ async def test_a_three_turn_spoken_conversation(gateway: tuple[str, EarshotApp])
     caller = SimulatedCaller(base, auth_token=AUTH_TOKEN, script=script, hang_up_after_s=60.0)
     truth = await caller.run()
     await asyncio.sleep(0.5)
-    engine = create_engine(app.settings.db_url)
-    events = await EventStore(engine).read_call(truth.call_sid)
-    await engine.dispose()
+    events = await stored_call(app, truth.call_sid)
     messages = context_messages(fold_all(events).heard)
 
     user_turns = [i for i, m in enumerate(messages) if m.role == "user"]
@@ -163,9 +159,7 @@ async def test_barge_in_cancels_generation_synthesis_and_playout(
     )
     truth = await caller.run()
     await asyncio.sleep(0.5)
-    engine = create_engine(app.settings.db_url)
-    events = await EventStore(engine).read_call(truth.call_sid)
-    await engine.dispose()
+    events = await stored_call(app, truth.call_sid)
 
     barge = next(e for e in events if isinstance(e, BargeInDetected))
     cut = barge.reply_id

@@ -16,12 +16,10 @@ import pytest
 from actors.audio_formats import phrase_to_mulaw
 from actors.speech_synthesis import HibariEngine
 from events.catalogue import AudioSent, ClearSent, MarkPlayed, ReplyTruncated
-from events.database import create_engine
-from events.store import EventStore
 from gateway.app import EarshotApp
 from gateway.simulate import Network, SimulatedCaller, Truth, Utterance, write_heard_wav
 from projections.replay import fold_all
-from tests.gateway.server import AUTH_TOKEN, running_gateway
+from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
 
 
 @pytest.fixture(scope="module")
@@ -44,21 +42,12 @@ async def call(base: str, script: list[Utterance], network: Network, seconds: fl
     return await caller.run()
 
 
-async def stored(app: EarshotApp, call_sid: str) -> list[object]:
-    await app.services.writer.flush()  # type: ignore[union-attr]
-    engine = create_engine(app.settings.db_url)
-    try:
-        return list(await EventStore(engine).read_call(call_sid))
-    finally:
-        await engine.dispose()
-
-
 async def test_greeting_played_to_the_end_is_heard_in_full(gateway: tuple[str, EarshotApp]) -> None:
     base, app = gateway
     truth = await call(base, [], Network(), seconds=6.0)
     await asyncio.sleep(0.2)
-    events = await stored(app, truth.call_sid)
-    agent = fold_all(events).heard.agent_turns()[0]  # type: ignore[arg-type]
+    events = await stored_call(app, truth.call_sid)
+    agent = fold_all(events).heard.agent_turns()[0]
     assert not agent.interrupted and agent.reason == "greeting"
     assert agent.heard_text == app.settings.greeting
     assert agent.heard_ms == pytest.approx(agent.sent_ms)
@@ -81,8 +70,8 @@ async def test_cut_in_heard_ms_matches_what_the_caller_played(
     script = [Utterance(interruption, cut_in_after_agent_ms=cut_in_ms)]
     truth = await call(base, script, network, seconds=cut_in_ms / 1000 + 2.5)
     await asyncio.sleep(0.3)
-    events = await stored(app, truth.call_sid)
-    agent = fold_all(events).heard.agent_turns()[0]  # type: ignore[arg-type]
+    events = await stored_call(app, truth.call_sid)
+    agent = fold_all(events).heard.agent_turns()[0]
 
     assert len(truth.clears) == 1, "the cut-in must clear playback exactly once"
     assert agent.interrupted and agent.out_start_ms is not None

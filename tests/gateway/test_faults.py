@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pykka
 import pytest
@@ -14,12 +13,10 @@ import pytest
 from actors.call_supervisor import APOLOGY
 from actors.speech_synthesis import HibariEngine, Phrase
 from events.catalogue import CallEnded, StageFailed
-from events.database import create_engine
-from events.store import EventStore
 from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller, Truth
 from projections.replay import fold_all
-from tests.gateway.server import AUTH_TOKEN, running_gateway
+from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +24,6 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Ear
     db = tmp_path_factory.mktemp("faults") / "calls.db"
     with running_gateway(f"sqlite+aiosqlite:///{db}", converse=False) as running:
         yield running
-
-
-async def stored(app: EarshotApp, call_sid: str) -> list[Any]:
-    engine = create_engine(app.settings.db_url)
-    try:
-        return list(await EventStore(engine).read_call(call_sid))
-    finally:
-        await engine.dispose()
 
 
 CALL_ACTORS = {"CallSupervisor", "Transport", "Tts", "Stt", "Llm"}
@@ -80,7 +69,7 @@ async def test_a_crashed_tts_is_restarted_and_the_caller_hears_an_apology(
     await asyncio.sleep(1.0)
     views = {}
     for truth in (first, second):
-        events = await stored(app, truth.call_sid)
+        events = await stored_call(app, truth.call_sid)
         views[truth.call_sid] = (events, fold_all(events).heard.agent_turns())
     failed = [
         sid

@@ -22,11 +22,9 @@ from twilio.request_validator import RequestValidator
 from actors.audio_formats import phrase_to_mulaw
 from actors.speech_synthesis import HibariEngine
 from events.catalogue import CallStarted, FrameRefused, SpeechStarted
-from events.database import create_engine
-from events.store import EventStore
 from gateway.app import EarshotApp
 from gateway.simulate import parse_twiml, sign_and_post_webhook
-from tests.gateway.server import AUTH_TOKEN, running_gateway
+from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
 
 PARAMS = {
     "AccountSid": "AC" + "0" * 32,
@@ -128,14 +126,6 @@ async def open_stream(base: str, call_sid: str, token: str | None) -> websockets
     return ws
 
 
-async def read_call(app: EarshotApp, call_sid: str) -> list[object]:
-    engine = create_engine(app.settings.db_url)
-    try:
-        return list(await EventStore(engine).read_call(call_sid))
-    finally:
-        await engine.dispose()
-
-
 def fresh_token(base: str, call_sid: str) -> str:
     twiml = sign_and_post_webhook(base, base, AUTH_TOKEN, {**PARAMS, "CallSid": call_sid})
     return parse_twiml(twiml)[1]["token"]
@@ -170,7 +160,7 @@ async def test_stream_without_a_valid_token_is_closed_before_audio(
                 await asyncio.wait_for(ws.recv(), 5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
     assert "refused" in caplog.text
-    events = await read_call(app, call_sid)
+    events = await stored_call(app, call_sid)
     if case == "replayed":  # the first stream ran; the replay added nothing
         assert sum(isinstance(e, CallStarted) for e in events) == 1
     else:
@@ -242,7 +232,7 @@ async def _hostile_call(gateway: tuple[str, EarshotApp], frames: list[str | byte
     await victim_ws.close()
     await other_ws.close()
     await asyncio.sleep(0.5)
-    victim_events, other_events = await read_call(app, victim), await read_call(app, bystander)
+    victim_events, other_events = await stored_call(app, victim), await stored_call(app, bystander)
     refused = [e for e in victim_events if isinstance(e, FrameRefused)]
     assert len(refused) == len(frames), "every hostile frame refused and recorded"
     assert any(isinstance(e, SpeechStarted) for e in victim_events), "later valid audio processed"

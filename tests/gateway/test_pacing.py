@@ -11,11 +11,9 @@ import pytest
 from actors.audio_formats import phrase_to_mulaw
 from actors.speech_synthesis import HibariEngine
 from events.catalogue import ClearSent
-from events.database import create_engine
-from events.store import EventStore
 from gateway.app import EarshotApp
 from gateway.simulate import Network, SimulatedCaller, Utterance
-from tests.gateway.server import AUTH_TOKEN, running_gateway
+from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
 
 LONG_REPLY = " ".join(
     ["Our opening hours are nine to five on weekdays, and ten to four on Saturdays."] * 6
@@ -60,9 +58,7 @@ async def test_clear_stops_playout_within_one_leg_plus_20_ms(
     )
     truth = await caller.run()
     await asyncio.sleep(0.3)
-    engine = create_engine(app.settings.db_url)
-    events = await EventStore(engine).read_call(truth.call_sid)
-    await engine.dispose()
+    events = await stored_call(app, truth.call_sid)
     clear = next(e for e in events if isinstance(e, ClearSent))
     sent_at = app.services.recorders[truth.call_sid].t0 + clear.at_ms / 1000
     stop_ms = (truth.clears[0].at - sent_at) * 1000
