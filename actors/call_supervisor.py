@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 import pykka
@@ -33,9 +34,9 @@ from actors.speech_recognition import WhisperEngine
 from actors.speech_synthesis import HibariEngine
 from actors.speech_turns import SpeechDetector
 from actors.stt import Stt
-from actors.transport import Transport
+from actors.transport import InboundBacklog, Transport
 from actors.tts import Tts
-from actors.turn_taking import TurnTaking
+from actors.turn_taking import TranscriptGate, TurnTaking
 from actors.twilio_stream import TwilioStreamProtocol
 from actors.vad import SileroVadModel
 from events.catalogue import (
@@ -50,6 +51,7 @@ from events.catalogue import (
     StageCancelled,
     StageFailed,
     TranscriptFinal,
+    TranscriptPartial,
 )
 from events.recorder import CallRecorder
 from projections import heard as heard_projection
@@ -58,6 +60,7 @@ from projections.context import context_messages, to_chat
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, I missed that. Could you say it again?"
+MAX_STAGE_FAILURES = 3  # a stage failing this often in one call ends the call
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,10 @@ class Engines:
     llm_model: str = "embedded"
     system_prompt: str = "You are a helpful phone assistant. Answer in one or two short sentences."
     max_reply_tokens: int = 80
+    # How long each stage may take before it counts as stalled (handled as a failure).
+    stt_timeout_s: float = 5.0
+    llm_timeout_s: float = 10.0
+    tts_timeout_s: float = 5.0
 
 
 class CallSupervisor(pykka.ThreadingActor):
@@ -81,18 +88,23 @@ class CallSupervisor(pykka.ThreadingActor):
         playout: PlayoutPort,
         engines: Engines,
         greeting: str,
+        backlog: InboundBacklog,
     ) -> None:
         super().__init__()
+        self.backlog = backlog
         self.recorder = recorder
         self.protocol = protocol
         self.playout = playout
         self.engines = engines
         self.greeting = greeting
         self.turns = TurnTaking()
+        self.transcripts: TranscriptGate[Transcribed] = TranscriptGate()
         self.detector = SpeechDetector(engines.vad.stream())
         self.streams = ReplyStreams()
         self.heard = heard_projection.Heard()
         self.ended = False
+        self.failures: dict[str, int] = {}
+        self.apology_owed = False  # a stage failed while the caller spoke: say so when they stop
         self.transport: pykka.ActorRef[Any] | None = None
         self.tts: pykka.ActorRef[Any] | None = None
         self.stt: pykka.ActorRef[Any] | None = None
@@ -104,19 +116,27 @@ class CallSupervisor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         self.transport = Transport.start(
-            self.protocol, self.recorder, self.playout, self.actor_ref, self.detector
+            self.protocol, self.recorder, self.playout, self.actor_ref, self.detector, self.backlog
         )
         self._start_tts()
-        if self.engines.stt is not None:
-            self.stt = Stt.start(self.engines.stt, self.actor_ref)
+        self._start_stt()
         self._start_llm()
         if self.greeting:
             self._say(self.greeting, reason="greeting")
 
     def _start_tts(self) -> None:
         self.tts = Tts.start(
-            self.engines.tts, self.recorder, self.transport, self.streams, self.actor_ref
+            self.engines.tts,
+            self.recorder,
+            self.transport,
+            self.streams,
+            self.actor_ref,
+            self.engines.tts_timeout_s,
         )
+
+    def _start_stt(self) -> None:
+        if self.engines.stt is not None:
+            self.stt = Stt.start(self.engines.stt, self.actor_ref, self.engines.stt_timeout_s)
 
     def _start_llm(self) -> None:
         if self.engines.llm_url is not None:
@@ -128,17 +148,20 @@ class CallSupervisor(pykka.ThreadingActor):
                 self.streams,
                 self.engines.max_reply_tokens,
                 self.engines.llm_model,
+                self.engines.llm_timeout_s,
             )
 
     def _restart(self, stage: str) -> None:
-        """A crashed stage gets a fresh actor (its per-call state is rebuilt empty)."""
+        """A crashed or stalled stage gets a fresh actor (its per-call state is rebuilt empty).
+
+        A stalled one is already abandoned: it stops by itself once its engine returns."""
         if stage == "tts":
             self._start_tts()
             if self.llm is not None:  # the Llm speaks through the Tts it was given
                 self.llm.stop(block=False)
                 self._start_llm()
-        elif stage == "stt" and self.engines.stt is not None:
-            self.stt = Stt.start(self.engines.stt, self.actor_ref)
+        elif stage == "stt":
+            self._start_stt()
         elif stage == "llm":
             self._start_llm()
 
@@ -181,6 +204,12 @@ class CallSupervisor(pykka.ThreadingActor):
         if not speech.started:
             self.turns.caller_stopped()
             self.recorder.record(SpeechStopped, inbound_ms=speech.inbound_ms, speech_ms=0.0)
+            transcript = self.transcripts.turn_ended(speech.inbound_ms)
+            if transcript is not None:
+                self._on_final_transcript(transcript)
+            elif self.apology_owed and self.turns.agent_reply is None:
+                self.apology_owed = False
+                self._say(APOLOGY, reason="apology")
             return
         self.recorder.record(SpeechStarted, inbound_ms=speech.inbound_ms)
         barge_in = self.turns.caller_started(speech.inbound_ms)
@@ -196,6 +225,16 @@ class CallSupervisor(pykka.ThreadingActor):
         self.tts.tell(CancelReply(barge_in.reply_id))
 
     def _on_transcript(self, transcript: Transcribed) -> None:
+        if transcript.tentative and transcript.text.strip():
+            self.recorder.record(
+                TranscriptPartial, turn=transcript.turn, text=transcript.text.strip()
+            )
+        final = self.transcripts.transcribed(transcript.speech_end_ms, transcript)
+        if final is not None:
+            self._on_final_transcript(final)
+
+    def _on_final_transcript(self, transcript: Transcribed) -> None:
+        self.apology_owed = False
         text = transcript.text.strip()
         if not text or transcript.no_speech_probability > 0.8:
             return  # noise, a cough: not a turn
@@ -214,11 +253,13 @@ class CallSupervisor(pykka.ThreadingActor):
 
     def _on_stage_error(self, error: StageError) -> None:
         log.warning("call %s: %s failed: %s", self.recorder.call_sid, error.stage, error.error)
-        if error.stage == "transport":  # no way to hear or speak: end the call, recorded
+        failures = self.failures[error.stage] = self.failures.get(error.stage, 0) + 1
+        # No way to hear or speak, or a stage that keeps failing: end the call, recorded.
+        if error.stage == "transport" or failures >= MAX_STAGE_FAILURES:
             self.recorder.record(
                 StageFailed, stage=error.stage, error=error.error[:500], action="end_call"
             )
-            self.end(f"{error.stage} failed")
+            self.end(f"{error.stage} failed" + (f" {failures} times" if failures > 1 else ""))
             return
         reply_id = error.reply_id if error.reply_id is not None else self.turns.agent_reply
         self.recorder.record(
@@ -231,9 +272,14 @@ class CallSupervisor(pykka.ThreadingActor):
         if error.crashed:
             self._restart(error.stage)
         if reply_id is not None:  # the reply it was working on is lost
+            self.streams.cancel(reply_id)
             self.turns.reply_played(reply_id)
             self.recorder.record(StageCancelled, stage=error.stage, reply_id=reply_id)
-        if not self.turns.caller_speaking and self.turns.agent_reply is None:
+        if self.turns.caller_speaking:
+            # Not over the caller. A lost transcript leaves their turn unanswered: apologise
+            # when it ends. (A lost reply needs nothing: the caller's new turn gets one.)
+            self.apology_owed = error.stage == "stt"
+        elif self.turns.agent_reply is None:
             self._say(APOLOGY, reason="apology")
 
     def _agent_floor_changed(self) -> None:
@@ -243,15 +289,31 @@ class CallSupervisor(pykka.ThreadingActor):
             self.detector.agent_talking.set()
 
     def end(self, reason: str) -> None:
+        if self._record_end(reason):
+            self.actor_ref.stop(block=False)
+
+    def _record_end(self, reason: str) -> bool:
         if self.ended:
-            return
+            return False
         self.ended = True
         if self.turns.agent_reply is not None:
             self.streams.cancel(self.turns.agent_reply)
         self.recorder.record(CallEnded, reason=reason)
-        self.actor_ref.stop(block=False)
+        return True
 
     def on_stop(self) -> None:
         for child in (self.llm, self.stt, self.tts, self.transport):
             if child is not None:
                 child.stop(block=False)
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """The supervisor itself failed: nobody is left to decide, so end the call, recorded
+        (pykka calls this instead of ``on_stop``; the gateway closes the stream)."""
+        log.error("call %s: supervisor failed: %s", self.recorder.call_sid, repr(exception_value))
+        self._record_end("supervisor failed")
+        self.on_stop()

@@ -71,6 +71,7 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
         streams: ReplyStreams,
         max_tokens: int = 80,
         model: str = "embedded",
+        timeout_s: float = 10.0,
     ) -> None:
         super().__init__()
         self.url = url
@@ -80,17 +81,30 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
         self.streams = streams
         self.max_tokens = max_tokens
         self.model = model
+        self.timeout_s = timeout_s  # the most the server may stay silent, first token included
 
     def on_receive(self, message: Any) -> None:
         if isinstance(message, GenerateReply):
             try:
                 self._generate(message)
+            except pykka.ActorDeadError:  # the call ended mid-reply; its actors are stopping
+                log.info("reply %d abandoned: the call ended", message.reply_id)
+            except TimeoutError:
+                log.error("reply %d: the LLM stalled", message.reply_id)
+                error = f"timed out: no data for {self.timeout_s:.1f} s"
+                self.report(StageError("llm", message.reply_id, error))
             except Exception as exc:  # reported, never a silent actor death
                 log.exception("reply %d failed", message.reply_id)
-                self.supervisor.tell(StageError("llm", message.reply_id, repr(exc)))
+                self.report(StageError("llm", message.reply_id, repr(exc)))
 
     def _generate(self, request: GenerateReply) -> None:
-        stream = ChatStream(self.url, request.chat, model=self.model, max_tokens=self.max_tokens)
+        stream = ChatStream(
+            self.url,
+            request.chat,
+            model=self.model,
+            max_tokens=self.max_tokens,
+            timeout_s=self.timeout_s,
+        )
         if not self.streams.open(request.reply_id, stream):
             return
         reply_id = request.reply_id

@@ -42,12 +42,18 @@ class Speak:
 
 @dataclass(frozen=True)
 class CallerUtterance:
-    """The caller's audio for one turn (16 kHz PCM, with pre-roll), once the VAD ended it."""
+    """The caller's audio for one turn (16 kHz PCM, with pre- and post-roll).
+
+    ``tentative`` audio is cut at a pause, before the end of turn is confirmed;
+    ``speech_end_ms`` (the VAD's end of speech) tells which end of turn it matches.
+    """
 
     turn: int
     pcm: Pcm16
     inbound_start_ms: float
     inbound_end_ms: float
+    speech_end_ms: float
+    tentative: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class Transcribed:
     no_speech_probability: float
     inbound_start_ms: float
     inbound_end_ms: float
+    speech_end_ms: float
+    tentative: bool = False
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,8 @@ class PlaybackClock:
     _probes: dict[str, float] = field(default_factory=dict)
     _rtts: deque[float] = field(default_factory=lambda: deque(maxlen=20))
     _shifts: deque[float] = field(default_factory=lambda: deque(maxlen=20))
-    _clears: list[tuple[float, float]] = field(default_factory=list)  # (sent time, played est)
+    # Each clear: (sent time, played estimate, outbound position sent by then).
+    _clears: list[tuple[float, float, float]] = field(default_factory=list)
     _probe_count: int = 0
     _open_clear: tuple[float, float] | None = None
 
@@ -167,9 +168,11 @@ class PlaybackClock:
 
     def _cleared_before(self, mark: PendingMark, due: float | None, now: float) -> bool:
         """Was this mark dropped by a clear rather than played?"""
-        for sent_at, played_est in reversed(self._clears):
+        for sent_at, played_est, sent_ms in reversed(self._clears):
             if sent_at > now:
                 continue
+            if mark.out_ms > sent_ms:
+                return False  # sent after this clear (and so after every earlier one)
             if mark.out_ms > played_est:
                 return True  # beyond where playback stopped: flushed
             if due is None:
@@ -226,7 +229,7 @@ class PlaybackClock:
         ``refine_clear`` improves it once the first flushed echo is back.
         """
         estimate = self._estimate(now, self.rtt_s() / 2, self._jitter_ms())
-        self._clears.append((now, estimate.played_ms))
+        self._clears.append((now, estimate.played_ms, self.sent_ms))
         self._open_clear = (now, self.sent_ms)
         # The buffer is gone: whatever is sent next starts a new run (runs are kept up
         # to the estimate until refined, then cut).
@@ -252,7 +255,7 @@ class PlaybackClock:
             delay = (half_rtt + min(max(measured, 0.0), 2 * half_rtt)) / 2
             jitter_ms = jitter_ms / 2 + 5.0
         estimate = self._estimate(sent_at, delay, jitter_ms)
-        self._clears[-1] = (sent_at, estimate.played_ms)
+        self._clears[-1] = (sent_at, estimate.played_ms, sent_ms)
         self._truncate_runs(estimate.played_ms, sent_ms)
         return ClearEstimate(
             sent_ms, estimate.played_ms, estimate.lower_ms, estimate.upper_ms, estimate.flushed

@@ -7,6 +7,10 @@ Fed one speech probability (and the chunk's loudness) per 32 ms chunk:
   must be sure; pitfall 3).
 * It ends after ``end_of_turn_ms`` of silence, or ``end_of_turn_agent_ms`` while
   the agent talks (a pause in a barge-in is not the end of it).
+* After ``pause_ms`` of silence it reports a *pause*: the place the turn will end
+  if the caller stays quiet. Transcription starts there, speculatively, so the
+  transcript is ready about when the end of turn is confirmed (the STT's ~0.5 s
+  then overlaps the end-of-turn wait instead of following it).
 * In noise the model's probability rises on non-speech, so the threshold rises
   with the noise floor, tracked on chunks that are clearly not speech.
 """
@@ -25,8 +29,9 @@ from actors.vad import CHUNK_MS, SileroStream
 
 @dataclass(frozen=True)
 class SpeechEdge:
-    started: bool  # True: speech began; False: it ended
+    started: bool  # True: speech began; False: it ended (or paused)
     inbound_ms: float  # where, on the caller's audio axis
+    pause: bool = False  # speech stopped here, but the end of turn is not confirmed yet
 
 
 @dataclass
@@ -37,6 +42,7 @@ class SpeechTurns:
     barge_in_ms: float = 192.0
     end_of_turn_ms: float = 300.0
     end_of_turn_agent_ms: float = 600.0
+    pause_ms: float = 64.0
     noise_db: float = -70.0
     speaking: bool = False
     _speech_ms: float = 0.0
@@ -68,10 +74,13 @@ class SpeechTurns:
         if probability < threshold - self.hysteresis:
             self._silence_ms += chunk_ms
             limit = self.end_of_turn_agent_ms if agent_talking else self.end_of_turn_ms
+            speech_end = self._position_ms - self._silence_ms
             if self._silence_ms >= limit:
                 self.speaking = False
                 self._speech_ms = 0.0
-                return SpeechEdge(False, self._position_ms - self._silence_ms)
+                return SpeechEdge(False, speech_end)
+            if self._silence_ms - chunk_ms < self.pause_ms <= self._silence_ms:
+                return SpeechEdge(False, speech_end, pause=True)
         else:
             self._silence_ms = 0.0
         return None

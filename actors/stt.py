@@ -17,26 +17,35 @@ log = logging.getLogger(__name__)
 class Stt(ReportsFailure, pykka.ThreadingActor):
     stage = "stt"
 
-    def __init__(self, engine: WhisperEngine, supervisor: pykka.ActorRef[Any]) -> None:
+    def __init__(
+        self, engine: WhisperEngine, supervisor: pykka.ActorRef[Any], timeout_s: float = 5.0
+    ) -> None:
         super().__init__()
         self.engine = engine
         self.supervisor = supervisor
+        self.timeout_s = timeout_s
 
     def on_receive(self, message: Any) -> None:
-        if not isinstance(message, CallerUtterance):
+        if self.abandoned or not isinstance(message, CallerUtterance):
             return
         try:
-            transcript = self.engine.transcribe(message.pcm)
+            with self.deadline(self.timeout_s) as deadline:
+                transcript = self.engine.transcribe(message.pcm)
         except Exception as exc:  # reported, never a silent actor death
             log.exception("transcription failed")
-            self.supervisor.tell(StageError("stt", None, repr(exc)))
+            if not self.abandoned:
+                self.report(StageError("stt", None, repr(exc)))
             return
-        self.supervisor.tell(
+        if deadline.expired:
+            return  # too late: the supervisor has moved on
+        self.report(
             Transcribed(
                 message.turn,
                 transcript.text,
                 transcript.no_speech_probability,
                 message.inbound_start_ms,
                 message.inbound_end_ms,
+                message.speech_end_ms,
+                message.tentative,
             )
         )

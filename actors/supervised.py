@@ -1,14 +1,23 @@
-"""A failing child actor tells its supervisor instead of dying silently.
+"""A failing or stalled child actor tells its supervisor instead of dying or hanging silently.
 
 pykka stops an actor whose ``on_receive`` raises, and says so to nobody but the
 log (measured: the call just goes quiet). Each of a call's child actors mixes
 this in, so the supervisor hears of the failure and decides: restart the stage
 and apologise, or end the call politely.
+
+An engine call that stalls (a hung GPU server, a wedged native library) cannot
+report itself: the actor's only thread is stuck in it. ``deadline`` arms a timer
+around such a call; if it fires, the supervisor is told at once (and replaces
+the stage), this actor is abandoned (it skips whatever is still in its inbox
+and stops as soon as the engine returns), and the late result is dropped.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -19,9 +28,25 @@ from actors.messages import StageError
 log = logging.getLogger(__name__)
 
 
+class Deadline:
+    """Set once the guarded call outlived its timeout; its result must then be dropped."""
+
+    def __init__(self) -> None:
+        self.expired = False
+
+
 class ReportsFailure:
     stage: str
     supervisor: pykka.ActorRef[Any]
+    actor_ref: pykka.ActorRef[Any]
+    abandoned = False  # a stage timed out: the supervisor started a replacement
+
+    def report(self, message: object) -> None:
+        """Tell the supervisor, unless the call already ended (then nobody needs to know)."""
+        try:
+            self.supervisor.tell(message)
+        except pykka.ActorDeadError:
+            log.debug("%s: call already ended, dropped %r", self.stage, type(message).__name__)
 
     def on_failure(
         self,
@@ -29,6 +54,28 @@ class ReportsFailure:
         exception_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        log.error("%s actor failed: %r", self.stage, exception_value)
-        if self.supervisor.is_alive():
-            self.supervisor.tell(StageError(self.stage, None, repr(exception_value), crashed=True))
+        error = repr(exception_value)  # a string: a log record must not keep the call alive
+        log.error("%s actor failed: %s", self.stage, error)
+        self.report(StageError(self.stage, None, error, crashed=True))
+
+    @contextmanager
+    def deadline(self, seconds: float, reply_id: int | None = None) -> Iterator[Deadline]:
+        state = Deadline()
+
+        def expire() -> None:
+            state.expired = True
+            self.abandoned = True
+            log.error("%s stalled: no result after %.1f s", self.stage, seconds)
+            self.report(
+                StageError(self.stage, reply_id, f"timed out after {seconds:.1f} s", crashed=True)
+            )
+            self.actor_ref.stop(block=False)  # runs once the stuck call returns
+
+        timer = threading.Timer(seconds, expire)
+        timer.name = f"{self.stage}-deadline"
+        timer.daemon = True
+        timer.start()
+        try:
+            yield state
+        finally:
+            timer.cancel()

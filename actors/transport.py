@@ -11,6 +11,7 @@ the loop-side playout, which paces them and keeps the playback clock.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
@@ -45,6 +46,36 @@ PRE_ROLL_MS = 200.0  # speech onset is decided a little after it began
 POST_ROLL_MS = 150.0
 
 
+@dataclass
+class InboundBacklog:
+    """Frames handed to the Transport and not yet processed (pykka inboxes are unbounded).
+
+    Beyond ``limit`` the socket side drops caller audio, counted, instead of queueing
+    it: a stalled call must not eat the process's memory, and audio seconds late is
+    no use to a conversation. The protocol then sees a timestamp jump and fills it
+    with silence, so the inbound clock stays true. Marks and control frames are
+    never dropped. Each counter has one writer (loop or actor), so no lock is needed.
+    """
+
+    limit: int = 250  # 5 s of 20 ms frames
+    queued: int = 0  # the socket's loop
+    processed: int = 0  # the Transport
+    dropped: int = 0  # the socket's loop
+
+    def admit(self, frame: str | bytes) -> bool:
+        if self.queued - self.processed >= self.limit and _is_media(frame):
+            self.dropped += 1
+            return False
+        self.queued += 1
+        return True
+
+
+def _is_media(frame: str | bytes) -> bool:
+    """Twilio puts ``"event":"media"`` first; a cheap look, not a parse (refusals come later)."""
+    head = frame[:40]
+    return ('"media"' in head) if isinstance(head, str) else (b'"media"' in head)
+
+
 class Transport(ReportsFailure, pykka.ThreadingActor):
     stage = "transport"
 
@@ -55,6 +86,7 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
         playout: PlayoutPort,
         supervisor: pykka.ActorRef[Any],
         detector: SpeechDetector,
+        backlog: InboundBacklog,
     ) -> None:
         super().__init__()
         self.protocol = protocol
@@ -65,9 +97,10 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
         self.detector = detector
         self.audio_log = CallerAudioLog()
         self.utterance_start_ms: float | None = None
+        self.speculated_end_ms: float | None = None
         self.turns = 0
         self.inbound_ms = 0.0
-        self.frames_processed = 0
+        self.backlog = backlog
 
     def on_receive(self, message: Any) -> None:
         if isinstance(message, InboundFrame):
@@ -112,8 +145,8 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
             elif isinstance(observation, DtmfPressed):
                 self.recorder.record(DtmfReceived, at=frame.received_at, digit=observation.digit)
             elif isinstance(observation, Stopped):
-                self.supervisor.tell(StreamStopped("caller hung up"))
-        self.frames_processed += 1
+                self.report(StreamStopped("caller hung up"))
+        self.backlog.processed += 1
 
     def _on_audio(self, audio: CallerAudio) -> None:
         if audio.gap_ms:
@@ -128,14 +161,32 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
     def _detect(self, pcm16k: Any) -> None:
         self.audio_log.append(pcm16k)
         for edge in self.detector.feed(pcm16k):
-            self.supervisor.tell(CallerSpeech(edge.started, edge.inbound_ms))
             if edge.started:
+                self.report(CallerSpeech(True, edge.inbound_ms))
                 self.utterance_start_ms = edge.inbound_ms
-            elif self.utterance_start_ms is not None:
+            elif self.utterance_start_ms is None:
+                continue
+            elif edge.pause:  # transcribe now; the end of turn may follow in ~250 ms
+                self._transcribe(edge.inbound_ms, tentative=True)
+                self.speculated_end_ms = edge.inbound_ms
+            else:
+                self.report(CallerSpeech(False, edge.inbound_ms))
+                if self.speculated_end_ms != edge.inbound_ms:  # the caller talked on
+                    self._transcribe(edge.inbound_ms, tentative=False)
                 self.turns += 1
-                start = self.utterance_start_ms - PRE_ROLL_MS
-                end = edge.inbound_ms + POST_ROLL_MS
-                self.supervisor.tell(
-                    CallerUtterance(self.turns, self.audio_log.slice(start, end), start, end)
-                )
-                self.utterance_start_ms = None
+                self.utterance_start_ms = self.speculated_end_ms = None
+
+    def _transcribe(self, speech_end_ms: float, tentative: bool) -> None:
+        assert self.utterance_start_ms is not None
+        start = self.utterance_start_ms - PRE_ROLL_MS
+        end = speech_end_ms + POST_ROLL_MS  # a pause has less than this so far: all there is
+        self.report(
+            CallerUtterance(
+                self.turns + 1,
+                self.audio_log.slice(start, end),
+                start,
+                end,
+                speech_end_ms,
+                tentative,
+            )
+        )

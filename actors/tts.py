@@ -31,21 +31,26 @@ class Tts(ReportsFailure, pykka.ThreadingActor):
         transport: pykka.ActorRef[Any],
         replies: ReplyStreams,
         supervisor: pykka.ActorRef[Any],
+        timeout_s: float = 5.0,
     ) -> None:
         super().__init__()
         self.supervisor = supervisor
+        self.timeout_s = timeout_s
         self.engine = engine
         self.recorder = recorder
         self.transport = transport
         self.replies = replies
 
     def on_receive(self, message: Any) -> None:
+        if self.abandoned:
+            return
         if isinstance(message, CancelReply):
             self.recorder.record(StageCancelled, stage="tts", reply_id=message.reply_id)
         elif isinstance(message, Synthesize):
             if self.replies.is_cancelled(message.reply_id):
                 return  # cut in on before its turn came: no work for it
-            phrase = self.engine.synthesize(message.text)
-            if self.replies.is_cancelled(message.reply_id):  # cut in on meanwhile: drop it
+            with self.deadline(self.timeout_s, message.reply_id) as deadline:
+                phrase = self.engine.synthesize(message.text)
+            if deadline.expired or self.replies.is_cancelled(message.reply_id):  # drop it
                 return
             self.transport.tell(Speak(message.reply_id, message.segment, phrase, message.final))

@@ -7,6 +7,9 @@ caller started or stopped speaking) and carries out the actions it returns.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,3 +45,32 @@ class TurnTaking:
 
     def caller_stopped(self) -> None:
         self.caller_speaking = False
+
+
+@dataclass
+class TranscriptGate(Generic[T]):
+    """Pairs a confirmed end of turn with the transcript of exactly that speech.
+
+    Transcription starts speculatively at a pause in the caller's speech. If the
+    caller talks on, that transcript covers too little and must not answer the
+    turn; it is recognised by its speech end, which differs from the turn's. The
+    reply may start when both are in, whichever arrives second.
+    """
+
+    _latest: tuple[float, T] | None = None  # (speech end, transcript), newest only
+    _waiting_for: float | None = None  # an ended turn's speech end, transcript not yet in
+
+    def transcribed(self, speech_end_ms: float, transcript: T) -> T | None:
+        if self._waiting_for == speech_end_ms:
+            self._waiting_for = None
+            return transcript
+        self._latest = (speech_end_ms, transcript)
+        return None
+
+    def turn_ended(self, speech_end_ms: float) -> T | None:
+        latest, self._latest = self._latest, None
+        if latest is not None and latest[0] == speech_end_ms:
+            self._waiting_for = None
+            return latest[1]
+        self._waiting_for = speech_end_ms
+        return None

@@ -51,9 +51,8 @@ async def one_call(
     true_end = truth.clears[0].head_ms
     true_words = heard_words(agent.words, true_end).text.split()
     got_words = agent.heard_text.split()
-    recorder = app.services.recorders[truth.call_sid]
     clear = next(e for e in events if isinstance(e, ClearSent))
-    clear_sent_at = recorder.t0 + clear.at_ms / 1000.0
+    clear_sent_at = app.services.call_origins[truth.call_sid] + clear.at_ms / 1000.0
     return {
         "error_ms": agent.heard_ms - (true_end - agent.out_start_ms),
         "word_diff": abs(len(got_words) - len(true_words)),

@@ -75,7 +75,7 @@ async def run(calls: int, turns: int) -> None:
                 for name, value in turn.latencies().items():
                     if name in samples and value is not None:
                         samples[name].append(value)
-            t0 = app.services.recorders[truth.call_sid].t0
+            t0 = app.services.call_origins[truth.call_sid]
             for stopped in (e for e in events if isinstance(e, SpeechStopped)):
                 # Caller audio arrives in real time from the stream's start, so the speech
                 # end the VAD found (inbound axis) reached us at started_at + inbound_ms.

@@ -22,6 +22,7 @@ class Settings:
     greeting: str = "Hello, thanks for calling Earshot. How can I help you today?"
     playout_lead_ms: float = 200.0
     max_frame_bytes: int = 1 << 20
+    inbound_backlog_frames: int = 250  # caller audio queued for a call beyond this is dropped
     refusal_burst: int = 50  # invalid frames within a second that close a stream (1008)
     tts_voice: str = "heart"
     gil_switch_interval_s: float = 0.0005
@@ -34,6 +35,10 @@ class Settings:
         "spoken sentences, no lists or symbols."
     )
     max_reply_tokens: int = 60
+    # A stage that takes longer than this has stalled: apologise and replace it.
+    stt_timeout_s: float = 5.0
+    llm_timeout_s: float = 10.0
+    tts_timeout_s: float = 5.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -57,6 +62,10 @@ class Settings:
             values["system_prompt"] = env["EARSHOT_SYSTEM_PROMPT"]
         if "EARSHOT_PLAYOUT_LEAD_MS" in env:
             values["playout_lead_ms"] = float(env["EARSHOT_PLAYOUT_LEAD_MS"])
+        for stage in ("stt", "llm", "tts"):
+            name = f"EARSHOT_{stage.upper()}_TIMEOUT_S"
+            if name in env:
+                values[f"{stage}_timeout_s"] = float(env[name])
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 

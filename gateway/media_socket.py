@@ -17,6 +17,7 @@ import pykka
 
 from actors.call_supervisor import CallSupervisor
 from actors.messages import InboundFrame, ReplyPlayed, StreamStopped
+from actors.transport import InboundBacklog
 from actors.twilio_stream import CloseStream, Refused, Started, TwilioStreamProtocol
 from events.catalogue import CallStarted
 from events.recorder import CallRecorder
@@ -89,7 +90,6 @@ async def media_stream(
         return
     assert services.writer is not None and services.engines is not None
     recorder = CallRecorder(started.call_sid, services.writer)
-    services.recorders[started.call_sid] = recorder
     recorder.record(
         CallStarted,
         stream_sid=started.stream_sid,
@@ -106,6 +106,7 @@ async def media_stream(
         log.warning("media stream for call %s refused: call already started", started.call_sid)
         await _close(send, 1008, "call already started")
         return
+    services.call_began(recorder)
     await _run_call(receive, send, services, started, protocol, recorder)
 
 
@@ -124,7 +125,7 @@ async def _run_call(
         await send({"type": "websocket.send", "text": text})
 
     def reply_played(reply_id: int) -> None:
-        if supervisor_box:
+        if supervisor_box and supervisor_box[0].is_alive():
             supervisor_box[0].tell(ReplyPlayed(reply_id))
 
     playout = Playout(
@@ -137,8 +138,9 @@ async def _run_call(
     )
     playout.start()
     assert services.engines is not None
+    backlog = InboundBacklog(settings.inbound_backlog_frames)
     supervisor = CallSupervisor.start(
-        recorder, protocol, playout, services.engines, settings.greeting
+        recorder, protocol, playout, services.engines, settings.greeting, backlog
     )
     supervisor_box.append(supervisor)
     transport: Any = await asyncio.to_thread(supervisor.ask, "transport")
@@ -157,10 +159,21 @@ async def _run_call(
                 if message.get("text") is not None
                 else message.get("bytes", b"")
             )
+            if not backlog.admit(text):
+                services.counters.media_frames_dropped += 1
+                if backlog.dropped % 50 == 1:
+                    log.warning(
+                        "call %s: caller audio dropped, %d frames behind (%d dropped so far)",
+                        started.call_sid,
+                        backlog.queued - backlog.processed,
+                        backlog.dropped,
+                    )
+                continue
             try:
                 transport.tell(InboundFrame(text, time.monotonic()))
             except pykka.ActorDeadError:  # the call ended (Twilio's stop, or a failure)
                 reason = "call ended"
+                await _close(send, 1000, "call ended")
                 break
     finally:
         services.counters.calls_active -= 1
@@ -168,4 +181,5 @@ async def _run_call(
         if supervisor.is_alive():
             supervisor.tell(StreamStopped(reason))
         await playout.stop()
+        services.call_finished(started.call_sid)
         log.info("call %s ended: %s", started.call_sid, reason)

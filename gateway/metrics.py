@@ -21,6 +21,8 @@ def render(services: Services) -> str:
         f"earshot_streams_refused_total {counters.streams_refused}",
         "# TYPE earshot_frames_refused_total counter",
         f"earshot_frames_refused_total {counters.frames_refused}",
+        "# TYPE earshot_media_frames_dropped_total counter",
+        f"earshot_media_frames_dropped_total {counters.media_frames_dropped}",
         "# TYPE earshot_events_committed_total counter",
         f"earshot_events_committed_total {writer.events_committed if writer else 0}",
         "# TYPE earshot_pacer_lateness_ms summary",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from actors.call_supervisor import Engines
@@ -21,6 +22,8 @@ from gateway.stream_tokens import StreamTokens
 
 log = logging.getLogger(__name__)
 
+RECENT_CALLS = 1000
+
 
 @dataclass
 class Counters:
@@ -29,6 +32,7 @@ class Counters:
     webhooks_refused: int = 0
     streams_refused: int = 0
     frames_refused: int = 0
+    media_frames_dropped: int = 0  # caller audio dropped because a call fell behind
 
 
 @dataclass
@@ -39,7 +43,19 @@ class Services:
     engines: Engines | None = None
     llm_server: EmbeddedServer | None = None
     counters: Counters = field(default_factory=Counters)
-    recorders: dict[str, CallRecorder] = field(default_factory=dict)  # this process's calls
+    active_calls: dict[str, CallRecorder] = field(default_factory=dict)
+    # Monotonic origin of each recent call's at_ms clock (the last ``RECENT_CALLS``), so a
+    # test or bench can relate its own clock to the stored events after the call ended.
+    call_origins: OrderedDict[str, float] = field(default_factory=OrderedDict)
+
+    def call_began(self, recorder: CallRecorder) -> None:
+        self.active_calls[recorder.call_sid] = recorder
+        self.call_origins[recorder.call_sid] = recorder.t0
+        while len(self.call_origins) > RECENT_CALLS:
+            self.call_origins.popitem(last=False)
+
+    def call_finished(self, call_sid: str) -> None:
+        self.active_calls.pop(call_sid, None)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Services:
@@ -74,6 +90,9 @@ class Services:
             settings.llm_model,
             settings.system_prompt,
             settings.max_reply_tokens,
+            settings.stt_timeout_s,
+            settings.llm_timeout_s,
+            settings.tts_timeout_s,
         )
         log.info("gateway ready at %s", self.settings.public_url)
 

@@ -85,6 +85,7 @@ class Truth:
     max_socket_lead_ms: float = 0.0
     started_at: float = 0.0
     outbound: bytearray = field(default_factory=bytearray)
+    close_code: int | None = None  # set when the gateway closed the stream (ended the call)
 
 
 class _Link:
@@ -110,12 +111,15 @@ class _Link:
             wait = due - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            result = self._deliver(message)
-            if result is not None:
-                await result
+            try:
+                result = self._deliver(message)
+                if result is not None:
+                    await result
+            except websockets.ConnectionClosed:
+                return  # the other side hung up: nothing more can be delivered
 
     async def drain(self) -> None:
-        while not self._queue.empty():
+        while not self._queue.empty() and not self._task.done():
             await asyncio.sleep(0.005)
 
     def cancel(self) -> None:
@@ -334,6 +338,7 @@ class SimulatedCaller:
                 down.send(message if isinstance(message, str) else message.decode())
         except websockets.ConnectionClosed:
             pass
+        self.truth.close_code = ws.close_code
 
     def _on_agent_message(self, player: TwilioPlayer, text: str) -> None:
         message = json.loads(text)
@@ -355,7 +360,7 @@ class SimulatedCaller:
         speech_started = 0.0
         frame_index = 0
         last_utterance_end: float | None = None
-        while time.monotonic() - start < self.hang_up_after_s:
+        while time.monotonic() - start < self.hang_up_after_s and self.truth.close_code is None:
             now = time.monotonic()
             if not speaking and pending and self._due(pending[0], player, now - start, now):
                 speaking = pending.pop(0).mulaw

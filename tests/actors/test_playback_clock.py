@@ -58,6 +58,20 @@ def test_echoes_after_a_clear_for_unplayed_marks_are_flushed() -> None:
     assert clock.on_mark_echo("never-sent", 0.12).kind == "unknown"
 
 
+def test_marks_sent_after_a_clear_play_normally() -> None:
+    """A clear flushes only what was sent before it: the next reply's marks are played.
+    (A bug found by a two-reply call: every later mark was counted as flushed.)"""
+    clock = PlaybackClock()
+    send(clock, 0.0, 10)
+    clock.on_mark_sent("old", 1)  # at 200 ms
+    clock.on_clear(0.1)
+    clock.refine_clear(0.11)
+    send(clock, 1.0, 10)  # the next reply, a second later
+    clock.on_mark_sent("new", 2)  # at 400 ms
+    assert clock.on_mark_echo("old", 0.11).kind == "flushed"
+    assert clock.on_mark_echo("new", 1.25).kind == "played"
+
+
 def test_probe_marks_measure_the_round_trip() -> None:
     clock = PlaybackClock()
     assert clock.probe_due(0.0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.turn_taking import BargeIn, TurnTaking
+from actors.turn_taking import BargeIn, TranscriptGate, TurnTaking
 
 
 def test_caller_speech_over_a_reply_is_a_barge_in_once() -> None:
@@ -29,3 +29,24 @@ def test_a_late_played_report_for_an_old_reply_does_not_free_the_floor() -> None
     new = turns.start_reply()
     turns.reply_played(old)
     assert turns.agent_reply == new
+
+
+def test_a_transcript_started_at_a_pause_answers_the_turn_that_ends_there() -> None:
+    gate: TranscriptGate[str] = TranscriptGate()
+    assert gate.transcribed(1500.0, "book a table") is None  # the turn has not ended yet
+    assert gate.turn_ended(1500.0) == "book a table"
+
+
+def test_the_end_of_turn_waits_for_its_transcript() -> None:
+    gate: TranscriptGate[str] = TranscriptGate()
+    assert gate.turn_ended(1500.0) is None
+    assert gate.transcribed(1500.0, "book a table") == "book a table"
+    assert gate.transcribed(1500.0, "again") is None  # answered once
+
+
+def test_a_pause_the_caller_talked_through_is_not_the_turn() -> None:
+    gate: TranscriptGate[str] = TranscriptGate()
+    gate.transcribed(900.0, "book a")  # speculative, at a pause mid-sentence
+    assert gate.turn_ended(1500.0) is None  # the turn ended later: that transcript is short
+    assert gate.transcribed(1500.0, "book a table for two") == "book a table for two"
+    assert gate.turn_ended(2600.0) is None  # and it is not kept for the next turn

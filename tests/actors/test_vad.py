@@ -103,7 +103,7 @@ def _segments(
             edge = turns.feed(probability, level, 32.0)
             if edge is not None and edge.started:
                 start = edge.inbound_ms
-            elif edge is not None and start is not None:
+            elif edge is not None and not edge.pause and start is not None:
                 segments.append((start, edge.inbound_ms))
                 start = None
     if start is not None:

@@ -1,32 +1,54 @@
-"""Failures inside a call: a crashed stage is reported, restarted and apologised for; other
-calls go on; no actor or thread of the call is left behind."""
+"""Failures inside a call: every stage made to crash, and every engine made to stall.
+
+A crashed or stalled STT, LLM or TTS is recorded, replaced and apologised for,
+and the call goes on; a crashed Transport or CallSupervisor ends the call with a
+recorded reason and the gateway closes the stream. Each fault hits one call while
+another runs beside it and is unaffected; afterwards no actor, actor thread or
+per-call object is left behind.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pykka
 import pytest
 
-from actors.call_supervisor import APOLOGY
+from actors.call_supervisor import APOLOGY, CallSupervisor
+from actors.llm import Llm
 from actors.speech_synthesis import HibariEngine, Phrase
-from events.catalogue import CallEnded, StageFailed
+from actors.stt import Stt
+from actors.transport import Transport
+from events.catalogue import AnyEvent, CallEnded, StageFailed, TranscriptFinal
+from events.recorder import CallRecorder
 from gateway.app import EarshotApp
-from gateway.simulate import SimulatedCaller, Truth
+from gateway.playout import Playout
+from gateway.simulate import SimulatedCaller, Truth, Utterance
+from projections.heard import AgentTurn
 from projections.replay import fold_all
-from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
+from tests.gateway.fault_llm import REPLY, FaultInjectingLlm
+from tests.gateway.server import AUTH_TOKEN, STAGE_TIMEOUT_S, running_gateway, stored_call
+
+STALL_S = 4.0  # an injected stall: longer than every stage timeout
+TIMEOUT_S = STAGE_TIMEOUT_S
+CALL_ACTORS = {"CallSupervisor", "Transport", "Tts", "Stt", "Llm"}
+PER_CALL_TYPES = (CallSupervisor, Transport, Stt, Llm, CallRecorder, Playout)
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, EarshotApp]]:
+    """Greets and listens (no STT or LLM): for faults in the TTS, Transport and supervisor."""
     db = tmp_path_factory.mktemp("faults") / "calls.db"
-    with running_gateway(f"sqlite+aiosqlite:///{db}", converse=False) as running:
+    with running_gateway(
+        f"sqlite+aiosqlite:///{db}", converse=False, tts_timeout_s=TIMEOUT_S
+    ) as running:
         yield running
-
-
-CALL_ACTORS = {"CallSupervisor", "Transport", "Tts", "Stt", "Llm"}
 
 
 def call_threads() -> list[str]:
@@ -37,13 +59,86 @@ def call_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.split("-")[0] in CALL_ACTORS]
 
 
-async def two_calls(base: str, seconds: float) -> tuple[Truth, Truth]:
+def once(fault: Callable[..., Any]) -> Callable[..., bool]:
+    """A predicate true exactly once, across threads: which call meets the fault is chance."""
+    lock, left = threading.Lock(), [1]
+
+    def first(*args: Any) -> bool:
+        with lock:
+            if left[0] and fault(*args):
+                left[0] -= 1
+                return True
+            return False
+
+    return first
+
+
+async def faulted_and_bystander(
+    app: EarshotApp, base: str, script: list[Utterance], seconds: float
+) -> tuple[list[AnyEvent], list[AnyEvent], Truth]:
+    """Two calls at once, both speaking ``script``; returns (faulted, other, faulted truth)."""
     callers = [
-        SimulatedCaller(base, auth_token=AUTH_TOKEN, script=[], hang_up_after_s=seconds)
+        SimulatedCaller(base, auth_token=AUTH_TOKEN, script=script, hang_up_after_s=seconds)
         for _ in range(2)
     ]
-    first, second = await asyncio.gather(*(c.run() for c in callers))
-    return first, second
+    truths = await asyncio.gather(*(c.run() for c in callers))
+    await asyncio.sleep(1.0)
+    calls = [(await stored_call(app, t.call_sid), t) for t in truths]
+    faulted = [
+        (events, truth)
+        for events, truth in calls
+        if any(isinstance(e, StageFailed) for e in events)
+    ]
+    assert len(faulted) == 1, "exactly one call met the injected fault"
+    other = next(events for events, truth in calls if truth is not faulted[0][1])
+    assert not any(isinstance(e, StageFailed) for e in other)
+    assert any(isinstance(e, CallEnded) for e in other)
+    return faulted[0][0], other, faulted[0][1]
+
+
+def agent_turns(events: list[AnyEvent]) -> list[AgentTurn]:
+    return fold_all(events).heard.agent_turns()
+
+
+def failure(events: list[AnyEvent]) -> StageFailed:
+    return next(e for e in events if isinstance(e, StageFailed))
+
+
+def ended(events: list[AnyEvent]) -> str:
+    return next(e.reason for e in events if isinstance(e, CallEnded))
+
+
+def heard_apology(events: list[AnyEvent]) -> bool:
+    return any(t.reason == "apology" and t.heard_text == APOLOGY for t in agent_turns(events))
+
+
+def forget_logged_tracebacks() -> None:
+    """pytest keeps each log record of a test, and the record of a crash keeps its traceback,
+    whose frames hold the crashed call's objects: the harness holding them, not the gateway.
+    The text is kept; only the traceback objects go."""
+    for handler in logging.getLogger().handlers:
+        for record in getattr(handler, "records", ()):
+            if record.exc_info:
+                record.exc_text = record.exc_text or logging.Formatter().formatException(
+                    record.exc_info
+                )
+                record.exc_info = None
+
+
+async def nothing_left(actors_before: int, wait_s: float = 0.0) -> None:
+    """No actor, actor thread or per-call object of an ended call survives it."""
+    deadline = time.monotonic() + wait_s + 5.0
+    while call_threads() and time.monotonic() < deadline:  # a stalled engine call returning
+        await asyncio.sleep(0.2)
+    assert call_threads() == []
+    assert len(pykka.ActorRegistry.get_all()) <= actors_before
+    forget_logged_tracebacks()
+    gc.collect()
+    alive = [type(o).__name__ for o in gc.get_objects() if type(o) in PER_CALL_TYPES]
+    assert alive == []
+
+
+# --- faults in the greeting-only gateway --------------------------------------------------
 
 
 async def test_a_crashed_tts_is_restarted_and_the_caller_hears_an_apology(
@@ -52,35 +147,220 @@ async def test_a_crashed_tts_is_restarted_and_the_caller_hears_an_apology(
     base, app = gateway
     assert app.services.engines is not None
     engine: HibariEngine = app.services.engines.tts
-    real = engine.synthesize
-    failures = {"left": 1}
-    lock = threading.Lock()
+    real, fails = engine.synthesize, once(lambda text, speed=1.0: True)
 
-    def fails_once(text: str, speed: float = 1.0) -> Phrase:
-        with lock:
-            if failures["left"]:
-                failures["left"] -= 1
-                raise RuntimeError("injected TTS fault")
+    def synthesize(text: str, speed: float = 1.0) -> Phrase:
+        if fails(text):
+            raise RuntimeError("injected TTS fault")
         return real(text, speed)
 
-    monkeypatch.setattr(engine, "synthesize", fails_once)
+    monkeypatch.setattr(engine, "synthesize", synthesize)
     actors_before = len(pykka.ActorRegistry.get_all())
-    first, second = await two_calls(base, seconds=9.0)
-    await asyncio.sleep(1.0)
-    views = {}
-    for truth in (first, second):
-        events = await stored_call(app, truth.call_sid)
-        views[truth.call_sid] = (events, fold_all(events).heard.agent_turns())
-    failed = [
-        sid
-        for sid, (events, _) in views.items()
-        if any(isinstance(e, StageFailed) and e.stage == "tts" for e in events)
+    faulted, other, _ = await faulted_and_bystander(app, base, [], seconds=9.0)
+    assert failure(faulted).stage == "tts" and failure(faulted).action == "apologise"
+    assert heard_apology(faulted)
+    assert agent_turns(other)[0].heard_text == app.settings.greeting  # unaffected
+    await nothing_left(actors_before)
+
+
+async def test_a_stalled_tts_times_out_and_a_fresh_one_apologises(
+    gateway: tuple[str, EarshotApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, app = gateway
+    assert app.services.engines is not None
+    engine: HibariEngine = app.services.engines.tts
+    real, stalls = engine.synthesize, once(lambda text: True)
+
+    def synthesize(text: str, speed: float = 1.0) -> Phrase:
+        if stalls(text):
+            time.sleep(STALL_S)  # a wedged engine: the actor's thread is stuck in here
+        return real(text, speed)
+
+    monkeypatch.setattr(engine, "synthesize", synthesize)
+    actors_before = len(pykka.ActorRegistry.get_all())
+    faulted, other, _ = await faulted_and_bystander(app, base, [], seconds=9.0)
+    stalled = failure(faulted)
+    assert (stalled.stage, stalled.error) == ("tts", f"timed out after {TIMEOUT_S:.1f} s")
+    assert heard_apology(faulted)
+    # The stalled greeting's late audio was dropped: the caller heard only the apology.
+    assert [t.reason for t in agent_turns(faulted) if t.heard_ms] == ["apology"]
+    assert agent_turns(other)[0].heard_text == app.settings.greeting
+    await nothing_left(actors_before, wait_s=STALL_S)
+
+
+async def test_a_crashed_transport_ends_the_call_and_closes_the_stream(
+    gateway: tuple[str, EarshotApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, app = gateway
+    real = Transport._on_audio
+    frames = {"seen": 0}
+    crashes = once(lambda transport: frames["seen"] > 100)  # about 2 s into one call
+
+    def on_audio(self: Transport, audio: Any) -> None:
+        frames["seen"] += 1
+        if crashes(self):
+            raise RuntimeError("injected transport fault")
+        real(self, audio)
+
+    monkeypatch.setattr(Transport, "_on_audio", on_audio)
+    actors_before = len(pykka.ActorRegistry.get_all())
+    faulted, other, truth = await faulted_and_bystander(app, base, [], seconds=8.0)
+    assert failure(faulted).stage == "transport" and failure(faulted).action == "end_call"
+    assert ended(faulted) == "transport failed"
+    assert truth.close_code == 1000  # the gateway hung up on its side, cleanly
+    assert ended(other) == "caller hung up"
+    assert agent_turns(other)[0].heard_text == app.settings.greeting
+    await nothing_left(actors_before)
+
+
+async def test_a_crashed_supervisor_ends_the_call_with_its_reason(
+    gateway: tuple[str, EarshotApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, app = gateway
+    real = CallSupervisor.on_receive
+    crashes = once(lambda message: type(message).__name__ == "ReplyPlayed")
+
+    def on_receive(self: CallSupervisor, message: Any) -> Any:
+        if crashes(message):
+            raise RuntimeError("injected supervisor fault")
+        return real(self, message)
+
+    monkeypatch.setattr(CallSupervisor, "on_receive", on_receive)
+    actors_before = len(pykka.ActorRegistry.get_all())
+    callers = [
+        SimulatedCaller(base, auth_token=AUTH_TOKEN, script=[], hang_up_after_s=9.0)
+        for _ in range(2)
     ]
-    assert len(failed) == 1, "exactly one call met the injected fault"
-    events, turns = views[failed[0]]
-    assert any(t.reason == "apology" and t.heard_text == APOLOGY for t in turns), turns
-    other = next(sid for sid in views if sid != failed[0])
-    assert views[other][1][0].heard_text == app.settings.greeting  # unaffected
-    assert all(any(isinstance(e, CallEnded) for e in evs) for evs, _ in views.values())
-    assert len(pykka.ActorRegistry.get_all()) <= actors_before
-    assert call_threads() == []
+    truths = await asyncio.gather(*(c.run() for c in callers))
+    await asyncio.sleep(1.0)
+    reasons = sorted([ended(await stored_call(app, t.call_sid)) for t in truths])
+    assert reasons == ["caller hung up", "supervisor failed"]
+    assert sorted(t.close_code or 0 for t in truths) == [0, 1000]
+    await nothing_left(actors_before)
+
+
+async def test_many_calls_leave_nothing_behind(gateway: tuple[str, EarshotApp]) -> None:
+    """Per-call objects are freed and memory settles: ten calls in, the process grows little."""
+    base, _app = gateway
+    actors_before = len(pykka.ActorRegistry.get_all())
+
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * 4096 / 2**20
+
+    sizes = []
+    for _ in range(10):
+        callers = [
+            SimulatedCaller(base, auth_token=AUTH_TOKEN, script=[], hang_up_after_s=1.5)
+            for _ in range(2)
+        ]
+        await asyncio.gather(*(c.run() for c in callers))
+        await asyncio.sleep(0.3)
+        gc.collect()
+        sizes.append(rss_mb())
+    print(f"RSS after each pair of calls (MB): {[round(s) for s in sizes]}")
+    assert sizes[-1] - sizes[2] < 25.0  # warm-up allowed for; per-call growth would add up
+    await nothing_left(actors_before)
+
+
+# --- faults in the talking gateway ------------------------------------------------------
+
+
+def asking(questions: list[bytes]) -> list[Utterance]:
+    return [Utterance(q, after_agent_quiet_ms=500.0) for q in questions]
+
+
+def answered_after_the_fault(events: list[AnyEvent]) -> None:
+    """The call went on: a later turn was transcribed and answered, and heard."""
+    transcripts = [e for e in events if isinstance(e, TranscriptFinal)]
+    assert any("parking" in t.text.lower() for t in transcripts), transcripts
+    assert any(t.heard_text == REPLY for t in agent_turns(events)), agent_turns(events)
+
+
+async def test_a_stalled_stt_times_out_and_the_next_turn_is_heard(
+    talking_gateway: tuple[str, EarshotApp],
+    questions: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base, app = talking_gateway
+    assert app.services.engines is not None and app.services.engines.stt is not None
+    engine = app.services.engines.stt
+    real, stalls = engine.transcribe, once(lambda pcm: True)
+
+    def transcribe(pcm: Any) -> Any:
+        if stalls(pcm):
+            time.sleep(STALL_S)
+        return real(pcm)
+
+    monkeypatch.setattr(engine, "transcribe", transcribe)
+    actors_before = len(pykka.ActorRegistry.get_all())
+    faulted, other, _ = await faulted_and_bystander(app, base, asking(questions), seconds=24.0)
+    assert failure(faulted).stage == "stt" and "timed out" in failure(faulted).error
+    assert heard_apology(faulted)
+    answered_after_the_fault(faulted)
+    answered_after_the_fault(other)
+    await nothing_left(actors_before, wait_s=STALL_S)
+
+
+async def test_a_crashed_stt_is_restarted_and_the_next_turn_is_heard(
+    talking_gateway: tuple[str, EarshotApp],
+    questions: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base, app = talking_gateway
+    real, crashes = Stt.on_receive, once(lambda message: True)
+
+    def on_receive(self: Stt, message: Any) -> None:
+        if crashes(message):
+            raise RuntimeError("injected STT fault")
+        real(self, message)
+
+    monkeypatch.setattr(Stt, "on_receive", on_receive)
+    actors_before = len(pykka.ActorRegistry.get_all())
+    faulted, other, _ = await faulted_and_bystander(app, base, asking(questions), seconds=24.0)
+    assert failure(faulted).stage == "stt" and "injected STT fault" in failure(faulted).error
+    assert heard_apology(faulted)
+    answered_after_the_fault(faulted)
+    answered_after_the_fault(other)
+    await nothing_left(actors_before)
+
+
+async def test_a_stalled_llm_is_closed_apologised_for_and_the_next_turn_is_heard(
+    talking_gateway: tuple[str, EarshotApp],
+    questions: list[bytes],
+    llm: FaultInjectingLlm,
+) -> None:
+    base, app = talking_gateway
+    llm.stall_next, closed_before = 1, llm.stalled_requests_closed
+    actors_before = len(pykka.ActorRegistry.get_all())
+    faulted, other, _ = await faulted_and_bystander(app, base, asking(questions), seconds=24.0)
+    stalled = failure(faulted)
+    assert stalled.stage == "llm" and stalled.error == f"timed out: no data for {TIMEOUT_S:.1f} s"
+    assert llm.stalled_requests_closed == closed_before + 1  # the request was closed, not left
+    assert heard_apology(faulted)
+    answered_after_the_fault(faulted)
+    answered_after_the_fault(other)
+    await nothing_left(actors_before)
+
+
+async def test_a_crashed_llm_is_restarted_and_the_next_turn_is_heard(
+    talking_gateway: tuple[str, EarshotApp],
+    questions: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base, app = talking_gateway
+    real, crashes = Llm.on_receive, once(lambda message: True)
+
+    def on_receive(self: Llm, message: Any) -> None:
+        if crashes(message):
+            raise RuntimeError("injected LLM fault")
+        real(self, message)
+
+    monkeypatch.setattr(Llm, "on_receive", on_receive)
+    actors_before = len(pykka.ActorRegistry.get_all())
+    faulted, other, _ = await faulted_and_bystander(app, base, asking(questions), seconds=24.0)
+    assert failure(faulted).stage == "llm" and "injected LLM fault" in failure(faulted).error
+    assert heard_apology(faulted)
+    answered_after_the_fault(faulted)
+    answered_after_the_fault(other)
+    await nothing_left(actors_before)

@@ -60,7 +60,7 @@ async def test_clear_stops_playout_within_one_leg_plus_20_ms(
     await asyncio.sleep(0.3)
     events = await stored_call(app, truth.call_sid)
     clear = next(e for e in events if isinstance(e, ClearSent))
-    sent_at = app.services.recorders[truth.call_sid].t0 + clear.at_ms / 1000
+    sent_at = app.services.call_origins[truth.call_sid] + clear.at_ms / 1000
     stop_ms = (truth.clears[0].at - sent_at) * 1000
     one_leg = network.one_way_ms + network.jitter_ms
     assert 0 <= stop_ms <= one_leg + 20, stop_ms

@@ -1,0 +1,96 @@
+"""An OpenAI-compatible chat endpoint that can be told to stall or dawdle: a fault injector.
+
+It streams a fixed reply as server-sent events, exactly as the chat completions
+API does, ``word_delay_s`` apart, unless ``stall_next`` is set: then it reads the
+request and sends nothing until the client gives up and closes the connection.
+Either way it counts requests the client closed early, so a test can check that a
+timed-out or cancelled request was really closed. It stands in for the LLM only in
+tests of faults and of exact cut timing; the real model's path is tested against
+the embedded server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+REPLY = "Of course, we can do that for you."
+
+
+class FaultInjectingLlm(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.stall_next = 0  # how many of the next requests stall
+        self.reply = REPLY
+        self.word_delay_s = 0.0
+        self.requests = 0
+        self.stalled_requests_closed = 0
+        self.streams_closed_early = 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def take_stall(self) -> bool:
+        with self.lock:
+            self.requests += 1
+            if self.stall_next > 0:
+                self.stall_next -= 1
+                return True
+            return False
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FaultInjectingLlm
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.server.take_stall():
+            self.connection.settimeout(30.0)
+            try:
+                while self.connection.recv(1024):  # b"" once the client closed
+                    pass
+            except OSError:
+                pass
+            with self.server.lock:
+                self.server.stalled_requests_closed += 1
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        words = self.server.reply.split(" ")
+        try:
+            for index, word in enumerate(words):
+                delta = {"content": word if index == 0 else " " + word}
+                finish = "stop" if index == len(words) - 1 else None
+                chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+                time.sleep(self.server.word_delay_s)
+            self.wfile.write(b"data: [DONE]\n\n")
+        except OSError:  # the client closed the stream: it cancelled
+            with self.server.lock:
+                self.server.streams_closed_early += 1
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def fault_injecting_llm() -> Iterator[FaultInjectingLlm]:
+    server = FaultInjectingLlm()
+    thread = threading.Thread(target=server.serve_forever, name="fault-llm", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,131 @@
+"""A barge-in stops the old reply wherever its work is: mid-generation, or mid-synthesis.
+
+The LLM endpoint here streams a known multi-sentence reply at a chosen pace, so
+the cut lands where each test needs it: while the reply is still streaming (the
+HTTP stream must be closed), or after it has streamed completely while phrases
+are still being synthesized (the phrase being synthesized is dropped, the queued
+ones are never synthesized). In both: no audio, mark or synthesized phrase of the
+old reply after the clear, and the new turn is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from actors.audio_formats import phrase_to_mulaw
+from actors.speech_synthesis import HibariEngine, Phrase
+from events.catalogue import (
+    AnyEvent,
+    AudioSent,
+    BargeInDetected,
+    ClearSent,
+    MarkSent,
+    ReplyCompleted,
+    ReplyRequested,
+    SpeechSynthesized,
+    StageCancelled,
+)
+from gateway.app import EarshotApp
+from gateway.simulate import SimulatedCaller, Utterance
+from projections.replay import fold_all
+from tests.gateway.fault_llm import REPLY, FaultInjectingLlm
+from tests.gateway.server import AUTH_TOKEN, stored_call
+
+LONG_REPLY = (
+    "We open at noon every day. Lunch is served until three. Dinner starts at six. "
+    "The kitchen closes at ten. We have fish, shellfish and a few meat dishes. "
+    "Booking is a good idea on weekends."
+)
+
+
+@pytest.fixture
+def long_reply(llm: FaultInjectingLlm) -> Iterator[FaultInjectingLlm]:
+    llm.reply = LONG_REPLY
+    yield llm
+    llm.reply, llm.word_delay_s = REPLY, 0.0
+
+
+async def cut_in_call(base: str, app: EarshotApp) -> tuple[list[AnyEvent], int]:
+    """Ask, then cut in after 600 ms of the answer; returns the call's events and the cut reply."""
+    voice = HibariEngine()
+    ask, stop = (voice.synthesize(t) for t in ("When are you open?", "Sorry, one question."))
+    caller = SimulatedCaller(
+        base,
+        auth_token=AUTH_TOKEN,
+        hang_up_after_s=22.0,
+        script=[
+            Utterance(phrase_to_mulaw(ask.samples, ask.rate), after_agent_quiet_ms=500.0),
+            Utterance(phrase_to_mulaw(stop.samples, stop.rate), cut_in_after_agent_ms=600.0),
+        ],
+    )
+    truth = await caller.run()
+    await asyncio.sleep(0.5)
+    events = await stored_call(app, truth.call_sid)
+    cut = next(e for e in events if isinstance(e, BargeInDetected)).reply_id
+    clear = next(e for e in events if isinstance(e, ClearSent) and e.reply_id == cut)
+    after = [e for e in events if e.seq > clear.seq and getattr(e, "reply_id", None) == cut]
+    assert not [e for e in after if isinstance(e, AudioSent | SpeechSynthesized | MarkSent)]
+    assert len(truth.clears) == 1
+    turns = fold_all(events).heard.agent_turns()
+    old = next(t for t in turns if t.reply_id == cut)
+    assert old.interrupted and old.heard_text and old.heard_text != LONG_REPLY
+    assert turns[-1].reply_id > cut and turns[-1].heard_text.startswith("We open")  # anew
+    return events, cut
+
+
+async def test_a_barge_in_during_generation_closes_the_llm_stream(
+    talking_gateway: tuple[str, EarshotApp], long_reply: FaultInjectingLlm
+) -> None:
+    base, app = talking_gateway
+    long_reply.word_delay_s = 0.25  # ~8 s to stream: the cut lands mid-stream
+    closed_before = long_reply.streams_closed_early
+    events, cut = await cut_in_call(base, app)
+    barge = next(e for e in events if isinstance(e, BargeInDetected))
+    completed = next(e for e in events if isinstance(e, ReplyCompleted) and e.reply_id == cut)
+    assert completed.seq > barge.seq and completed.finish_reason == "cancelled"
+    assert any(
+        isinstance(e, StageCancelled) and e.stage == "llm" and e.reply_id == cut for e in events
+    )
+    assert long_reply.streams_closed_early == closed_before + 1  # the server saw it closed
+
+
+async def test_a_barge_in_during_synthesis_drops_the_phrase_and_skips_the_rest(
+    talking_gateway: tuple[str, EarshotApp],
+    long_reply: FaultInjectingLlm,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base, app = talking_gateway
+    assert app.services.engines is not None
+    engine: HibariEngine = app.services.engines.tts
+    real = engine.synthesize
+    started: list[tuple[float, str]] = []  # (when synthesis began, text), reply phrases only
+    lock = threading.Lock()
+
+    def slow_synthesize(text: str, speed: float = 1.0) -> Phrase:
+        if text in LONG_REPLY:
+            with lock:
+                started.append((time.monotonic(), text))
+            if not text.startswith("We open"):
+                time.sleep(1.2)  # later phrases take long: the cut lands while one is in work
+        return real(text, speed)
+
+    monkeypatch.setattr(engine, "synthesize", slow_synthesize)
+    events, cut = await cut_in_call(base, app)
+    barge = next(e for e in events if isinstance(e, BargeInDetected))
+    completed = next(e for e in events if isinstance(e, ReplyCompleted) and e.reply_id == cut)
+    assert completed.seq < barge.seq and completed.finish_reason == "stop"  # LLM long done
+    assert any(isinstance(e, StageCancelled) and e.stage == "tts" for e in events)
+    spoken = [e.text for e in events if isinstance(e, SpeechSynthesized) and e.reply_id == cut]
+    assert spoken == ["We open at noon every day."]
+    # Work the engine did for the old reply: everything that began before the next reply
+    # was requested. The first phrase, and the second (in synthesis at the cut, then
+    # dropped); the four queued behind it were skipped without work.
+    t0 = app.services.call_origins[events[0].call_sid]
+    next_reply = next(e for e in events if isinstance(e, ReplyRequested) and e.reply_id > cut)
+    old_work = [text for began, text in started if began < t0 + next_reply.at_ms / 1000]
+    assert old_work == ["We open at noon every day.", "Lunch is served until three."]
