@@ -31,7 +31,7 @@ from actors.messages import (
     Transcribed,
 )
 from actors.speech_recognition import WhisperEngine
-from actors.speech_synthesis import HibariEngine
+from actors.speech_synthesis import SpeechEngine
 from actors.speech_turns import SpeechDetector
 from actors.stt import Stt
 from actors.transport import InboundBacklog, Transport
@@ -67,7 +67,7 @@ MAX_STAGE_FAILURES = 3  # a stage failing this often in one call ends the call
 class Engines:
     """The process-wide engines a call uses (loaded once, shared, bounded)."""
 
-    tts: HibariEngine
+    tts: SpeechEngine
     vad: SileroVadModel
     stt: WhisperEngine | None = None
     llm_url: str | None = None

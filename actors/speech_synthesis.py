@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -53,6 +54,22 @@ def sanitize_for_speech(text: str, max_chars: int = 600) -> str:
     return text[:max_chars]
 
 
+class SpeechEngine(Protocol):
+    """What the Tts actor needs of a voice: a phrase, with the reply's earlier phrases as
+    context (for engines that use it) and a cancellation check (between steps)."""
+
+    rate: int
+
+    def synthesize(
+        self,
+        text: str,
+        speed: float = 1.0,
+        *,
+        context: Sequence[Phrase] = (),
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Phrase: ...
+
+
 class HibariEngine:
     """The embedded CPU voice. ``synthesize`` is thread-safe and bounded to ``concurrency``."""
 
@@ -67,16 +84,27 @@ class HibariEngine:
         self._tts("Warm up.")  # loads the phonemiser now, not on the first call
         log.info("TTS ready")
 
-    def synthesize(self, text: str, speed: float = 1.0) -> Phrase:
+    def synthesize(
+        self,
+        text: str,
+        speed: float = 1.0,
+        *,
+        context: Sequence[Phrase] = (),
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Phrase:
+        """Sentence by sentence (hibari takes no context: each phrase stands alone);
+        ``should_stop`` is checked between sentences."""
         text = sanitize_for_speech(text)
         pieces: list[Float32] = []
         words: list[WordTiming] = []
         offset_ms = 0.0
         with self._slots:
             for sentence in self._tts.split_sentences(text):
+                if should_stop is not None and should_stop():
+                    break
                 phonemes = " ".join(self._tts.phonemize(sentence))
                 audio = np.asarray(self._tts(sentence, speed=speed, seed=0), dtype=np.float32)
-                words.extend(_estimate_words(sentence, phonemes, audio, self.rate, offset_ms))
+                words.extend(estimate_words(sentence, phonemes, audio, self.rate, offset_ms))
                 pieces.append(audio)
                 offset_ms += len(audio) * 1000.0 / self.rate
         samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
@@ -95,7 +123,7 @@ def _loud_span_ms(audio: Float32, rate: int) -> tuple[float, float]:
     return float(loud[0]) * 12.5, float(loud[-1] + 1) * 12.5
 
 
-def _estimate_words(
+def estimate_words(
     sentence: str, phonemes: str, audio: Float32, rate: int, offset_ms: float
 ) -> list[WordTiming]:
     text_words = sentence.split()

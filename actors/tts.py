@@ -13,7 +13,7 @@ import pykka
 
 from actors.llm import ReplyStreams
 from actors.messages import CancelReply, Speak, Synthesize
-from actors.speech_synthesis import HibariEngine
+from actors.speech_synthesis import Phrase, SpeechEngine
 from actors.supervised import ReportsFailure
 from events.catalogue import StageCancelled
 from events.recorder import CallRecorder
@@ -26,7 +26,7 @@ class Tts(ReportsFailure, pykka.ThreadingActor):
 
     def __init__(
         self,
-        engine: HibariEngine,
+        engine: SpeechEngine,
         recorder: CallRecorder,
         transport: pykka.ActorRef[Any],
         replies: ReplyStreams,
@@ -40,6 +40,7 @@ class Tts(ReportsFailure, pykka.ThreadingActor):
         self.recorder = recorder
         self.transport = transport
         self.replies = replies
+        self.context: tuple[int, list[Phrase]] = (0, [])  # a reply's phrases so far (last 2)
 
     def on_receive(self, message: Any) -> None:
         if self.abandoned:
@@ -49,8 +50,16 @@ class Tts(ReportsFailure, pykka.ThreadingActor):
         elif isinstance(message, Synthesize):
             if self.replies.is_cancelled(message.reply_id):
                 return  # cut in on before its turn came: no work for it
-            with self.deadline(self.timeout_s, message.reply_id) as deadline:
-                phrase = self.engine.synthesize(message.text)
+            reply_id = message.reply_id
+            if self.context[0] != reply_id:
+                self.context = (reply_id, [])
+            with self.deadline(self.timeout_s, reply_id) as deadline:
+                phrase = self.engine.synthesize(
+                    message.text,
+                    context=self.context[1][-2:],
+                    should_stop=lambda: self.replies.is_cancelled(reply_id),
+                )
+            self.context[1].append(phrase)
             if deadline.expired or self.replies.is_cancelled(message.reply_id):  # drop it
                 return
             self.transport.tell(Speak(message.reply_id, message.segment, phrase, message.final))

@@ -25,6 +25,7 @@ class Settings:
     inbound_backlog_frames: int = 250  # caller audio queued for a call beyond this is dropped
     refusal_burst: int = 50  # invalid frames within a second that close a stream (1008)
     tts_voice: str = "heart"
+    tts_model: str | None = None  # a local Sesame CSM directory (GPU); None: the embedded voice
     gil_switch_interval_s: float = 0.0005
     converse: bool = True  # False: greet and listen only (no STT/LLM loaded)
     llm_url: str | None = None  # an OpenAI-compatible /v1 (vLLM); None: the embedded server
@@ -56,6 +57,8 @@ class Settings:
             values["greeting"] = env["EARSHOT_GREETING"]
         if "EARSHOT_LLM_URL" in env:
             values["llm_url"] = env["EARSHOT_LLM_URL"]
+        if "EARSHOT_TTS_MODEL" in env:
+            values["tts_model"] = env["EARSHOT_TTS_MODEL"]
         if "EARSHOT_LLM_MODEL" in env:
             values["llm_model"] = env["EARSHOT_LLM_MODEL"]
         if "EARSHOT_SYSTEM_PROMPT" in env:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from actors.call_supervisor import Engines
 from actors.language_model import EmbeddedServer
 from actors.speech_recognition import WhisperEngine
-from actors.speech_synthesis import HibariEngine
+from actors.speech_synthesis import HibariEngine, SpeechEngine
 from actors.vad import SileroVadModel
 from events.database import create_engine, upgrade_async
 from events.group_commit import GroupCommitWriter
@@ -72,7 +72,13 @@ class Services:
         self.writer = GroupCommitWriter(EventStore(self._engine))
         await self.writer.start()
         settings = self.settings
-        tts = await asyncio.to_thread(HibariEngine, settings.tts_voice)
+        tts: SpeechEngine
+        if settings.tts_model is not None:
+            from actors.csm_synthesis import CsmEngine  # imports torch: only when asked for
+
+            tts = await asyncio.to_thread(CsmEngine, settings.tts_model)
+        else:
+            tts = await asyncio.to_thread(HibariEngine, settings.tts_voice)
         vad = await asyncio.to_thread(SileroVadModel)
         stt, llm_url = None, None
         if settings.converse:

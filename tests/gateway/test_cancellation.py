@@ -14,11 +14,12 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from actors.audio_formats import phrase_to_mulaw
-from actors.speech_synthesis import HibariEngine, Phrase
+from actors.speech_synthesis import HibariEngine, Phrase, SpeechEngine
 from events.catalogue import (
     AnyEvent,
     AudioSent,
@@ -101,18 +102,18 @@ async def test_a_barge_in_during_synthesis_drops_the_phrase_and_skips_the_rest(
 ) -> None:
     base, app = talking_gateway
     assert app.services.engines is not None
-    engine: HibariEngine = app.services.engines.tts
+    engine: SpeechEngine = app.services.engines.tts
     real = engine.synthesize
     started: list[tuple[float, str]] = []  # (when synthesis began, text), reply phrases only
     lock = threading.Lock()
 
-    def slow_synthesize(text: str, speed: float = 1.0) -> Phrase:
+    def slow_synthesize(text: str, speed: float = 1.0, **kwargs: Any) -> Phrase:
         if text in LONG_REPLY:
             with lock:
                 started.append((time.monotonic(), text))
             if not text.startswith("We open"):
                 time.sleep(1.2)  # later phrases take long: the cut lands while one is in work
-        return real(text, speed)
+        return real(text, speed, **kwargs)
 
     monkeypatch.setattr(engine, "synthesize", slow_synthesize)
     events, cut = await cut_in_call(base, app)

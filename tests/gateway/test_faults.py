@@ -22,7 +22,7 @@ import pytest
 
 from actors.call_supervisor import APOLOGY, CallSupervisor
 from actors.llm import Llm
-from actors.speech_synthesis import HibariEngine, Phrase
+from actors.speech_synthesis import Phrase, SpeechEngine
 from actors.stt import Stt
 from actors.transport import Transport
 from events.catalogue import AnyEvent, CallEnded, StageFailed, TranscriptFinal
@@ -146,13 +146,13 @@ async def test_a_crashed_tts_is_restarted_and_the_caller_hears_an_apology(
 ) -> None:
     base, app = gateway
     assert app.services.engines is not None
-    engine: HibariEngine = app.services.engines.tts
+    engine: SpeechEngine = app.services.engines.tts
     real, fails = engine.synthesize, once(lambda text, speed=1.0: True)
 
-    def synthesize(text: str, speed: float = 1.0) -> Phrase:
+    def synthesize(text: str, speed: float = 1.0, **kwargs: Any) -> Phrase:
         if fails(text):
             raise RuntimeError("injected TTS fault")
-        return real(text, speed)
+        return real(text, speed, **kwargs)
 
     monkeypatch.setattr(engine, "synthesize", synthesize)
     actors_before = len(pykka.ActorRegistry.get_all())
@@ -168,13 +168,13 @@ async def test_a_stalled_tts_times_out_and_a_fresh_one_apologises(
 ) -> None:
     base, app = gateway
     assert app.services.engines is not None
-    engine: HibariEngine = app.services.engines.tts
+    engine: SpeechEngine = app.services.engines.tts
     real, stalls = engine.synthesize, once(lambda text: True)
 
-    def synthesize(text: str, speed: float = 1.0) -> Phrase:
+    def synthesize(text: str, speed: float = 1.0, **kwargs: Any) -> Phrase:
         if stalls(text):
             time.sleep(STALL_S)  # a wedged engine: the actor's thread is stuck in here
-        return real(text, speed)
+        return real(text, speed, **kwargs)
 
     monkeypatch.setattr(engine, "synthesize", synthesize)
     actors_before = len(pykka.ActorRegistry.get_all())

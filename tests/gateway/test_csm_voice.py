@@ -1,0 +1,49 @@
+"""``EARSHOT_TTS_MODEL``: the gateway speaks with Sesame CSM loaded from a local directory.
+
+A tiny random CSM (noise, not speech) stands in for CSM-1B's weights, which no
+package ships; the code path is the production one: Services loads the engine,
+the Tts actor synthesizes through it, the playout paces it, the caller hears it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from actors.csm_synthesis import CsmEngine
+from events.catalogue import SpeechSynthesized
+from gateway.app import EarshotApp
+from gateway.simulate import SimulatedCaller
+from projections.replay import fold_all
+from tests.actors.tiny_csm import save_tiny_csm
+from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, EarshotApp]]:
+    model = save_tiny_csm(tmp_path_factory.mktemp("csm") / "tiny-csm")
+    db = tmp_path_factory.mktemp("csm") / "calls.db"
+    with running_gateway(
+        f"sqlite+aiosqlite:///{db}",
+        converse=False,
+        greeting="Hello there, how can I help you today?",
+        tts_model=str(model),
+        tts_timeout_s=60.0,
+    ) as running:
+        yield running
+
+
+async def test_the_greeting_is_spoken_by_csm_and_heard(gateway: tuple[str, EarshotApp]) -> None:
+    base, app = gateway
+    assert app.services.engines is not None
+    assert isinstance(app.services.engines.tts, CsmEngine)
+    caller = SimulatedCaller(base, auth_token=AUTH_TOKEN, script=[], hang_up_after_s=8.0)
+    truth = await caller.run()
+    events = await stored_call(app, truth.call_sid)
+    spoken = [e for e in events if isinstance(e, SpeechSynthesized)]
+    assert [e.text for e in spoken] == [app.settings.greeting]
+    assert spoken[0].audio_ms > 0 and len(spoken[0].words) == len(app.settings.greeting.split())
+    greeting = fold_all(events).heard.agent_turns()[0]
+    assert greeting.heard_ms > 0  # the caller's player played it (and echoed its marks)
+    assert truth.played
