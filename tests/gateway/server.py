@@ -17,7 +17,7 @@ from gateway.app import EarshotApp
 from gateway.config import Settings
 
 AUTH_TOKEN = "test-auth-token-0123456789"
-STAGE_TIMEOUT_S = 2.0  # the fault tests' stage timeouts (STT, LLM, TTS)
+STAGE_TIMEOUT_S = 3.0  # the fault tests' stage timeouts (STT, LLM, TTS)
 
 
 def _free_port() -> int:

@@ -35,7 +35,7 @@ from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller, Utterance
 from projections.replay import fold_all
 from tests.gateway.fault_llm import REPLY, FaultInjectingLlm
-from tests.gateway.server import AUTH_TOKEN, stored_call
+from tests.gateway.server import AUTH_TOKEN, STAGE_TIMEOUT_S, stored_call
 
 LONG_REPLY = (
     "We open at noon every day. Lunch is served until three. Dinner starts at six. "
@@ -111,8 +111,11 @@ async def test_a_barge_in_during_synthesis_drops_the_phrase_and_skips_the_rest(
         if text in LONG_REPLY:
             with lock:
                 started.append((time.monotonic(), text))
-            if not text.startswith("We open"):
-                time.sleep(1.2)  # later phrases take long: the cut lands while one is in work
+                second_phrase = len(started) == 2
+            if second_phrase:  # in work until the cut lands (bounded below the TTS timeout)
+                deadline = time.monotonic() + STAGE_TIMEOUT_S - 0.5
+                while not kwargs["should_stop"]() and time.monotonic() < deadline:
+                    time.sleep(0.01)
         return real(text, speed, **kwargs)
 
     monkeypatch.setattr(engine, "synthesize", slow_synthesize)

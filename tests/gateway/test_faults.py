@@ -35,7 +35,7 @@ from projections.replay import fold_all
 from tests.gateway.fault_llm import REPLY, FaultInjectingLlm
 from tests.gateway.server import AUTH_TOKEN, STAGE_TIMEOUT_S, running_gateway, stored_call
 
-STALL_S = 4.0  # an injected stall: longer than every stage timeout
+STALL_S = 6.0  # an injected stall: longer than every stage timeout
 TIMEOUT_S = STAGE_TIMEOUT_S
 CALL_ACTORS = {"CallSupervisor", "Transport", "Tts", "Stt", "Llm"}
 PER_CALL_TYPES = (CallSupervisor, Transport, Stt, Llm, CallRecorder, Playout)
