@@ -64,6 +64,8 @@ class CsmEngine:
         self._torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        if self.device == "cpu":  # torch's default pool would take every core from the calls
+            torch.set_num_threads(1)
         log.info("loading CSM from %s on %s (%s)", path, self.device, dtype)
         self.processor: Any = hf.AutoProcessor.from_pretrained(path)
         self.model: Any = hf.CsmForConditionalGeneration.from_pretrained(path, dtype=dtype)

@@ -25,7 +25,7 @@ from actors.llm import Llm
 from actors.speech_synthesis import Phrase, SpeechEngine
 from actors.stt import Stt
 from actors.transport import Transport
-from events.catalogue import AnyEvent, CallEnded, StageFailed, TranscriptFinal
+from events.catalogue import AnyEvent, CallEnded, CallerAudioGap, StageFailed, TranscriptFinal
 from events.recorder import CallRecorder
 from gateway.app import EarshotApp
 from gateway.playout import Playout
@@ -364,3 +364,33 @@ async def test_a_crashed_llm_is_restarted_and_the_next_turn_is_heard(
     answered_after_the_fault(faulted)
     answered_after_the_fault(other)
     await nothing_left(actors_before)
+
+
+async def test_a_stalled_transport_drops_caller_audio_past_its_backlog_counted(
+    gateway: tuple[str, EarshotApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call whose Transport stalls (a wedged VAD, say) does not queue audio without bound:
+    past the backlog (5 s) frames are dropped and counted, and the gap is filled with
+    silence on the caller's clock, so the call's time axis stays true."""
+    base, app = gateway
+    real = Transport._on_audio
+    frames = {"seen": 0}
+    stalls = once(lambda transport: frames["seen"] > 50)
+
+    def on_audio(self: Transport, audio: Any) -> None:
+        frames["seen"] += 1
+        if stalls(self):
+            time.sleep(7.0)
+        real(self, audio)
+
+    monkeypatch.setattr(Transport, "_on_audio", on_audio)
+    dropped_before = app.services.counters.media_frames_dropped
+    caller = SimulatedCaller(base, auth_token=AUTH_TOKEN, script=[], hang_up_after_s=11.0)
+    truth = await caller.run()
+    await asyncio.sleep(1.0)
+    events = await stored_call(app, truth.call_sid)
+    dropped = app.services.counters.media_frames_dropped - dropped_before
+    assert 50 <= dropped <= 150  # ~7 s stalled, 5 s of backlog kept: ~2 s (100 frames) dropped
+    gaps = [e for e in events if isinstance(e, CallerAudioGap)]
+    assert sum(g.gap_ms for g in gaps) == pytest.approx(dropped * 20.0)
+    assert ended(events) == "caller hung up"
