@@ -42,7 +42,6 @@ from actors.vad import SileroVadModel
 from events.catalogue import (
     BargeInDetected,
     CallEnded,
-    Event,
     ReplyCompleted,
     ReplyRequested,
     ReplyTextGenerated,
@@ -89,9 +88,11 @@ class CallSupervisor(pykka.ThreadingActor):
         engines: Engines,
         greeting: str,
         backlog: InboundBacklog,
+        live: heard_projection.LiveHeard,
     ) -> None:
         super().__init__()
         self.backlog = backlog
+        self.live = live  # the call's Heard, folded as events are recorded
         self.recorder = recorder
         self.protocol = protocol
         self.playout = playout
@@ -101,7 +102,6 @@ class CallSupervisor(pykka.ThreadingActor):
         self.transcripts: TranscriptGate[Transcribed] = TranscriptGate()
         self.detector = SpeechDetector(engines.vad.stream())
         self.streams = ReplyStreams()
-        self.heard = heard_projection.Heard()
         self.ended = False
         self.failures: dict[str, int] = {}
         self.apology_owed = False  # a stage failed while the caller spoke: say so when they stop
@@ -109,10 +109,6 @@ class CallSupervisor(pykka.ThreadingActor):
         self.tts: pykka.ActorRef[Any] | None = None
         self.stt: pykka.ActorRef[Any] | None = None
         self.llm: pykka.ActorRef[Any] | None = None
-        recorder.subscribe(self._fold)
-
-    def _fold(self, event: Event) -> None:
-        self.heard = heard_projection.fold(self.heard, event)
 
     def on_start(self) -> None:
         self.transport = Transport.start(
@@ -248,7 +244,7 @@ class CallSupervisor(pykka.ThreadingActor):
         if self.llm is None or self.turns.caller_speaking:
             return  # no brain configured, or the caller is already talking again
         reply_id = self._start_reply("caller_turn", transcript.turn)
-        chat = to_chat(context_messages(self.heard), self.engines.system_prompt)
+        chat = to_chat(context_messages(self.live.state), self.engines.system_prompt)
         self.llm.tell(GenerateReply(reply_id, chat))
 
     def _on_stage_error(self, error: StageError) -> None:

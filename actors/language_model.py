@@ -147,6 +147,7 @@ class ChatStream:
         temperature: float = 0.7,
         timeout_s: float = 30.0,
         api_key: str | None = None,
+        user: str | None = None,
     ) -> None:
         parsed = urllib.parse.urlsplit(base_url)
         connection_type = (
@@ -156,15 +157,16 @@ class ChatStream:
             parsed.hostname or "127.0.0.1", parsed.port, timeout=timeout_s
         )
         self._path = parsed.path.rstrip("/") + "/chat/completions"
-        self._body = json.dumps(
-            {
-                "model": model,
-                "messages": messages,
-                "stream": True,
-                "max_tokens": max_tokens,
-                "temperature": temperature,
-            }
-        )
+        body: dict[str, object] = {
+            "model": model,
+            "messages": messages,
+            "stream": True,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
+        if user is not None:  # OpenAI's end-user id: the call, in the server's logs
+            body["user"] = user
+        self._body = json.dumps(body)
         self._headers = {"Content-Type": "application/json"}
         key = api_key or os.environ.get("EARSHOT_LLM_API_KEY")
         if key:

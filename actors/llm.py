@@ -104,6 +104,7 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
             model=self.model,
             max_tokens=self.max_tokens,
             timeout_s=self.timeout_s,
+            user=self.recorder.call_sid,
         )
         if not self.streams.open(request.reply_id, stream):
             return

@@ -1,12 +1,23 @@
-"""How exactly does Earshot know what the caller heard? Simulated caller as ground truth.
+"""How exactly does Earshot know what the caller heard? Simulated callers as ground truth.
 
-    python -m bench.heard [--calls 10] [--delays 0,60] [--jitter 15]
+    python -m bench.heard [--calls 10] [--cuts 5] [--delays 0,60] [--jitter 15]
 
-For each network setting, ``--calls`` calls in which the simulated caller cuts
-into the agent at a random point; compares the Heard projection (folded from
-the stored events) with where the caller's play head really was when the clear
-took effect. Prints error percentiles (ms), word-boundary agreement, and the
-stop latency (clear sent -> caller's playout stopped).
+Per network setting, ``--calls`` calls (two at a time). In each, the simulated
+caller cuts in ``--cuts`` times at random points (300-2,500 ms into whatever the
+agent is saying: the greeting, then each reply). Every cut-in is a real turn: the
+caller's words are transcribed (the real STT) and answered. Replies come from an
+OpenAI-compatible endpoint that streams a known, long reply and records every
+request, so the bench sees the exact context the LLM was given.
+
+Per barge-in it compares with the caller's truth:
+* heard_ms error: the Heard projection (from the stored events) against where the
+  caller's play head really was when the clear took effect;
+* heard words: the projection's heard text against the words the caller really
+  heard completely (the partial word apart);
+* context accuracy: the agent turn in the next LLM request against the
+  projection's heard text (must be equal) and against the truth;
+* stop latency: the caller starting to talk over the agent -> the agent's audio
+  stopping at the caller.
 """
 
 from __future__ import annotations
@@ -15,107 +26,190 @@ import argparse
 import asyncio
 import random
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from actors.audio_formats import phrase_to_mulaw
 from actors.speech_synthesis import HibariEngine
-from events.catalogue import ClearSent
-from events.database import create_engine
-from events.store import EventStore
 from gateway.app import EarshotApp
-from gateway.simulate import Network, SimulatedCaller, Utterance
+from gateway.simulate import Network, SimulatedCaller, Truth, Utterance
+from projections.context import INTERRUPTED_MARKER
 from projections.metrics import percentile
 from projections.replay import fold_all
 from projections.words import heard_words
-from tests.gateway.server import AUTH_TOKEN, running_gateway
+from tests.gateway.fault_llm import FaultInjectingLlm, fault_injecting_llm
+from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
+
+REPLY = (
+    "We open at noon every day and close at ten in the evening. Lunch is served until "
+    "three, and dinner starts at six. The kitchen has fish, shellfish and a few meat "
+    "dishes. Booking is a good idea on weekends, when the terrace fills up early."
+)
+CUT_IN_LINES = [
+    "Sorry, can I stop you there?",
+    "Wait, one question.",
+    "Hold on please.",
+    "Actually, tell me about parking.",
+    "Excuse me.",
+]
+
+
+@dataclass
+class Results:
+    errors_ms: list[float] = field(default_factory=list)
+    within_bounds: int = 0
+    word_diffs: list[int] = field(default_factory=list)
+    context_equal_projection: int = 0
+    context_equal_truth: int = 0
+    context_within_one_word: int = 0
+    contexts: int = 0
+    stops_ms: list[float] = field(default_factory=list)
+    cuts_tried: int = 0
+    cuts_seen: int = 0
+
+
+def _assistant_texts(chat: dict[str, object]) -> list[str]:
+    messages = chat.get("messages")
+    assert isinstance(messages, list)
+    return [
+        str(m["content"]).replace(INTERRUPTED_MARKER, "").strip()
+        for m in messages
+        if m.get("role") == "assistant"
+    ]
 
 
 async def one_call(
-    base: str, app: EarshotApp, speech: bytes, cut_in_ms: float, network: Network
-) -> dict[str, float]:
+    base: str,
+    app: EarshotApp,
+    llm: FaultInjectingLlm,
+    lines: list[bytes],
+    cuts: int,
+    network: Network,
+    rng: random.Random,
+    results: Results,
+) -> None:
+    script = [
+        Utterance(lines[i % len(lines)], cut_in_after_agent_ms=rng.uniform(300, 2500))
+        for i in range(cuts)
+    ]
     caller = SimulatedCaller(
         base,
         auth_token=AUTH_TOKEN,
         network=network,
-        script=[Utterance(speech, cut_in_after_agent_ms=cut_in_ms)],
-        hang_up_after_s=cut_in_ms / 1000 + 2.0,
+        script=script,
+        hang_up_after_s=20.0 + 8.0 * cuts,
+        linger_s=4.0,
     )
-    truth = await caller.run()
-    await asyncio.sleep(0.3)
-    engine = create_engine(app.settings.db_url)
-    events = await EventStore(engine).read_call(truth.call_sid)
-    await engine.dispose()
-    agent = fold_all(events).heard.agent_turns()[0]
-    if not truth.clears or not agent.interrupted or agent.out_start_ms is None:
-        raise RuntimeError(f"call {truth.call_sid}: no clear recorded")
-    true_end = truth.clears[0].head_ms
-    true_words = heard_words(agent.words, true_end).text.split()
-    got_words = agent.heard_text.split()
-    clear = next(e for e in events if isinstance(e, ClearSent))
-    clear_sent_at = app.services.call_origins[truth.call_sid] + clear.at_ms / 1000.0
-    return {
-        "error_ms": agent.heard_ms - (true_end - agent.out_start_ms),
-        "word_diff": abs(len(got_words) - len(true_words)),
-        "stop_ms": (truth.clears[0].at - clear_sent_at) * 1000.0,
-        "within_bounds": float(
-            (agent.heard_lower_ms or 0) - 1
-            <= true_end - agent.out_start_ms
-            <= (agent.heard_upper_ms or 0) + 1
-        ),
-    }
+    truth: Truth = await caller.run()
+    await asyncio.sleep(0.5)
+    events = await stored_call(app, truth.call_sid)
+    turns = fold_all(events).heard.agent_turns()
+    interrupted = [t for t in turns if t.interrupted]
+    results.cuts_tried += cuts
+    results.cuts_seen += len(truth.clears)
+    chats = [c for c in llm.chats if c.get("user") == truth.call_sid]
+    true_texts: dict[int, str] = {}
+    for clear, turn in zip(truth.clears, interrupted, strict=False):
+        assert turn.out_start_ms is not None
+        true_ms = clear.head_ms - turn.out_start_ms
+        results.errors_ms.append(turn.heard_ms - true_ms)
+        lower, upper = turn.heard_lower_ms or 0.0, turn.heard_upper_ms or 0.0
+        results.within_bounds += lower - 1 <= true_ms <= upper + 1
+        true_texts[turn.reply_id] = heard_words(turn.words, clear.head_ms).text
+        got, want = turn.heard_text.split(), true_texts[turn.reply_id].split()
+        results.word_diffs.append(abs(len(got) - len(want)))
+        # The cut-in that caused this clear: the caller's last utterance start before it.
+        starts = [start for start, _end in truth.utterances if start <= clear.at]
+        if starts:
+            results.stops_ms.append((clear.at - starts[-1]) * 1000.0)
+    # The call's last LLM request holds every earlier agent turn, in order: compare each
+    # interrupted one with the projection's heard text and with the caller's truth.
+    chats = [c for c in llm.chats if c.get("user") == truth.call_sid]
+    if chats:
+        in_context = [t for t in turns if t.heard_text or t.interrupted]
+        for turn, text in zip(in_context, _assistant_texts(chats[-1]), strict=False):
+            if turn.reply_id not in true_texts:
+                continue
+            true_text = true_texts[turn.reply_id]
+            results.contexts += 1
+            results.context_equal_projection += text == turn.heard_text
+            results.context_equal_truth += text == true_text
+            results.context_within_one_word += (
+                abs(len(text.split()) - len(true_text.split())) <= 1
+                and text.split()[: len(true_text.split())] == true_text.split()[: len(text.split())]
+            )
 
 
-async def run(calls: int, delays: list[float], jitter: float, verbose: bool = False) -> None:
-    speech_phrase = HibariEngine().synthesize("Sorry, can I stop you there?")
-    speech = phrase_to_mulaw(speech_phrase.samples, speech_phrase.rate)
+def report(delay: float, jitter: float, calls: int, r: Results) -> None:
+    errors = sorted(abs(e) for e in r.errors_ms)
+    print(f"one-way delay {delay:.0f} +/- {jitter:.0f} ms, {calls} calls:")
+    print(f"  barge-ins: {r.cuts_seen} cleared of {r.cuts_tried} cut-ins")
+    print(
+        f"  |heard_ms error|  P50 {percentile(errors, 50):.1f}  P95 {percentile(errors, 95):.1f}"
+        f"  max {errors[-1]:.1f} ms  (mean signed {sum(r.errors_ms) / len(errors):+.1f} ms)"
+    )
+    print(f"  truth within reported bounds: {r.within_bounds}/{len(errors)}")
+    diffs = r.word_diffs
+    print(
+        f"  heard words off by 0: {diffs.count(0)}, 1: {diffs.count(1)}, "
+        f">1: {sum(d > 1 for d in diffs)}"
+    )
+    print(
+        f"  LLM context = heard text: {r.context_equal_projection}/{r.contexts} "
+        f"(= the caller's truth: {r.context_equal_truth}, within one word: "
+        f"{r.context_within_one_word})"
+    )
+    stops = r.stops_ms
+    print(
+        f"  caller starts talking -> agent audio stops at the caller  P50 "
+        f"{percentile(stops, 50):.0f}  P95 {percentile(stops, 95):.0f}  max {max(stops):.0f} ms"
+    )
+
+
+async def run(calls: int, cuts: int, delays: list[float], jitter: float) -> None:
+    voice = HibariEngine()
+    lines = [phrase_to_mulaw(p.samples, p.rate) for p in map(voice.synthesize, CUT_IN_LINES)]
     rng = random.Random(5)
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{Path(tmp) / 'heard.db'}"
-        with running_gateway(url, converse=False) as (base, app):
-            for delay in delays:
-                network_jitter = jitter if delay else 0.0
-                results = []
-                for n in range(calls):
-                    network = Network(delay, network_jitter, seed=n)
-                    results.append(
-                        await one_call(base, app, speech, rng.uniform(300, 3000), network)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        fault_injecting_llm() as llm,
+        running_gateway(
+            f"sqlite+aiosqlite:///{Path(tmp) / 'heard.db'}",
+            llm_url=llm.url,
+            greeting="Hello, thanks for calling The Harbour. How can I help you today?",
+        ) as (base, app),
+    ):
+        llm.reply = REPLY
+        for delay in delays:
+            network_jitter = jitter if delay else 0.0
+            results = Results()
+            for first in range(0, calls, 2):
+                await asyncio.gather(
+                    *(
+                        one_call(
+                            base,
+                            app,
+                            llm,
+                            lines,
+                            cuts,
+                            Network(delay, network_jitter, seed=n),
+                            rng,
+                            results,
+                        )
+                        for n in range(first, min(first + 2, calls))
                     )
-                errors = sorted(abs(r["error_ms"]) for r in results)
-                if verbose:
-                    print("  signed errors:", [round(r["error_ms"], 1) for r in results])
-                signed = [r["error_ms"] for r in results]
-                stops = [r["stop_ms"] for r in results]
-                print(f"one-way delay {delay:.0f} +/- {network_jitter:.0f} ms, {calls} cut-ins:")
-                print(
-                    f"  |heard_ms error|  P50 {percentile(errors, 50):.1f}  "
-                    f"P95 {percentile(errors, 95):.1f}  max {errors[-1]:.1f} ms  "
-                    f"(mean signed {sum(signed) / len(signed):+.1f} ms)"
                 )
-                print(
-                    f"  heard words off by  0: {sum(r['word_diff'] == 0 for r in results)}, "
-                    f"1: {sum(r['word_diff'] == 1 for r in results)}, "
-                    f">1: {sum(r['word_diff'] > 1 for r in results)}"
-                )
-                print(
-                    f"  truth within reported bounds: "
-                    f"{sum(r['within_bounds'] for r in results):.0f}/{calls}"
-                )
-                print(
-                    f"  clear sent -> caller playout stopped  P50 {percentile(stops, 50):.1f}  "
-                    f"P95 {percentile(stops, 95):.1f}  max {max(stops):.1f} ms"
-                )
+            report(delay, network_jitter, calls, results)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--cuts", type=int, default=5)
     parser.add_argument("--delays", default="0,60")
     parser.add_argument("--jitter", type=float, default=15.0)
-    parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
-    asyncio.run(
-        run(args.calls, [float(d) for d in args.delays.split(",")], args.jitter, args.verbose)
-    )
+    asyncio.run(run(args.calls, args.cuts, [float(d) for d in args.delays.split(",")], args.jitter))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from events.store import ConcurrencyConflict
 from gateway.playout import Playout
 from gateway.services import Services
 from gateway.stream_tokens import TokenRefused
+from projections import heard as heard_projection
+from projections.heard import Heard, LiveHeard
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ async def media_stream(
         return
     assert services.writer is not None and services.engines is not None
     recorder = CallRecorder(started.call_sid, services.writer)
-    recorder.record(
+    started_event = recorder.record(
         CallStarted,
         stream_sid=started.stream_sid,
         wall_time_unix=time.time(),
@@ -107,7 +109,10 @@ async def media_stream(
         await _close(send, 1008, "call already started")
         return
     services.call_began(recorder)
-    await _run_call(receive, send, services, started, protocol, recorder)
+    live = LiveHeard(heard_projection.fold(Heard(), started_event))
+    recorder.subscribe(live.fold)
+    services.keep_live_view(started.call_sid, live)
+    await _run_call(receive, send, services, started, protocol, recorder, live)
 
 
 async def _run_call(
@@ -117,6 +122,7 @@ async def _run_call(
     started: Started,
     protocol: TwilioStreamProtocol,
     recorder: CallRecorder,
+    live: LiveHeard,
 ) -> None:
     settings = services.settings
     supervisor_box: list[Any] = []
@@ -140,7 +146,7 @@ async def _run_call(
     assert services.engines is not None
     backlog = InboundBacklog(settings.inbound_backlog_frames)
     supervisor = CallSupervisor.start(
-        recorder, protocol, playout, services.engines, settings.greeting, backlog
+        recorder, protocol, playout, services.engines, settings.greeting, backlog, live
     )
     supervisor_box.append(supervisor)
     transport: Any = await asyncio.to_thread(supervisor.ask, "transport")

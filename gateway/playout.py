@@ -277,7 +277,7 @@ class Playout:
         if estimate is None:
             return
         start = self._reply_start[reply_id]
-        heard = heard_words(self._words.get(reply_id, []), estimate.played_ms)
+        heard = heard_words(self._words.get(reply_id, []), estimate.played_ms, estimate.lower_ms)
         self.recorder.record(
             ReplyTruncated,
             reply_id=reply_id,

@@ -19,10 +19,12 @@ from events.recorder import CallRecorder
 from events.store import EventStore
 from gateway.config import Settings
 from gateway.stream_tokens import StreamTokens
+from projections.heard import LiveHeard
 
 log = logging.getLogger(__name__)
 
 RECENT_CALLS = 1000
+RECENT_LIVE_VIEWS = 20
 
 
 @dataclass
@@ -47,12 +49,20 @@ class Services:
     # Monotonic origin of each recent call's at_ms clock (the last ``RECENT_CALLS``), so a
     # test or bench can relate its own clock to the stored events after the call ended.
     call_origins: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    live_views: OrderedDict[str, LiveHeard] = field(default_factory=OrderedDict)
 
     def call_began(self, recorder: CallRecorder) -> None:
         self.active_calls[recorder.call_sid] = recorder
         self.call_origins[recorder.call_sid] = recorder.t0
         while len(self.call_origins) > RECENT_CALLS:
             self.call_origins.popitem(last=False)
+
+    def keep_live_view(self, call_sid: str, live: LiveHeard) -> None:
+        """Keep the live Heard of the last ``RECENT_LIVE_VIEWS`` calls (called on the loop):
+        a replay from the store must reproduce it exactly, and this is what to compare."""
+        self.live_views[call_sid] = live
+        while len(self.live_views) > RECENT_LIVE_VIEWS:
+            self.live_views.popitem(last=False)
 
     def call_finished(self, call_sid: str) -> None:
         self.active_calls.pop(call_sid, None)

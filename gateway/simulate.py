@@ -237,6 +237,7 @@ class SimulatedCaller:
         network: Network = Network(),
         hang_up_after_s: float = 10.0,
         call_sid: str | None = None,
+        linger_s: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.public_url = (public_url or base_url).rstrip("/")
@@ -244,6 +245,7 @@ class SimulatedCaller:
         self.script = list(script)
         self.network = network
         self.hang_up_after_s = hang_up_after_s
+        self.linger_s = linger_s  # hang up this long after the script's last line, if set
         suffix = f"{random.getrandbits(128):032x}"
         self.truth = Truth(call_sid=call_sid or "CA" + suffix, stream_sid="MZ" + suffix)
         self._sequence = 0
@@ -375,6 +377,13 @@ class SimulatedCaller:
                     last_utterance_end = now + 0.02
             else:
                 frame = SILENCE
+                if (
+                    self.linger_s is not None
+                    and not pending
+                    and truth.utterances
+                    and now - truth.utterances[-1][1] > self.linger_s
+                ):
+                    break
             if last_utterance_end is not None and not player.idle(now):
                 truth.voice_to_voice_ms.append((now - last_utterance_end) * 1000.0)
                 last_utterance_end = None

@@ -49,6 +49,7 @@ class AgentTurn(msgspec.Struct, frozen=True):
     out_start_ms: float | None = None
     out_end_ms: float = 0.0
     heard_end_ms: float = 0.0
+    proven_end_ms: float = 0.0  # the furthest mark echoed as played: certainly heard
     interrupted: bool = False
     heard_lower_ms: float | None = None
     heard_upper_ms: float | None = None
@@ -65,9 +66,13 @@ class AgentTurn(msgspec.Struct, frozen=True):
         return min(max(self.heard_end_ms - self.out_start_ms, 0.0), self.sent_ms)
 
     def heard(self) -> HeardWords:
+        """Words heard for certain: up to a played mark, or the cut's lower bound."""
         if self.out_start_ms is None:
             return HeardWords("", "")
-        return heard_words(self.words, self.out_start_ms + self.heard_ms)
+        certain = None
+        if self.heard_lower_ms is not None:
+            certain = max(self.proven_end_ms, self.out_start_ms + self.heard_lower_ms)
+        return heard_words(self.words, self.out_start_ms + self.heard_ms, certain)
 
     @property
     def heard_text(self) -> str:
@@ -157,7 +162,7 @@ def _on_mark_played(state: Heard, event: MarkPlayed) -> Heard:
     def advance(turn: AgentTurn) -> AgentTurn | None:
         if event.out_ms <= turn.heard_end_ms:
             return None
-        return msgspec.structs.replace(turn, heard_end_ms=event.out_ms)
+        return msgspec.structs.replace(turn, heard_end_ms=event.out_ms, proven_end_ms=event.out_ms)
 
     return _replace_agent(state, event.reply_id, advance)
 
@@ -199,3 +204,18 @@ def fold_all(events: Iterable[Event], state: Heard | None = None) -> Heard:
     for event in events:
         state = fold(state, event)
     return state
+
+
+class LiveHeard:
+    """A call's Heard projection, folded as its events are recorded.
+
+    The recorder calls ``fold`` under its lock, in seq order. The supervisor builds
+    each reply's context from ``state``; a replay of the stored call must reproduce
+    it exactly. It holds no reference to the call's actors, so keeping it is cheap.
+    """
+
+    def __init__(self, state: Heard | None = None) -> None:
+        self.state = state if state is not None else Heard()
+
+    def fold(self, event: Event) -> None:
+        self.state = fold(self.state, event)

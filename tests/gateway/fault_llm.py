@@ -32,6 +32,7 @@ class FaultInjectingLlm(ThreadingHTTPServer):
         self.requests = 0
         self.stalled_requests_closed = 0
         self.streams_closed_early = 0
+        self.chats: list[dict[str, object]] = []  # every request's body, in arrival order
         self.lock = threading.Lock()
 
     @property
@@ -51,7 +52,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: FaultInjectingLlm
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        with self.server.lock:
+            self.server.chats.append(body)
         if self.server.take_stall():
             self.connection.settimeout(30.0)
             try:

@@ -11,11 +11,13 @@ old reply after the clear, and the new turn is answered.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 
 from actors.audio_formats import phrase_to_mulaw
@@ -33,6 +35,8 @@ from events.catalogue import (
 )
 from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller, Utterance
+from projections import heard as heard_projection
+from projections.context import context_messages, to_chat
 from projections.replay import fold_all
 from tests.gateway.fault_llm import REPLY, FaultInjectingLlm
 from tests.gateway.server import AUTH_TOKEN, STAGE_TIMEOUT_S, stored_call
@@ -133,3 +137,33 @@ async def test_a_barge_in_during_synthesis_drops_the_phrase_and_skips_the_rest(
     next_reply = next(e for e in events if isinstance(e, ReplyRequested) and e.reply_id > cut)
     old_work = [text for began, text in started if began < t0 + next_reply.at_ms / 1000]
     assert old_work == ["We open at noon every day.", "Lunch is served until three."]
+
+
+async def test_a_stored_call_replays_to_the_live_heard_and_context_byte_for_byte(
+    talking_gateway: tuple[str, EarshotApp], long_reply: FaultInjectingLlm
+) -> None:
+    """The Heard the call kept live (and built every LLM context from) equals, as JSON bytes,
+    the Heard folded from the stored events: three barge-ins, a truncation each."""
+    base, app = talking_gateway
+    voice = HibariEngine()
+    cut = voice.synthesize("Wait, one question.")
+    caller = SimulatedCaller(
+        base,
+        auth_token=AUTH_TOKEN,
+        hang_up_after_s=30.0,
+        linger_s=3.0,
+        script=[
+            Utterance(phrase_to_mulaw(cut.samples, cut.rate), cut_in_after_agent_ms=ms)
+            for ms in (900.0, 1400.0, 700.0)
+        ],
+    )
+    truth = await caller.run()
+    await asyncio.sleep(1.0)
+    events = await stored_call(app, truth.call_sid)
+    live = app.services.live_views[truth.call_sid].state
+    replayed = heard_projection.fold_all(events)
+    assert sum(t.interrupted for t in replayed.agent_turns()) == 3
+    assert msgspec.json.encode(live) == msgspec.json.encode(replayed)
+    system = app.settings.system_prompt
+    live_context = to_chat(context_messages(live), system)
+    assert json.dumps(live_context) == json.dumps(to_chat(context_messages(replayed), system))

@@ -41,7 +41,7 @@ from events.catalogue import (
     WordTiming,
 )
 from projections import heard as heard_projection
-from projections.context import context_messages
+from projections.context import INTERRUPTED_MARKER, context_messages
 from projections.heard import AgentTurn, Heard
 from projections.words import PlacedWord, heard_words
 
@@ -76,6 +76,8 @@ class CallHistory(RuleBasedStateMachine):
         self.played_ms = 0.0  # the truth: outbound stream position played
         self.pending_marks: list[tuple[str, int, float]] = []  # sent, not yet echoed
         self.reply: ReplyModel | None = None
+        self.replies: dict[int, ReplyModel] = {}
+        self.played_at_cut: dict[int, float] = {}  # the truth where a reply was cut
         self.next_reply_id = 1
         self.caller_turns = 0
 
@@ -105,6 +107,7 @@ class CallHistory(RuleBasedStateMachine):
         reply = ReplyModel(self.next_reply_id, words, queued_end_ms=self.sent_ms)
         self.next_reply_id += 1
         self.reply = reply
+        self.replies[reply.reply_id] = reply
         self.emit(ReplyRequested, reply_id=reply.reply_id)
         text = " ".join(words)
         bounds = sorted({0, len(text), *(c % (len(text) + 1) for c in cuts)})
@@ -195,12 +198,14 @@ class CallHistory(RuleBasedStateMachine):
         truth = self.played_ms - reply.out_start_ms
         sent = self.sent_ms - reply.out_start_ms
         estimate = min(max(truth + error, 0.0), sent)
-        words = heard_words(reply.placed, reply.out_start_ms + estimate)
+        lower = min(max(truth - CLOCK_ERROR_MS, 0.0), estimate)
+        words = heard_words(reply.placed, reply.out_start_ms + estimate, reply.out_start_ms + lower)
+        self.played_at_cut[reply.reply_id] = self.played_ms
         self.emit(
             ReplyTruncated,
             reply_id=reply.reply_id,
             heard_ms=estimate,
-            heard_lower_ms=max(truth - CLOCK_ERROR_MS, 0.0),
+            heard_lower_ms=lower,
             heard_upper_ms=min(truth + CLOCK_ERROR_MS, sent),
             heard_text=words.text,
             partial_word=words.partial_word,
@@ -228,6 +233,19 @@ class CallHistory(RuleBasedStateMachine):
             self.send_audio(20.0)
         if self._pending_mark_of_reply():
             self.play_past_next_mark(beyond_ms)
+        if self.reply is not None and self.reply.out_start_ms is not None:
+            self.barge_in(error)
+
+    @precondition(lambda self: self._pending_mark_of_reply())
+    @rule(before_ms=st.floats(0, CLOCK_ERROR_MS), error=st.floats(-CLOCK_ERROR_MS, CLOCK_ERROR_MS))
+    def barge_in_as_a_word_is_ending(self, before_ms: float, error: float) -> None:
+        """The caller cuts in just before a word ends: an estimate a little late would
+        count that unfinished word as heard."""
+        reply = self.reply
+        assert reply is not None
+        mark_at = next(at for _, r, at in self.pending_marks if r == reply.reply_id)
+        if mark_at - before_ms > self.played_ms:
+            self.play(mark_at - before_ms - self.played_ms)
         if self.reply is not None and self.reply.out_start_ms is not None:
             self.barge_in(error)
 
@@ -264,6 +282,19 @@ class CallHistory(RuleBasedStateMachine):
         heard = [t.heard_text for t in self.agent_turns() if t.heard_text or t.interrupted]
         context = [m.content for m in context_messages(self.heard) if m.role == "assistant"]
         assert context == heard
+
+    @invariant()
+    def context_holds_no_word_the_caller_did_not_hear(self) -> None:
+        """Each word of each agent turn in the LLM's context ended before the caller's true
+        play head (where the reply was cut, or where playback is now)."""
+        in_context = [t for t in self.agent_turns() if t.heard_text or t.interrupted]
+        messages = [m.content for m in context_messages(self.heard) if m.role == "assistant"]
+        for turn, content in zip(in_context, messages, strict=True):
+            played = self.played_at_cut.get(turn.reply_id, self.played_ms)
+            words = content.replace(INTERRUPTED_MARKER, "").split()
+            placed = self.replies[turn.reply_id].placed if turn.reply_id in self.replies else []
+            for word in placed[: len(words)]:
+                assert word.out_end_ms <= played + 1e-6, (word, played, content)
 
     def teardown(self) -> None:
         self.folding_a_prefix_then_the_rest_equals_folding_all()

@@ -17,6 +17,7 @@ from events import codec
 from events.catalogue import Event, ReplyTextGenerated, ReplyTruncated
 from projections import context, heard
 from projections.heard import AgentTurn
+from projections.words import HeardWords, heard_words
 from tests.projections.call_history import CallHistory
 
 FIND_IT = settings(
@@ -33,6 +34,7 @@ PROPERTIES = [
     "heard_text_is_a_word_prefix_of_generated",
     "heard_never_shrinks",
     "context_agent_turns_are_the_heard_text",
+    "context_holds_no_word_the_caller_did_not_hear",
     "events_round_trip_through_the_codec",
 ]
 
@@ -129,3 +131,17 @@ def test_lossy_encoding_breaks_round_trip(monkeypatch: pytest.MonkeyPatch) -> No
         lambda e: exact(msgspec.structs.replace(e, at_ms=float(round(e.at_ms / 2)))),
     )
     must_fail("events_round_trip_through_the_codec")
+
+
+def test_words_up_to_the_estimate_put_unheard_words_in_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Bug: count every word that ended by the clock's point estimate as heard, ignoring its
+    # lower bound; an estimate a little late puts a word the caller never heard in context.
+    def up_to_the_estimate(turn: AgentTurn) -> HeardWords:
+        if turn.out_start_ms is None:
+            return HeardWords("", "")
+        return heard_words(turn.words, turn.out_start_ms + turn.heard_ms)
+
+    monkeypatch.setattr(AgentTurn, "heard", up_to_the_estimate)
+    must_fail("context_holds_no_word_the_caller_did_not_hear")
