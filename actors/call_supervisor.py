@@ -36,7 +36,7 @@ from actors.speech_turns import SpeechDetector
 from actors.stt import Stt
 from actors.transport import InboundBacklog, Transport
 from actors.tts import Tts
-from actors.turn_taking import TranscriptGate, TurnTaking
+from actors.turn_taking import TranscriptGate, TurnTaking, interruption_kind
 from actors.twilio_stream import TwilioStreamProtocol
 from actors.vad import SileroVadModel
 from events.catalogue import (
@@ -59,6 +59,7 @@ from projections.context import context_messages, to_chat
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, I missed that. Could you say it again?"
+ACKNOWLEDGEMENT = "Yes? Go ahead."
 MAX_STAGE_FAILURES = 3  # a stage failing this often in one call ends the call
 
 
@@ -232,20 +233,40 @@ class CallSupervisor(pykka.ThreadingActor):
     def _on_final_transcript(self, transcript: Transcribed) -> None:
         self.apology_owed = False
         text = transcript.text.strip()
-        if not text or transcript.no_speech_probability > 0.8:
-            return  # noise, a cough: not a turn
-        self.recorder.record(
-            TranscriptFinal,
-            turn=transcript.turn,
-            text=text,
-            inbound_start_ms=transcript.inbound_start_ms,
-            inbound_end_ms=transcript.inbound_end_ms,
-        )
-        if self.llm is None or self.turns.caller_speaking:
-            return  # no brain configured, or the caller is already talking again
+        noise = not text or transcript.no_speech_probability > 0.8
+        if not noise:
+            self.recorder.record(
+                TranscriptFinal,
+                turn=transcript.turn,
+                text=text,
+                inbound_start_ms=transcript.inbound_start_ms,
+                inbound_end_ms=transcript.inbound_end_ms,
+            )
+        interrupted = self.turns.take_interrupted()
+        if self.turns.caller_speaking or self.turns.agent_reply is not None:
+            return  # the caller is already talking again, or the agent already answers
+        if interrupted is not None:
+            kind = interruption_kind(text, transcript.no_speech_probability)
+            if kind == "resume":
+                self._resume(interrupted)
+                return
+            if kind == "acknowledge":
+                self._say(ACKNOWLEDGEMENT, reason="acknowledge")
+                return
+        if noise or self.llm is None:
+            return  # a cough is not a turn; with no brain configured, nothing to say
         reply_id = self._start_reply("caller_turn", transcript.turn)
         chat = to_chat(context_messages(self.live.state), self.engines.system_prompt)
         self.llm.tell(GenerateReply(reply_id, chat))
+
+    def _resume(self, reply_id: int) -> None:
+        """Carry on from the first word the caller did not hear (the partial word included)."""
+        turn = next((t for t in self.live.state.agent_turns() if t.reply_id == reply_id), None)
+        if turn is None:
+            return
+        rest = turn.generated_text.split()[len(turn.heard_text.split()) :]
+        if rest:
+            self._say(" ".join(rest), reason="resume")
 
     def _on_stage_error(self, error: StageError) -> None:
         log.warning("call %s: %s failed: %s", self.recorder.call_sid, error.stage, error.error)

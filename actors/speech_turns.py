@@ -3,8 +3,11 @@
 Fed one speech probability (and the chunk's loudness) per 32 ms chunk:
 
 * A turn starts after ``min_speech_ms`` of speech (a cough or an "mm" is not a
-  turn); while the agent is talking, after ``barge_in_ms`` (cutting the agent off
-  must be sure; pitfall 3).
+  turn); while the agent is talking, after only ``barge_in_ms``: the agent must
+  stop within a quarter second of the caller starting to talk, network legs
+  included. Being sure comes after, not before (pitfall 3): the agent pauses at
+  once, and if the caller only said "okay" or made a noise it resumes from the
+  first unheard word (``turn_taking.interruption_kind``).
 * It ends after ``end_of_turn_ms`` of silence, or ``end_of_turn_agent_ms`` while
   the agent talks (a pause in a barge-in is not the end of it).
 * After ``pause_ms`` of silence it reports a *pause*: the place the turn will end
@@ -39,7 +42,7 @@ class SpeechTurns:
     threshold: float = 0.5
     hysteresis: float = 0.15
     min_speech_ms: float = 96.0
-    barge_in_ms: float = 192.0
+    barge_in_ms: float = 64.0
     end_of_turn_ms: float = 300.0
     end_of_turn_agent_ms: float = 600.0
     pause_ms: float = 64.0

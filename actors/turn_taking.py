@@ -6,8 +6,9 @@ caller started or stopped speaking) and carries out the actions it returns.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -25,6 +26,12 @@ class TurnTaking:
     agent_reply: int | None = None  # the reply holding the floor (generating or playing)
     caller_speaking: bool = False
     next_reply_id: int = 1
+    interrupted_reply: int | None = None  # cut by the caller; theirs is the next word
+
+    def take_interrupted(self) -> int | None:
+        """The reply the caller's finished turn interrupted, if any (asked once)."""
+        reply_id, self.interrupted_reply = self.interrupted_reply, None
+        return reply_id
 
     def start_reply(self) -> int:
         reply_id = self.next_reply_id
@@ -41,6 +48,7 @@ class TurnTaking:
         if self.agent_reply is None:
             return None
         reply_id, self.agent_reply = self.agent_reply, None
+        self.interrupted_reply = reply_id
         return BargeIn(reply_id, inbound_ms)
 
     def caller_stopped(self) -> None:
@@ -74,3 +82,47 @@ class TranscriptGate(Generic[T]):
             return latest[1]
         self._waiting_for = speech_end_ms
         return None
+
+
+# What a caller says over the agent that asks for nothing: keep talking.
+BACKCHANNELS = (
+    "uh huh", "uh-huh", "mm-hmm", "mm-hm", "mhm", "mm", "hmm", "okay", "ok", "yeah", "yes",
+    "yep", "yup", "right", "sure", "alright", "all right", "i see", "got it",
+)  # fmt: skip
+# What a caller says to take the floor without asking anything yet: acknowledge.
+ATTENTION = (
+    "excuse me", "one question", "quick question", "one second", "one moment",
+    "just a moment", "hold on", "hang on", "sorry", "wait", "stop", "actually", "hey",
+    "um", "uh", "so",
+)  # fmt: skip
+
+Interruption = Literal["resume", "acknowledge", "answer"]
+
+
+def _made_of(words: str, phrases: tuple[str, ...]) -> bool:
+    """Is ``words`` nothing but ``phrases``, one after another (longest first)?"""
+    ordered = sorted(phrases, key=len, reverse=True)
+    while words:
+        taken = next((p for p in ordered if words == p or words.startswith(p + " ")), None)
+        if taken is None:
+            return False
+        words = words[len(taken) :].strip()
+    return True
+
+
+def interruption_kind(text: str, no_speech_probability: float) -> Interruption:
+    """What to do once the caller who cut the agent off has finished.
+
+    * ``resume``: noise, or only backchannels ("okay", "yeah, yeah"): the agent
+      carries on from the first word the caller did not hear.
+    * ``acknowledge``: only words that take the floor ("wait", "sorry, one
+      question"): a short "yes?" invites the request, without repeating anything.
+    * ``answer``: anything else (a request, a question, "no"): a new reply, from
+      the heard context.
+    """
+    words = " ".join(re.sub(r"[^a-z' -]", " ", text.lower()).split())
+    if not words or no_speech_probability > 0.8 or _made_of(words, BACKCHANNELS):
+        return "resume"
+    if _made_of(words, ATTENTION + BACKCHANNELS):
+        return "acknowledge"
+    return "answer"

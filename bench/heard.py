@@ -45,12 +45,14 @@ REPLY = (
     "three, and dinner starts at six. The kitchen has fish, shellfish and a few meat "
     "dishes. Booking is a good idea on weekends, when the terrace fills up early."
 )
+# Requests, so each cut-in gets a new reply to cut into (a bare "wait" would get only the
+# short acknowledgement, and "okay" a resumption).
 CUT_IN_LINES = [
-    "Sorry, can I stop you there?",
-    "Wait, one question.",
-    "Hold on please.",
-    "Actually, tell me about parking.",
-    "Excuse me.",
+    "Sorry, do you have parking?",
+    "What about lunch on Sunday?",
+    "Can I bring my dog?",
+    "Is the terrace open tonight?",
+    "How much is the set menu?",
 ]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.turn_taking import BargeIn, TranscriptGate, TurnTaking
+from actors.turn_taking import BargeIn, TranscriptGate, TurnTaking, interruption_kind
 
 
 def test_caller_speech_over_a_reply_is_a_barge_in_once() -> None:
@@ -50,3 +50,20 @@ def test_a_pause_the_caller_talked_through_is_not_the_turn() -> None:
     assert gate.turn_ended(1500.0) is None  # the turn ended later: that transcript is short
     assert gate.transcribed(1500.0, "book a table for two") == "book a table for two"
     assert gate.turn_ended(2600.0) is None  # and it is not kept for the next turn
+
+
+def test_a_cut_in_is_remembered_until_the_callers_turn_is_over() -> None:
+    turns = TurnTaking()
+    reply = turns.start_reply()
+    turns.caller_started(800.0)
+    assert turns.take_interrupted() == reply and turns.take_interrupted() is None
+
+
+def test_what_follows_a_cut_in() -> None:
+    for said in ("Okay.", "Yeah.", "Mm-hmm.", "Right, right", "uh huh", "", "  "):
+        assert interruption_kind(said, 0.1) == "resume", said
+    assert interruption_kind("Could I book a table?", 0.95) == "resume"  # not speech
+    for said in ("Wait.", "Sorry, one question.", "Hold on, hold on.", "Excuse me, um"):
+        assert interruption_kind(said, 0.1) == "acknowledge", said
+    for said in ("Wait, do you have parking?", "Okay, book it for eight.", "No.", "Stop it now"):
+        assert interruption_kind(said, 0.1) == "answer", said

@@ -9,7 +9,7 @@ import pytest
 from actors.audio_formats import phrase_to_mulaw
 from actors.speech_synthesis import HibariEngine
 from gateway.app import EarshotApp
-from tests.gateway.fault_llm import FaultInjectingLlm, fault_injecting_llm
+from tests.gateway.fault_llm import LONG_REPLY, REPLY, FaultInjectingLlm, fault_injecting_llm
 from tests.gateway.server import STAGE_TIMEOUT_S, running_gateway
 
 
@@ -41,3 +41,11 @@ def questions() -> list[bytes]:
     voice = HibariEngine()
     lines = ("Could I book a table for two tonight?", "And do you have parking?")
     return [phrase_to_mulaw(p.samples, p.rate) for p in map(voice.synthesize, lines)]
+
+
+@pytest.fixture
+def long_reply(llm: FaultInjectingLlm) -> Iterator[FaultInjectingLlm]:
+    """The LLM answers with ``LONG_REPLY`` (six sentences), for cuts at known places."""
+    llm.reply = LONG_REPLY
+    yield llm
+    llm.reply, llm.word_delay_s = REPLY, 0.0

@@ -19,6 +19,11 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 REPLY = "Of course, we can do that for you."
+LONG_REPLY = (
+    "We open at noon every day. Lunch is served until three. Dinner starts at six. "
+    "The kitchen closes at ten. We have fish, shellfish and a few meat dishes. "
+    "Booking is a good idea on weekends."
+)
 
 
 class FaultInjectingLlm(ThreadingHTTPServer):

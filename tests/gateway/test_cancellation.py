@@ -14,7 +14,6 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -38,27 +37,14 @@ from gateway.simulate import SimulatedCaller, Utterance
 from projections import heard as heard_projection
 from projections.context import context_messages, to_chat
 from projections.replay import fold_all
-from tests.gateway.fault_llm import REPLY, FaultInjectingLlm
+from tests.gateway.fault_llm import LONG_REPLY, FaultInjectingLlm
 from tests.gateway.server import AUTH_TOKEN, STAGE_TIMEOUT_S, stored_call
-
-LONG_REPLY = (
-    "We open at noon every day. Lunch is served until three. Dinner starts at six. "
-    "The kitchen closes at ten. We have fish, shellfish and a few meat dishes. "
-    "Booking is a good idea on weekends."
-)
-
-
-@pytest.fixture
-def long_reply(llm: FaultInjectingLlm) -> Iterator[FaultInjectingLlm]:
-    llm.reply = LONG_REPLY
-    yield llm
-    llm.reply, llm.word_delay_s = REPLY, 0.0
 
 
 async def cut_in_call(base: str, app: EarshotApp) -> tuple[list[AnyEvent], int]:
     """Ask, then cut in after 600 ms of the answer; returns the call's events and the cut reply."""
     voice = HibariEngine()
-    ask, stop = (voice.synthesize(t) for t in ("When are you open?", "Sorry, one question."))
+    ask, stop = (voice.synthesize(t) for t in ("When are you open?", "Do you have parking?"))
     caller = SimulatedCaller(
         base,
         auth_token=AUTH_TOKEN,
