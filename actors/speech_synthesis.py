@@ -103,12 +103,30 @@ class HibariEngine:
                 if should_stop is not None and should_stop():
                     break
                 phonemes = " ".join(self._tts.phonemize(sentence))
-                audio = np.asarray(self._tts(sentence, speed=speed, seed=0), dtype=np.float32)
+                audio = trim_silence(
+                    np.asarray(self._tts(sentence, speed=speed, seed=0), dtype=np.float32),
+                    self.rate,
+                )
                 words.extend(estimate_words(sentence, phonemes, audio, self.rate, offset_ms))
                 pieces.append(audio)
                 offset_ms += len(audio) * 1000.0 / self.rate
         samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
         return Phrase(text, samples, self.rate, tuple(words))
+
+
+LEAD_MS, TAIL_MS = 30.0, 150.0
+
+
+def trim_silence(audio: Float32, rate: int) -> Float32:
+    """Cut the voice's silent margins down to ``LEAD_MS`` before and ``TAIL_MS`` after.
+
+    hibari pads every sentence with ~300 ms of silence before and ~450 ms after; the
+    caller would hear the first as latency and the second as a drawn-out pause.
+    """
+    start, end = _loud_span_ms(audio, rate)
+    first = int(max(start - LEAD_MS, 0.0) * rate / 1000)
+    last = int(min(end + TAIL_MS, len(audio) * 1000.0 / rate) * rate / 1000)
+    return audio[first:last]
 
 
 def _loud_span_ms(audio: Float32, rate: int) -> tuple[float, float]:

@@ -120,10 +120,10 @@ async def one_call(
         true_texts[turn.reply_id] = heard_words(turn.words, clear.head_ms).text
         got, want = turn.heard_text.split(), true_texts[turn.reply_id].split()
         results.word_diffs.append(abs(len(got) - len(want)))
-        # The cut-in that caused this clear: the caller's last utterance start before it.
-        starts = [start for start, _end in truth.utterances if start <= clear.at]
-        if starts:
-            results.stops_ms.append((clear.at - starts[-1]) * 1000.0)
+        # The cut-in that caused this clear: the caller's voice onset last before it.
+        onsets = [onset for onset, _end in truth.speech if onset <= clear.at]
+        if onsets:
+            results.stops_ms.append((clear.at - onsets[-1]) * 1000.0)
     # The call's last LLM request holds every earlier agent turn, in order: compare each
     # interrupted one with the projection's heard text and with the caller's truth.
     chats = [c for c in llm.chats if c.get("user") == truth.call_sid]

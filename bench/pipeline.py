@@ -23,7 +23,7 @@ from actors.speech_synthesis import HibariEngine
 from events.catalogue import SpeechStopped
 from events.database import create_engine
 from events.store import EventStore
-from gateway.simulate import SimulatedCaller, Utterance
+from gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
 from projections.metrics import percentile
 from projections.replay import fold_all
 from tests.gateway.server import AUTH_TOKEN, running_gateway
@@ -66,7 +66,7 @@ async def run(calls: int, turns: int) -> None:
                 base, auth_token=AUTH_TOKEN, script=script, hang_up_after_s=8.0 + 9.0 * turns
             )
             truth = await caller.run()
-            samples["voice_to_voice_ms"].extend(truth.voice_to_voice_ms)
+            samples["voice_to_voice_ms"].extend(voice_to_voice_ms(truth))
             await asyncio.sleep(0.5)
             engine = create_engine(app.settings.db_url)
             events = await EventStore(engine).read_call(truth.call_sid)

@@ -133,7 +133,13 @@ def _simulate(args: argparse.Namespace) -> int:
     from actors.audio_formats import phrase_to_mulaw
     from actors.speech_synthesis import HibariEngine
     from gateway.config import Settings
-    from gateway.simulate import Network, SimulatedCaller, Utterance, write_heard_wav
+    from gateway.simulate import (
+        Network,
+        SimulatedCaller,
+        Utterance,
+        voice_to_voice_ms,
+        write_heard_wav,
+    )
 
     script: list[Utterance] = []
     if args.say:
@@ -170,7 +176,7 @@ def _simulate(args: argparse.Namespace) -> int:
             f"  clear at {clear.at - truth.started_at:.2f} s: playback stopped at "
             f"{clear.head_ms:.0f} ms of the outbound stream ({clear.queued_ms:.0f} ms dropped)"
         )
-    for n, latency in enumerate(truth.voice_to_voice_ms, start=1):
+    for n, latency in enumerate(voice_to_voice_ms(truth), start=1):
         print(f"  turn {n}: voice-to-voice {latency:.0f} ms")
     if args.out:
         write_heard_wav(truth, Path(args.out))

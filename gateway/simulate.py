@@ -19,6 +19,7 @@ import asyncio
 import base64
 import json
 import logging
+import math
 import random
 import time
 import wave
@@ -81,7 +82,7 @@ class Truth:
     played: list[tuple[float, float, float]] = field(default_factory=list)  # (t0, from_ms, to_ms)
     marks_echoed: int = 0
     utterances: list[tuple[float, float]] = field(default_factory=list)  # (start, end) times
-    voice_to_voice_ms: list[float] = field(default_factory=list)
+    speech: list[tuple[float, float]] = field(default_factory=list)  # voiced (onset, end) times
     max_socket_lead_ms: float = 0.0
     started_at: float = 0.0
     outbound: bytearray = field(default_factory=bytearray)
@@ -361,12 +362,13 @@ class SimulatedCaller:
         speaking: bytes = b""
         speech_started = 0.0
         frame_index = 0
-        last_utterance_end: float | None = None
         while time.monotonic() - start < self.hang_up_after_s and self.truth.close_code is None:
             now = time.monotonic()
             if not speaking and pending and self._due(pending[0], player, now - start, now):
                 speaking = pending.pop(0).mulaw
                 speech_started = now
+                onset, end = voiced_span_s(speaking)
+                truth.speech.append((now + onset, now + end))
                 player.finish(now)
                 player.agent_played_ms = 0.0
             if speaking:
@@ -374,7 +376,6 @@ class SimulatedCaller:
                 frame = frame.ljust(MULAW_FRAME_BYTES, b"\xff")
                 if not speaking:
                     truth.utterances.append((speech_started, now + 0.02))
-                    last_utterance_end = now + 0.02
             else:
                 frame = SILENCE
                 if (
@@ -384,9 +385,6 @@ class SimulatedCaller:
                     and now - truth.utterances[-1][1] > self.linger_s
                 ):
                     break
-            if last_utterance_end is not None and not player.idle(now):
-                truth.voice_to_voice_ms.append((now - last_utterance_end) * 1000.0)
-                last_utterance_end = None
             up.send(
                 json.dumps(
                     {
@@ -419,6 +417,50 @@ class SimulatedCaller:
                 player.quiet_since = now
             return (now - player.quiet_since) * 1000.0 >= utterance.after_agent_quiet_ms
         return True
+
+
+def voice_to_voice_ms(truth: Truth) -> list[float]:
+    """From the end of each caller utterance's voice to the agent's voice at the caller
+    (the first audible 20 ms the caller then heard), if it came before the caller spoke
+    again. Silence around the words, the caller's and the agent's, counts as waiting."""
+    latencies = []
+    for index, (_onset, end) in enumerate(truth.speech):
+        next_onset = truth.speech[index + 1][0] if index + 1 < len(truth.speech) else math.inf
+        heard = _first_audible_after(truth, end)
+        if heard is not None and heard < next_onset:
+            latencies.append((heard - end) * 1000.0)
+    return latencies
+
+
+def _first_audible_after(truth: Truth, t: float) -> float | None:
+    for run_t0, from_ms, to_ms in sorted(truth.played):
+        start_ms = max(from_ms, from_ms + (t - run_t0) * 1000.0)
+        block = start_ms - (start_ms - from_ms) % 20.0  # whole 20 ms blocks of the run
+        while block < to_ms:
+            chunk = truth.outbound[int(block * BYTES_PER_MS) : int((block + 20) * BYTES_PER_MS)]
+            if _audible(bytes(chunk)):
+                return run_t0 + (max(block, start_ms) - from_ms) / 1000.0
+            block += 20.0
+    return None
+
+
+AUDIBLE_DBFS = -40.0
+
+
+def _audible(mulaw: bytes) -> bool:
+    if not mulaw:
+        return False
+    pcm = MULAW_DECODE[np.frombuffer(mulaw, dtype=np.uint8)].astype(np.float64)
+    return bool(20 * np.log10(np.sqrt(np.mean(pcm**2)) / 32768.0 + 1e-12) > AUDIBLE_DBFS)
+
+
+def voiced_span_s(mulaw: bytes) -> tuple[float, float]:
+    """Where the voice starts and ends in an utterance (seconds), by 20 ms frames."""
+    frames = [mulaw[i : i + MULAW_FRAME_BYTES] for i in range(0, len(mulaw), MULAW_FRAME_BYTES)]
+    loud = [i for i, frame in enumerate(frames) if _audible(frame)]
+    if not loud:
+        return 0.0, len(frames) * 0.02
+    return loud[0] * 0.02, (loud[-1] + 1) * 0.02
 
 
 def write_heard_wav(truth: Truth, path: Path) -> None:
