@@ -16,6 +16,7 @@ from typing import Any
 
 import pykka
 
+from actors.audio_retention import CallerAudioRetention
 from actors.llm import Llm, ReplyStreams
 from actors.messages import (
     CallerSpeech,
@@ -90,10 +91,12 @@ class CallSupervisor(pykka.ThreadingActor):
         greeting: str,
         backlog: InboundBacklog,
         live: heard_projection.LiveHeard,
+        retain_audio: bool = False,
     ) -> None:
         super().__init__()
         self.backlog = backlog
         self.live = live  # the call's Heard, folded as events are recorded
+        self.retain_audio = retain_audio  # the caller consented: keep their audio
         self.recorder = recorder
         self.protocol = protocol
         self.playout = playout
@@ -112,8 +115,15 @@ class CallSupervisor(pykka.ThreadingActor):
         self.llm: pykka.ActorRef[Any] | None = None
 
     def on_start(self) -> None:
+        retention = CallerAudioRetention(self.recorder) if self.retain_audio else None
         self.transport = Transport.start(
-            self.protocol, self.recorder, self.playout, self.actor_ref, self.detector, self.backlog
+            self.protocol,
+            self.recorder,
+            self.playout,
+            self.actor_ref,
+            self.detector,
+            self.backlog,
+            retention,
         )
         self._start_tts()
         self._start_stt()

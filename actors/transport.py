@@ -17,6 +17,7 @@ from typing import Any
 import pykka
 
 from actors.audio_formats import InboundConverter, phrase_to_mulaw
+from actors.audio_retention import CallerAudioRetention
 from actors.messages import (
     CallerSpeech,
     CallerUtterance,
@@ -87,8 +88,10 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
         supervisor: pykka.ActorRef[Any],
         detector: SpeechDetector,
         backlog: InboundBacklog,
+        retention: CallerAudioRetention | None = None,
     ) -> None:
         super().__init__()
+        self.retention = retention  # None: no consent, nothing kept
         self.protocol = protocol
         self.recorder = recorder
         self.playout = playout
@@ -101,6 +104,10 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
         self.turns = 0
         self.inbound_ms = 0.0
         self.backlog = backlog
+
+    def on_stop(self) -> None:
+        if self.retention is not None:  # the call ended without Twilio's stop
+            self.retention.flush()
 
     def on_receive(self, message: Any) -> None:
         if isinstance(message, InboundFrame):
@@ -145,6 +152,8 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
             elif isinstance(observation, DtmfPressed):
                 self.recorder.record(DtmfReceived, at=frame.received_at, digit=observation.digit)
             elif isinstance(observation, Stopped):
+                if self.retention is not None:
+                    self.retention.flush()
                 self.report(StreamStopped("caller hung up"))
         self.backlog.processed += 1
 
@@ -155,6 +164,8 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
             )
             self._detect(self.converter.silence(audio.gap_ms))
             self.inbound_ms += audio.gap_ms
+        if self.retention is not None:
+            self.retention.add(self.inbound_ms, audio.payload)
         self._detect(self.converter.convert(audio.payload))
         self.inbound_ms += len(audio.payload) / 8.0
 

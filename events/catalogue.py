@@ -60,6 +60,21 @@ class CallEnded(Event, frozen=True, kw_only=True):
     reason: str
 
 
+class AudioRetained(Event, frozen=True, kw_only=True):
+    """Call audio, kept only with the caller's consent (``CallStarted.recording_consent``).
+
+    ``track`` "caller": what the caller said, 8 kHz mu-law, placed at ``start_ms`` on
+    the inbound axis, in chunks of about a second. ``track`` "agent": one synthesized
+    phrase of ``reply_id``, placed at ``start_ms`` on the outbound axis (what was sent,
+    not what was heard: the Heard projection cuts it).
+    """
+
+    track: str
+    start_ms: float
+    mulaw: bytes
+    reply_id: int | None = None
+
+
 # --- the caller's side ----------------------------------------------------
 
 
@@ -237,6 +252,7 @@ AnyEvent = (
     | ReplyTruncated
     | StageCancelled
     | StageFailed
+    | AudioRetained
 )
 """The tagged union every event belongs to."""
 

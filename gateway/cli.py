@@ -8,11 +8,15 @@ import json
 import logging
 import os
 import sys
+import wave
 from collections.abc import Sequence
+from pathlib import Path
 
+from events.catalogue import AnyEvent
 from events.codec import EventDecodeError
 from events.database import create_engine, default_url, upgrade
 from events.store import EventStore
+from projections import heard_audio
 from projections.replay import fold_all, to_json, to_text
 
 
@@ -30,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true", help="print the replay document as JSON")
     replay.add_argument(
         "--at", type=int, default=None, metavar="SEQ", help="replay only up to event SEQ"
+    )
+    replay.add_argument(
+        "--audio",
+        default=None,
+        metavar="WAV",
+        help="write what the caller heard (right) with what they said (left), if retained",
     )
 
     commands.add_parser("calls", help="list stored calls")
@@ -73,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _replay(url: str, call_sid: str, as_json: bool, at: int | None) -> int:
+async def _replay(
+    url: str, call_sid: str, as_json: bool, at: int | None, audio: str | None = None
+) -> int:
     engine = create_engine(url)
     try:
         events = await EventStore(engine).read_call(call_sid, up_to_seq=at)
@@ -82,8 +94,26 @@ async def _replay(url: str, call_sid: str, as_json: bool, at: int | None) -> int
     if not events:
         print(f"no call {call_sid} in the store", file=sys.stderr)
         return 1
+    if audio is not None:
+        return _write_heard_audio(events, Path(audio), call_sid)
     view = fold_all(events)
     print(json.dumps(to_json(view, call_sid)) if as_json else to_text(view, call_sid))
+    return 0
+
+
+def _write_heard_audio(events: list[AnyEvent], path: Path, call_sid: str) -> int:
+    try:
+        heard = heard_audio.render(events)
+    except heard_audio.NoAudioRetained as refusal:
+        print(f"earshot: call {call_sid}: {refusal}", file=sys.stderr)
+        return 2
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(heard_audio.RATE)
+        out.writeframes(heard.stereo().astype("<i2").tobytes())
+    seconds = len(heard.caller) / heard_audio.RATE
+    print(f"call {call_sid}: {seconds:.1f} s, caller left, agent as heard right: {path}")
     return 0
 
 
@@ -221,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         upgrade(url)
         if args.command == "replay":
-            return asyncio.run(_replay(url, args.call_sid, args.json, args.at))
+            return asyncio.run(_replay(url, args.call_sid, args.json, args.at, args.audio))
         if args.command == "calls":
             return asyncio.run(_calls(url))
     except EventDecodeError as exc:

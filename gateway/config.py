@@ -27,6 +27,9 @@ class Settings:
     tts_voice: str = "heart"
     tts_model: str | None = None  # a local Sesame CSM directory (GPU); None: the embedded voice
     gil_switch_interval_s: float = 0.0005
+    # The operator has the callers' consent (say, announced before the call is connected)
+    # to keep their audio: it is then stored with the call, for `earshot replay --audio`.
+    retain_audio: bool = False
     converse: bool = True  # False: greet and listen only (no STT/LLM loaded)
     llm_url: str | None = None  # an OpenAI-compatible /v1 (vLLM); None: the embedded server
     llm_model: str = "embedded"
@@ -65,6 +68,8 @@ class Settings:
             values["system_prompt"] = env["EARSHOT_SYSTEM_PROMPT"]
         if "EARSHOT_PLAYOUT_LEAD_MS" in env:
             values["playout_lead_ms"] = float(env["EARSHOT_PLAYOUT_LEAD_MS"])
+        if "EARSHOT_RETAIN_AUDIO" in env:
+            values["retain_audio"] = env["EARSHOT_RETAIN_AUDIO"].lower() in ("1", "true", "yes")
         for stage in ("stt", "llm", "tts"):
             name = f"EARSHOT_{stage.upper()}_TIMEOUT_S"
             if name in env:

@@ -99,6 +99,7 @@ async def media_stream(
         account_sid=started.account_sid,
         from_number=started.custom_parameters.get("from", ""),
         to_number=started.custom_parameters.get("to", ""),
+        recording_consent=services.settings.retain_audio,
     )
     assert recorder.last_ack is not None
     try:
@@ -141,12 +142,20 @@ async def _run_call(
         recorder,
         settings.playout_lead_ms,
         reply_played,
+        retain_audio=settings.retain_audio,
     )
     playout.start()
     assert services.engines is not None
     backlog = InboundBacklog(settings.inbound_backlog_frames)
     supervisor = CallSupervisor.start(
-        recorder, protocol, playout, services.engines, settings.greeting, backlog, live
+        recorder,
+        protocol,
+        playout,
+        services.engines,
+        settings.greeting,
+        backlog,
+        live,
+        settings.retain_audio,
     )
     supervisor_box.append(supervisor)
     transport: Any = await asyncio.to_thread(supervisor.ask, "transport")

@@ -28,6 +28,7 @@ from actors.audio_formats import FRAME_MS, MULAW_FRAME_BYTES
 from actors.playback_clock import PlaybackClock
 from actors.twilio_stream import clear_message, mark_message, media_message
 from events.catalogue import (
+    AudioRetained,
     AudioSent,
     ClearSent,
     MarkFlushed,
@@ -64,8 +65,11 @@ class Playout:
         recorder: CallRecorder,
         lead_ms: float = 200.0,
         on_reply_played: Callable[[int], None] | None = None,
+        *,
+        retain_audio: bool = False,
     ) -> None:
         self.stream_sid = stream_sid
+        self.retain_audio = retain_audio  # the caller consented: keep what was sent
         self.clock = PlaybackClock(lead_ms=lead_ms)
         self.recorder = recorder
         self.on_reply_played = on_reply_played
@@ -153,6 +157,10 @@ class Playout:
             audio_ms=len(frames) * FRAME_MS,
             out_start_ms=out_start,
         )
+        if self.retain_audio:
+            self.recorder.record(
+                AudioRetained, track="agent", start_ms=out_start, mulaw=mulaw, reply_id=reply_id
+            )
         placed = self._words.setdefault(reply_id, [])
         for index, word in enumerate(words):
             placed.append(PlacedWord(word.text, out_start + word.start_ms, out_start + word.end_ms))

@@ -8,12 +8,18 @@ import msgspec
 import pytest
 
 from events import codec
-from events.catalogue import EVENT_TYPES, ReplyRequested, SpeechSynthesized, WordTiming
+from events.catalogue import (
+    EVENT_TYPES,
+    AudioRetained,
+    ReplyRequested,
+    SpeechSynthesized,
+    WordTiming,
+)
 from events.codec import EventDecodeError, decode, encode
 
 
 def test_every_event_type_has_a_unique_tag() -> None:
-    assert len(EVENT_TYPES) == 22
+    assert len(EVENT_TYPES) == 23
     assert all(cls.__struct_config__.tag == name for name, cls in EVENT_TYPES.items())
 
 
@@ -30,6 +36,13 @@ def test_nested_word_timings_round_trip() -> None:
         out_start_ms=1000.0,
     )
     assert decode("CA1", 4, "SpeechSynthesized", 1, encode(event)) == event
+
+
+def test_retained_audio_round_trips_as_bytes() -> None:
+    event = AudioRetained(
+        call_sid="CA1", seq=9, at_ms=3.0, track="caller", start_ms=1000.0, mulaw=bytes(range(256))
+    )
+    assert decode("CA1", 9, "AudioRetained", 1, encode(event)) == event
 
 
 def test_future_schema_versions_are_refused() -> None:

@@ -29,6 +29,7 @@ def talking_gateway(
         f"sqlite+aiosqlite:///{db}",
         llm_url=llm.url,
         greeting="Hello, how can I help?",
+        retain_audio=True,
         stt_timeout_s=STAGE_TIMEOUT_S,
         llm_timeout_s=STAGE_TIMEOUT_S,
         tts_timeout_s=STAGE_TIMEOUT_S,

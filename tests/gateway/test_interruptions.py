@@ -13,6 +13,10 @@ about 900 ms into it with the real STT listening:
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import wave
+from pathlib import Path
 
 import numpy as np
 
@@ -21,7 +25,7 @@ from actors.call_supervisor import ACKNOWLEDGEMENT
 from actors.speech_synthesis import HibariEngine
 from events.catalogue import AnyEvent, BargeInDetected
 from gateway.app import EarshotApp
-from gateway.simulate import SimulatedCaller, Utterance
+from gateway.simulate import SimulatedCaller, Truth, Utterance
 from projections.heard import AgentTurn
 from projections.replay import fold_all
 from tests.gateway.fault_llm import LONG_REPLY, FaultInjectingLlm
@@ -37,7 +41,7 @@ def spoken(text: str) -> bytes:
 
 async def ask_then_cut_in(
     base: str, app: EarshotApp, cut_in: bytes, seconds: float
-) -> tuple[list[AnyEvent], list[AgentTurn]]:
+) -> tuple[list[AnyEvent], list[AgentTurn], Truth]:
     caller = SimulatedCaller(
         base,
         auth_token=AUTH_TOKEN,
@@ -50,7 +54,7 @@ async def ask_then_cut_in(
     truth = await caller.run()
     await asyncio.sleep(0.5)
     events = await stored_call(app, truth.call_sid)
-    return events, fold_all(events).heard.agent_turns()
+    return events, fold_all(events).heard.agent_turns(), truth
 
 
 def heard_across(turns: list[AgentTurn]) -> list[str]:
@@ -59,11 +63,11 @@ def heard_across(turns: list[AgentTurn]) -> list[str]:
 
 
 async def test_a_backchannel_pauses_the_agent_which_resumes_from_the_first_unheard_word(
-    talking_gateway: tuple[str, EarshotApp], long_reply: FaultInjectingLlm
+    talking_gateway: tuple[str, EarshotApp], long_reply: FaultInjectingLlm, tmp_path: Path
 ) -> None:
     base, app = talking_gateway
     requests_before = long_reply.requests
-    events, turns = await ask_then_cut_in(base, app, spoken("Okay."), seconds=30.0)
+    events, turns, truth = await ask_then_cut_in(base, app, spoken("Okay."), seconds=30.0)
     assert any(isinstance(e, BargeInDetected) for e in events)
     cut = next(t for t in turns if t.reason == "caller_turn")
     resumed = next(t for t in turns if t.reason == "resume")
@@ -73,6 +77,38 @@ async def test_a_backchannel_pauses_the_agent_which_resumes_from_the_first_unhea
     assert resumed.generated_text.split() == said[len(heard) :]  # from the first unheard word
     assert heard_across(turns) == said  # every word heard once: none lost, none repeated
     assert long_reply.requests == requests_before + 1  # "okay" asked the LLM nothing
+    check_replayed_audio(app, truth, turns, tmp_path / "heard.wav")
+
+
+def check_replayed_audio(app: EarshotApp, truth: Truth, turns: list[AgentTurn], wav: Path) -> None:
+    """`earshot replay --audio` (the gateway kept audio: consent is configured): the left
+    channel has the caller's voice where they spoke, the right the agent as heard, silent
+    while the caller said "okay" (the agent had paused), and as long as the heard audio."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "--db", app.settings.db_url, "replay",
+         truth.call_sid, "--audio", str(wav)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with wave.open(str(wav)) as audio:
+        assert (audio.getnchannels(), audio.getframerate()) == (2, 8000)
+        frames = np.frombuffer(audio.readframes(audio.getnframes()), dtype="<i2").reshape(-1, 2)
+    origin = app.services.call_origins[truth.call_sid]
+
+    def loud(channel: int, start_s: float, end_s: float) -> float:
+        """Share of 20 ms blocks in [start, end) (caller's clock) that carry sound."""
+        first, last = (int((t - origin) * 8000) // 160 for t in (start_s, end_s))
+        blocks = [frames[b * 160 : b * 160 + 160, channel] for b in range(first, last)]
+        return sum(float(np.abs(b).max(initial=0)) > 300 for b in blocks) / max(len(blocks), 1)
+
+    for onset, end in truth.speech:
+        assert loud(0, onset + 0.05, end - 0.05) > 0.6  # the caller's voice, in place
+    okay_onset, okay_end = truth.speech[-1]
+    assert loud(1, okay_onset + 0.25, okay_end) == 0.0  # the agent paused for "okay"
+    heard_s = sum(t.heard_ms for t in turns) / 1000
+    agent = frames[: len(frames) // 160 * 160, 1].reshape(-1, 160)
+    agent_s = sum(float(np.abs(block).max()) > 0 for block in agent) * 0.02
+    assert 0.7 * heard_s <= agent_s <= heard_s + 0.1  # (quiet gaps in speech may decode to 0)
 
 
 async def test_a_noise_burst_does_not_lose_or_repeat_a_word(
@@ -82,7 +118,7 @@ async def test_a_noise_burst_does_not_lose_or_repeat_a_word(
     rng = np.random.default_rng(7)
     burst = (rng.standard_normal(1200) * 6000).astype(np.int16)  # 150 ms of broadband noise
     requests_before = long_reply.requests
-    _events, turns = await ask_then_cut_in(base, app, pcm16_to_mulaw(burst), seconds=30.0)
+    _events, turns, _truth = await ask_then_cut_in(base, app, pcm16_to_mulaw(burst), seconds=30.0)
     assert heard_across(turns) == LONG_REPLY.split()
     assert long_reply.requests == requests_before + 1  # the noise got no answer
     assert not [t for t in turns if t.reason in ("acknowledge", "apology")]
@@ -93,7 +129,7 @@ async def test_wait_is_acknowledged_without_repeating_anything(
 ) -> None:
     base, app = talking_gateway
     requests_before = long_reply.requests
-    events, turns = await ask_then_cut_in(base, app, spoken("Wait."), seconds=16.0)
+    events, turns, _truth = await ask_then_cut_in(base, app, spoken("Wait."), seconds=16.0)
     assert any(isinstance(e, BargeInDetected) for e in events)
     cut = next(t for t in turns if t.reason == "caller_turn")
     assert cut.interrupted
