@@ -223,33 +223,40 @@ class ChatStream:
             self._connection.close()
 
 
-def phrases(deltas: Iterator[str], min_chars: int = 12) -> Iterator[str]:
+def phrases(
+    deltas: Iterator[str], min_chars: int = 12, first_clause_chars: int = 24
+) -> Iterator[str]:
     """Group streamed text into speakable phrases: cut after . ! ? (and , ; : once long enough).
 
-    The first phrase goes to the TTS as soon as it is complete; pitfall 5 warns that
-    cutting at every comma ruins prosody, so commas only cut a phrase past 40 chars.
+    Pitfall 5 warns that cutting at every comma ruins prosody, so a clause ends a
+    phrase only past 40 characters. The first phrase is the exception, down to
+    ``first_clause_chars``: the caller is waiting for it (the whole reply's first
+    audio waits on it), and a clause of four or five words still carries its own
+    intonation.
     """
     buffer = ""
+    clause_chars = first_clause_chars
     for delta in deltas:
         buffer += delta
         while True:
-            cut = _cut_point(buffer, min_chars)
+            cut = _cut_point(buffer, min_chars, clause_chars)
             if cut is None:
                 break
             phrase, buffer = buffer[:cut].strip(), buffer[cut:]
             if phrase:
                 yield phrase
+                clause_chars = 40
     if buffer.strip():
         yield buffer.strip()
 
 
-def _cut_point(text: str, min_chars: int) -> int | None:
+def _cut_point(text: str, min_chars: int, clause_chars: int) -> int | None:
     for index, char in enumerate(text):
         if index + 1 < min_chars:
             continue
         # Only a boundary the text shows: a stream can end a delta at "22:" before "00".
         if index + 1 == len(text) or not text[index + 1].isspace():
             continue
-        if char in ".!?" or (char in ",;:" and index + 1 >= 40):
+        if char in ".!?" or (char in ",;:" and index + 1 >= clause_chars):
             return index + 1
     return None

@@ -28,6 +28,12 @@ def test_phrases_cut_at_sentence_ends_and_long_clauses() -> None:
         "We have a lovely table by the window this evening,",
         "and another one later on",
     ]
+    first = "We open every day of the week, from noon, until ten, at night, with music, too."
+    assert list(phrases(iter([first]))) == [
+        "We open every day of the week,",  # the first phrase may end at a shorter clause
+        "from noon, until ten, at night, with music,",  # later ones only past 40 characters
+        "too.",
+    ]
     assert list(phrases(iter(["Mr. Smith"]))) == ["Mr. Smith"]  # too short to cut after "Mr."
     # A delta may end mid-token: "22:" then "00" is one word, not a clause boundary.
     streamed = ["We are open from twelve until 22:", "00 on Sunday", "."]

@@ -132,7 +132,7 @@ async def test_a_stored_call_replays_to_the_live_heard_and_context_byte_for_byte
     the Heard folded from the stored events: three barge-ins, a truncation each."""
     base, app = talking_gateway
     voice = HibariEngine()
-    cut = voice.synthesize("Wait, one question.")
+    cut = voice.synthesize("Do you have parking?")  # a request: each cut gets a new reply
     caller = SimulatedCaller(
         base,
         auth_token=AUTH_TOKEN,
