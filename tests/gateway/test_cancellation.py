@@ -23,10 +23,7 @@ from actors.audio_formats import phrase_to_mulaw
 from actors.speech_synthesis import HibariEngine, Phrase, SpeechEngine
 from events.catalogue import (
     AnyEvent,
-    AudioSent,
     BargeInDetected,
-    ClearSent,
-    MarkSent,
     ReplyCompleted,
     ReplyRequested,
     SpeechSynthesized,
@@ -38,29 +35,22 @@ from projections import heard as heard_projection
 from projections.context import context_messages, to_chat
 from projections.replay import fold_all
 from tests.gateway.fault_llm import LONG_REPLY, FaultInjectingLlm
+from tests.gateway.scripted import ask_then_cut_in, nothing_of_the_reply_after_its_clear, spoken
 from tests.gateway.server import AUTH_TOKEN, STAGE_TIMEOUT_S, stored_call
 
 
 async def cut_in_call(base: str, app: EarshotApp) -> tuple[list[AnyEvent], int]:
     """Ask, then cut in after 600 ms of the answer; returns the call's events and the cut reply."""
-    voice = HibariEngine()
-    ask, stop = (voice.synthesize(t) for t in ("When are you open?", "Do you have parking?"))
-    caller = SimulatedCaller(
+    events, truth = await ask_then_cut_in(
         base,
-        auth_token=AUTH_TOKEN,
-        hang_up_after_s=22.0,
-        script=[
-            Utterance(phrase_to_mulaw(ask.samples, ask.rate), after_agent_quiet_ms=500.0),
-            Utterance(phrase_to_mulaw(stop.samples, stop.rate), cut_in_after_agent_ms=600.0),
-        ],
+        app,
+        "When are you open?",
+        spoken("Do you have parking?"),
+        seconds=22.0,
+        cut_in_after_ms=600.0,
     )
-    truth = await caller.run()
-    await asyncio.sleep(0.5)
-    events = await stored_call(app, truth.call_sid)
     cut = next(e for e in events if isinstance(e, BargeInDetected)).reply_id
-    clear = next(e for e in events if isinstance(e, ClearSent) and e.reply_id == cut)
-    after = [e for e in events if e.seq > clear.seq and getattr(e, "reply_id", None) == cut]
-    assert not [e for e in after if isinstance(e, AudioSent | SpeechSynthesized | MarkSent)]
+    nothing_of_the_reply_after_its_clear(events, cut)
     assert len(truth.clears) == 1
     turns = fold_all(events).heard.agent_turns()
     old = next(t for t in turns if t.reply_id == cut)

@@ -18,18 +18,15 @@ import pytest
 from actors.audio_formats import phrase_to_mulaw
 from actors.speech_synthesis import HibariEngine
 from events.catalogue import (
-    AudioSent,
     BargeInDetected,
-    ClearSent,
-    MarkSent,
     ReplyCompleted,
-    SpeechSynthesized,
     StageCancelled,
 )
 from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
 from projections.context import context_messages
 from projections.replay import fold_all
+from tests.gateway.scripted import ask_then_cut_in, nothing_of_the_reply_after_its_clear, spoken
 from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
 
 TURNS = [
@@ -145,27 +142,18 @@ async def test_barge_in_cancels_generation_synthesis_and_playout(
     gateway: tuple[str, EarshotApp],
 ) -> None:
     base, app = gateway
-    voice = HibariEngine()
-    ask = voice.synthesize("Please describe every dish on your menu in detail.")
-    stop = voice.synthesize("Stop, stop. Thank you.")
-    caller = SimulatedCaller(
+    events, truth = await ask_then_cut_in(
         base,
-        auth_token=AUTH_TOKEN,
-        hang_up_after_s=25.0,
-        script=[
-            Utterance(phrase_to_mulaw(ask.samples, ask.rate), after_agent_quiet_ms=800.0),
-            Utterance(phrase_to_mulaw(stop.samples, stop.rate), cut_in_after_agent_ms=600.0),
-        ],
+        app,
+        "Please describe every dish on your menu in detail.",
+        spoken("Stop, stop. Thank you."),
+        seconds=25.0,
+        quiet_ms=800.0,
+        cut_in_after_ms=600.0,
     )
-    truth = await caller.run()
-    await asyncio.sleep(0.5)
-    events = await stored_call(app, truth.call_sid)
-
     barge = next(e for e in events if isinstance(e, BargeInDetected))
     cut = barge.reply_id
-    clear = next(e for e in events if isinstance(e, ClearSent) and e.reply_id == cut)
-    after = [e for e in events if e.seq > clear.seq and getattr(e, "reply_id", None) == cut]
-    assert not [e for e in after if isinstance(e, AudioSent | SpeechSynthesized | MarkSent)]
+    nothing_of_the_reply_after_its_clear(events, cut)
     completed = [e for e in events if isinstance(e, ReplyCompleted) and e.reply_id == cut]
     assert len(completed) == 1
     if completed[0].seq > barge.seq:  # still generating when the caller cut in: aborted

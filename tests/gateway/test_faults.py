@@ -302,29 +302,6 @@ async def test_a_stalled_stt_times_out_and_the_next_turn_is_heard(
     await nothing_left(actors_before, wait_s=STALL_S)
 
 
-async def test_a_crashed_stt_is_restarted_and_the_next_turn_is_heard(
-    talking_gateway: tuple[str, EarshotApp],
-    questions: list[bytes],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    base, app = talking_gateway
-    real, crashes = Stt.on_receive, once(lambda message: True)
-
-    def on_receive(self: Stt, message: Any) -> None:
-        if crashes(message):
-            raise RuntimeError("injected STT fault")
-        real(self, message)
-
-    monkeypatch.setattr(Stt, "on_receive", on_receive)
-    actors_before = len(pykka.ActorRegistry.get_all())
-    faulted, other, _ = await faulted_and_bystander(app, base, asking(questions), seconds=24.0)
-    assert failure(faulted).stage == "stt" and "injected STT fault" in failure(faulted).error
-    assert heard_apology(faulted)
-    answered_after_the_fault(faulted)
-    answered_after_the_fault(other)
-    await nothing_left(actors_before)
-
-
 async def test_a_stalled_llm_is_closed_apologised_for_and_the_next_turn_is_heard(
     talking_gateway: tuple[str, EarshotApp],
     questions: list[bytes],
@@ -343,23 +320,27 @@ async def test_a_stalled_llm_is_closed_apologised_for_and_the_next_turn_is_heard
     await nothing_left(actors_before)
 
 
-async def test_a_crashed_llm_is_restarted_and_the_next_turn_is_heard(
+@pytest.mark.parametrize(("actor", "stage"), [(Stt, "stt"), (Llm, "llm")])
+async def test_a_crashed_stage_is_restarted_and_the_next_turn_is_heard(
     talking_gateway: tuple[str, EarshotApp],
     questions: list[bytes],
     monkeypatch: pytest.MonkeyPatch,
+    actor: type[Stt] | type[Llm],
+    stage: str,
 ) -> None:
     base, app = talking_gateway
-    real, crashes = Llm.on_receive, once(lambda message: True)
+    real, crashes = actor.on_receive, once(lambda message: True)
 
-    def on_receive(self: Llm, message: Any) -> None:
+    def on_receive(self: Any, message: Any) -> None:
         if crashes(message):
-            raise RuntimeError("injected LLM fault")
+            raise RuntimeError(f"injected {stage} fault")
         real(self, message)
 
-    monkeypatch.setattr(Llm, "on_receive", on_receive)
+    monkeypatch.setattr(actor, "on_receive", on_receive)
     actors_before = len(pykka.ActorRegistry.get_all())
     faulted, other, _ = await faulted_and_bystander(app, base, asking(questions), seconds=24.0)
-    assert failure(faulted).stage == "llm" and "injected LLM fault" in failure(faulted).error
+    assert failure(faulted).stage == stage
+    assert f"injected {stage} fault" in failure(faulted).error
     assert heard_apology(faulted)
     answered_after_the_fault(faulted)
     answered_after_the_fault(other)

@@ -12,7 +12,6 @@ about 900 ms into it with the real STT listening:
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import wave
@@ -20,40 +19,23 @@ from pathlib import Path
 
 import numpy as np
 
-from actors.audio_formats import pcm16_to_mulaw, phrase_to_mulaw
+from actors.audio_formats import pcm16_to_mulaw
 from actors.call_supervisor import ACKNOWLEDGEMENT
-from actors.speech_synthesis import HibariEngine
 from events.catalogue import AnyEvent, BargeInDetected
 from gateway.app import EarshotApp
-from gateway.simulate import SimulatedCaller, Truth, Utterance
+from gateway.simulate import Truth
 from projections.heard import AgentTurn
 from projections.replay import fold_all
 from tests.gateway.fault_llm import LONG_REPLY, FaultInjectingLlm
-from tests.gateway.server import AUTH_TOKEN, stored_call
+from tests.gateway.scripted import ask_then_cut_in, spoken
 
 ASK = "When are you open?"
 
 
-def spoken(text: str) -> bytes:
-    phrase = HibariEngine().synthesize(text)
-    return phrase_to_mulaw(phrase.samples, phrase.rate)
-
-
-async def ask_then_cut_in(
+async def ask_then_cut_in_at_900_ms(
     base: str, app: EarshotApp, cut_in: bytes, seconds: float
 ) -> tuple[list[AnyEvent], list[AgentTurn], Truth]:
-    caller = SimulatedCaller(
-        base,
-        auth_token=AUTH_TOKEN,
-        hang_up_after_s=seconds,
-        script=[
-            Utterance(spoken(ASK), after_agent_quiet_ms=500.0),
-            Utterance(cut_in, cut_in_after_agent_ms=900.0),
-        ],
-    )
-    truth = await caller.run()
-    await asyncio.sleep(0.5)
-    events = await stored_call(app, truth.call_sid)
+    events, truth = await ask_then_cut_in(base, app, ASK, cut_in, seconds=seconds)
     return events, fold_all(events).heard.agent_turns(), truth
 
 
@@ -67,7 +49,7 @@ async def test_a_backchannel_pauses_the_agent_which_resumes_from_the_first_unhea
 ) -> None:
     base, app = talking_gateway
     requests_before = long_reply.requests
-    events, turns, truth = await ask_then_cut_in(base, app, spoken("Okay."), seconds=30.0)
+    events, turns, truth = await ask_then_cut_in_at_900_ms(base, app, spoken("Okay."), seconds=30.0)
     assert any(isinstance(e, BargeInDetected) for e in events)
     cut = next(t for t in turns if t.reason == "caller_turn")
     resumed = next(t for t in turns if t.reason == "resume")
@@ -118,7 +100,9 @@ async def test_a_noise_burst_does_not_lose_or_repeat_a_word(
     rng = np.random.default_rng(7)
     burst = (rng.standard_normal(1200) * 6000).astype(np.int16)  # 150 ms of broadband noise
     requests_before = long_reply.requests
-    _events, turns, _truth = await ask_then_cut_in(base, app, pcm16_to_mulaw(burst), seconds=30.0)
+    _events, turns, _truth = await ask_then_cut_in_at_900_ms(
+        base, app, pcm16_to_mulaw(burst), seconds=30.0
+    )
     assert heard_across(turns) == LONG_REPLY.split()
     assert long_reply.requests == requests_before + 1  # the noise got no answer
     assert not [t for t in turns if t.reason in ("acknowledge", "apology")]
@@ -129,7 +113,9 @@ async def test_wait_is_acknowledged_without_repeating_anything(
 ) -> None:
     base, app = talking_gateway
     requests_before = long_reply.requests
-    events, turns, _truth = await ask_then_cut_in(base, app, spoken("Wait."), seconds=16.0)
+    events, turns, _truth = await ask_then_cut_in_at_900_ms(
+        base, app, spoken("Wait."), seconds=16.0
+    )
     assert any(isinstance(e, BargeInDetected) for e in events)
     cut = next(t for t in turns if t.reason == "caller_turn")
     assert cut.interrupted

@@ -1,0 +1,56 @@
+"""Scripted calls shared by the gateway tests: the caller asks, then talks over the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+from actors.audio_formats import phrase_to_mulaw
+from actors.speech_synthesis import HibariEngine
+from events.catalogue import AnyEvent, AudioSent, ClearSent, MarkSent, SpeechSynthesized
+from gateway.app import EarshotApp
+from gateway.simulate import SimulatedCaller, Truth, Utterance
+from tests.gateway.server import AUTH_TOKEN, stored_call
+
+
+@functools.cache
+def _voice() -> HibariEngine:
+    return HibariEngine()
+
+
+def spoken(text: str) -> bytes:
+    """``text`` in the neural voice, as the 8 kHz mu-law a phone would carry."""
+    phrase = _voice().synthesize(text)
+    return phrase_to_mulaw(phrase.samples, phrase.rate)
+
+
+async def ask_then_cut_in(
+    base: str,
+    app: EarshotApp,
+    ask: str,
+    cut_in: bytes,
+    *,
+    seconds: float,
+    quiet_ms: float = 500.0,
+    cut_in_after_ms: float = 900.0,
+) -> tuple[list[AnyEvent], Truth]:
+    """Ask once the agent is quiet, then say ``cut_in`` that far into the answer."""
+    caller = SimulatedCaller(
+        base,
+        auth_token=AUTH_TOKEN,
+        hang_up_after_s=seconds,
+        script=[
+            Utterance(spoken(ask), after_agent_quiet_ms=quiet_ms),
+            Utterance(cut_in, cut_in_after_agent_ms=cut_in_after_ms),
+        ],
+    )
+    truth = await caller.run()
+    await asyncio.sleep(0.5)
+    return await stored_call(app, truth.call_sid), truth
+
+
+def nothing_of_the_reply_after_its_clear(events: list[AnyEvent], reply_id: int) -> None:
+    """No audio, mark or synthesized phrase of ``reply_id`` was recorded after its clear."""
+    clear = next(e for e in events if isinstance(e, ClearSent) and e.reply_id == reply_id)
+    after = [e for e in events if e.seq > clear.seq and getattr(e, "reply_id", None) == reply_id]
+    assert not [e for e in after if isinstance(e, AudioSent | SpeechSynthesized | MarkSent)]
