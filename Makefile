@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench postgres
+.PHONY: run test lint bench system-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,15 +12,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# A real PostgreSQL for the store tests (Debian's package; the tests start their own server).
-postgres:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
+# Debian packages the tests use: PostgreSQL for the store tests (they start their own server),
+# espeak-ng for the VAD corpus.
+system-packages:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v espeak-ng >/dev/null; then \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql espeak-ng >/dev/null; fi
 
 run: $(STAMP)
 	$(BIN)/earshot serve
 
-test: $(STAMP) postgres
+test: $(STAMP) system-packages
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	EARSHOT_REQUIRE_PG=1 $(BIN)/pytest -q

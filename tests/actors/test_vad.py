@@ -1,7 +1,8 @@
 """VAD on phone-quality speech in noise: speech-segment F1 per SNR (issue #4, acceptance 3).
 
-The corpus: short utterances from the neural TTS voice with known boundaries (the
-loud span of each), separated by 0.6-1.6 s pauses, passed through the 8 kHz
+The corpus: short utterances with known boundaries (the loud span of each),
+spoken by two voices, espeak-ng's formant synthesiser (Debian's ``espeak-ng``)
+and the neural TTS voice, separated by 0.6-1.6 s pauses, passed through the 8 kHz
 mu-law round trip a phone call applies, with pink-ish noise added at each SNR
 (speech power over noise power), then through the gateway's inbound converter
 to 16 kHz, exactly as caller audio reaches the VAD.
@@ -13,7 +14,10 @@ of it (each detection used once); F1 from segment precision and recall.
 from __future__ import annotations
 
 import functools
+import io
 import random
+import subprocess
+import wave
 from collections.abc import Callable
 
 import numpy as np
@@ -45,17 +49,42 @@ UTTERANCES = [
 Segments = list[tuple[float, float]]
 
 
+VOICES = ("espeak-ng", "hibari")
+
+
+def espeak_ng(text: str) -> tuple[np.ndarray, int]:
+    """espeak-ng's American English voice: (float samples, rate)."""
+    wav = subprocess.run(
+        ["espeak-ng", "-v", "en-us", "-s", "160", "--stdout", text],
+        capture_output=True, check=True, timeout=30,
+    ).stdout  # fmt: skip
+    with wave.open(io.BytesIO(wav)) as reader:
+        rate = reader.getframerate()
+        pcm = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
+    return pcm.astype(np.float32) / 32768.0, rate
+
+
 @functools.cache
-def corpus() -> tuple[np.ndarray, Segments]:
+def hibari_engine() -> HibariEngine:
+    return HibariEngine()
+
+
+def hibari(text: str) -> tuple[np.ndarray, int]:
+    phrase = hibari_engine().synthesize(text)
+    return phrase.samples, phrase.rate
+
+
+@functools.cache
+def corpus(voice: str) -> tuple[np.ndarray, Segments]:
     """Clean 8 kHz speech with pauses, and the true speech segments (ms)."""
-    voice = HibariEngine()
+    speak = espeak_ng if voice == "espeak-ng" else hibari
     rng = random.Random(11)
     pieces: list[np.ndarray] = [np.zeros(8000, dtype=np.float32)]
     truth: Segments = []
     cursor = 8000
     for text in UTTERANCES:
-        phrase = voice.synthesize(text)
-        audio = soxr.resample(phrase.samples, phrase.rate, 8000, quality="HQ").astype(np.float32)
+        samples, rate = speak(text)
+        audio = soxr.resample(samples, rate, 8000, quality="HQ").astype(np.float32)
         frames = len(audio) // 80
         energy = np.sqrt(np.mean(audio[: frames * 80].reshape(frames, 80) ** 2, axis=1))
         loud = np.nonzero(energy > energy.max() * 10 ** (-35 / 20))[0]
@@ -131,15 +160,20 @@ def model() -> SileroVadModel:
     return SileroVadModel()
 
 
+@pytest.mark.parametrize("voice", VOICES)
 @pytest.mark.parametrize("snr_db, required_f1", [(20, 0.9), (10, 0.85), (5, 0.0), (0, 0.0)])
 def test_speech_segment_f1_per_snr(
-    model: SileroVadModel, snr_db: float, required_f1: float
+    model: SileroVadModel, voice: str, snr_db: float, required_f1: float
 ) -> None:
-    clean, truth = corpus()
+    """F1 is required at 20 and 10 dB; at 5 and 0 dB it is measured and printed."""
+    clean, truth = corpus(voice)
     found = detect(model, noisy_phone_audio(clean, truth, snr_db))
     f1 = segment_f1(truth, found)
-    print(f"SNR {snr_db:>2} dB: {len(found)} segments found for {len(truth)} true; F1 {f1:.3f}")
-    assert f1 >= required_f1, (snr_db, f1, found, truth)
+    print(
+        f"{voice} SNR {snr_db:>2} dB: {len(found)} segments found for {len(truth)} true;"
+        f" F1 {f1:.3f}"
+    )
+    assert f1 >= required_f1, (voice, snr_db, f1, found, truth)
 
 
 def test_hum_and_hiss_alone_are_not_speech(model: SileroVadModel) -> None:
@@ -166,7 +200,7 @@ def test_the_f1_measure_can_fail_a_loudness_detector(model: SileroVadModel) -> N
         chunks = [pcm[i : i + 512] for i in range(0, len(pcm) - 511, 512)]
         return [(1.0 if rms_dbfs(c) > -35 else 0.0, c.astype(np.float32) / 32768) for c in chunks]
 
-    clean, truth = corpus()
+    clean, truth = corpus("hibari")
     f1 = segment_f1(truth, _segments(loudness, noisy_phone_audio(clean, truth, 5)))
     print(f"loudness gate at SNR 5 dB: F1 {f1:.3f}")
     assert f1 < 0.85
