@@ -34,5 +34,6 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.event_store
 	$(BIN)/python -m bench.audio_path
+	$(BIN)/python -m bench.stt
 	$(BIN)/python -m bench.heard
 	$(BIN)/python -m bench.pipeline

@@ -79,6 +79,8 @@ class Engines:
     stt_timeout_s: float = 5.0
     llm_timeout_s: float = 10.0
     tts_timeout_s: float = 5.0
+    # A partial transcript of a turn still going on, this often (0: none; skipped when busy).
+    stt_rolling_every_ms: float = 1000.0
 
 
 class CallSupervisor(pykka.ThreadingActor):
@@ -124,6 +126,7 @@ class CallSupervisor(pykka.ThreadingActor):
             self.detector,
             self.backlog,
             retention,
+            self.engines.stt_rolling_every_ms,
         )
         self._start_tts()
         self._start_stt()
@@ -234,8 +237,14 @@ class CallSupervisor(pykka.ThreadingActor):
     def _on_transcript(self, transcript: Transcribed) -> None:
         if transcript.tentative and transcript.text.strip():
             self.recorder.record(
-                TranscriptPartial, turn=transcript.turn, text=transcript.text.strip()
+                TranscriptPartial,
+                turn=transcript.turn,
+                text=transcript.text.strip(),
+                rolling=transcript.rolling,
+                inbound_end_ms=transcript.inbound_end_ms,
             )
+        if transcript.rolling:
+            return  # the caller was still talking: never the turn's answer
         final = self.transcripts.transcribed(transcript.speech_end_ms, transcript)
         if final is not None:
             self._on_final_transcript(final)

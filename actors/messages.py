@@ -46,6 +46,8 @@ class CallerUtterance:
 
     ``tentative`` audio is cut at a pause, before the end of turn is confirmed;
     ``speech_end_ms`` (the VAD's end of speech) tells which end of turn it matches.
+    ``rolling`` audio is the turn so far, cut while the caller is still talking: it
+    can never be the final transcript, and is transcribed only when the STT is idle.
     """
 
     turn: int
@@ -54,6 +56,7 @@ class CallerUtterance:
     inbound_end_ms: float
     speech_end_ms: float
     tentative: bool = False
+    rolling: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class Transcribed:
     inbound_end_ms: float
     speech_end_ms: float
     tentative: bool = False
+    rolling: bool = False
 
 
 @dataclass(frozen=True)

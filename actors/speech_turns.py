@@ -126,6 +126,11 @@ class CallerAudioLog:
         ):
             self._chunks.popleft()
 
+    @property
+    def end_ms(self) -> float:
+        """Where the audio appended so far ends, on the caller's clock."""
+        return self._total / 16.0
+
     def slice(self, start_ms: float, end_ms: float) -> Pcm16:
         start, end = int(max(start_ms, 0) * 16), int(end_ms * 16)
         parts = [

@@ -1,4 +1,9 @@
-"""The Stt actor: transcribes each caller utterance the VAD delimited, for its supervisor."""
+"""The Stt actor: transcribes each caller utterance the VAD delimited, for its supervisor.
+
+Rolling partials (the turn so far, while the caller talks) are best-effort: one is
+skipped when anything waits behind it in the inbox or the engine is busy with
+another call, so it never delays a transcript that can answer a turn.
+"""
 
 from __future__ import annotations
 
@@ -28,16 +33,21 @@ class Stt(ReportsFailure, pykka.ThreadingActor):
     def on_receive(self, message: Any) -> None:
         if self.abandoned or not isinstance(message, CallerUtterance):
             return
+        if message.rolling and not self.actor_inbox.empty():
+            return  # something newer is waiting: this partial is already stale
         try:
             with self.deadline(self.timeout_s) as deadline:
-                transcript = self.engine.transcribe(message.pcm)
+                if message.rolling:
+                    transcript = self.engine.transcribe_if_idle(message.pcm)
+                else:
+                    transcript = self.engine.transcribe(message.pcm)
         except Exception as exc:  # reported, never a silent actor death
             log.exception("transcription failed")
             if not self.abandoned:
                 self.report(StageError("stt", None, repr(exc)))
             return
-        if deadline.expired:
-            return  # too late: the supervisor has moved on
+        if deadline.expired or transcript is None:
+            return  # too late (the supervisor has moved on), or a partial skipped
         self.report(
             Transcribed(
                 message.turn,
@@ -47,5 +57,6 @@ class Stt(ReportsFailure, pykka.ThreadingActor):
                 message.inbound_end_ms,
                 message.speech_end_ms,
                 message.tentative,
+                message.rolling,
             )
         )

@@ -89,8 +89,10 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
         detector: SpeechDetector,
         backlog: InboundBacklog,
         retention: CallerAudioRetention | None = None,
+        rolling_every_ms: float = 1000.0,
     ) -> None:
         super().__init__()
+        self.rolling_every_ms = rolling_every_ms  # 0: no rolling partials
         self.retention = retention  # None: no consent, nothing kept
         self.protocol = protocol
         self.recorder = recorder
@@ -101,6 +103,7 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
         self.audio_log = CallerAudioLog()
         self.utterance_start_ms: float | None = None
         self.speculated_end_ms: float | None = None
+        self.asked_until_ms = 0.0  # the end of the audio last sent for transcription
         self.turns = 0
         self.inbound_ms = 0.0
         self.backlog = backlog
@@ -174,7 +177,7 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
         for edge in self.detector.feed(pcm16k):
             if edge.started:
                 self.report(CallerSpeech(True, edge.inbound_ms))
-                self.utterance_start_ms = edge.inbound_ms
+                self.utterance_start_ms = self.asked_until_ms = edge.inbound_ms
             elif self.utterance_start_ms is None:
                 continue
             elif edge.pause:  # transcribe now; the end of turn may follow in ~250 ms
@@ -186,11 +189,19 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
                     self._transcribe(edge.inbound_ms, tentative=False)
                 self.turns += 1
                 self.utterance_start_ms = self.speculated_end_ms = None
+        heard_until_ms = self.audio_log.end_ms
+        if (
+            self.rolling_every_ms
+            and self.utterance_start_ms is not None
+            and heard_until_ms - self.asked_until_ms >= self.rolling_every_ms
+        ):  # a long turn: what has been said so far
+            self._transcribe(heard_until_ms, tentative=True, rolling=True)
 
-    def _transcribe(self, speech_end_ms: float, tentative: bool) -> None:
+    def _transcribe(self, speech_end_ms: float, tentative: bool, rolling: bool = False) -> None:
         assert self.utterance_start_ms is not None
         start = self.utterance_start_ms - PRE_ROLL_MS
-        end = speech_end_ms + POST_ROLL_MS  # a pause has less than this so far: all there is
+        end = min(speech_end_ms + POST_ROLL_MS, self.audio_log.end_ms)  # all there is so far
+        self.asked_until_ms = speech_end_ms
         self.report(
             CallerUtterance(
                 self.turns + 1,
@@ -199,5 +210,6 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
                 end,
                 speech_end_ms,
                 tentative,
+                rolling,
             )
         )

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from actors.audio_formats import phrase_to_mulaw
 from actors.speech_synthesis import HibariEngine
-from events.catalogue import SpeechStopped
+from events.catalogue import SpeechStopped, TranscriptPartial
 from events.database import create_engine
 from events.store import EventStore
 from gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
@@ -53,6 +53,7 @@ async def run(calls: int, turns: int) -> None:
             "voice_to_voice_ms",
         )
     }
+    rolling = 0
     with (
         tempfile.TemporaryDirectory() as tmp,
         running_gateway(f"sqlite+aiosqlite:///{Path(tmp) / 'pipeline.db'}") as (base, app),
@@ -76,6 +77,7 @@ async def run(calls: int, turns: int) -> None:
                     if name in samples and value is not None:
                         samples[name].append(value)
             t0 = app.services.call_origins[truth.call_sid]
+            rolling += sum(isinstance(e, TranscriptPartial) and e.rolling for e in events)
             for stopped in (e for e in events if isinstance(e, SpeechStopped)):
                 # Caller audio arrives in real time from the stream's start, so the speech
                 # end the VAD found (inbound axis) reached us at started_at + inbound_ms.
@@ -83,7 +85,7 @@ async def run(calls: int, turns: int) -> None:
                 samples["vad_end_of_turn_ms"].append(
                     (t0 + stopped.at_ms / 1000 - speech_end_at) * 1000
                 )
-    print(f"pipeline on this CPU, {calls} calls x {turns} turns:")
+    print(f"pipeline on this CPU, {calls} calls x {turns} turns ({rolling} rolling partials):")
     for name, values in samples.items():
         if values:
             print(

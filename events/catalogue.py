@@ -108,8 +108,14 @@ class SpeechStopped(Event, frozen=True, kw_only=True):
 
 
 class TranscriptPartial(Event, frozen=True, kw_only=True):
+    """A transcript of the caller's turn so far: cut at a pause in speech (a candidate for
+    the final transcript), or ``rolling``: taken while the caller was still talking.
+    ``inbound_end_ms``: where the audio it covers ends."""
+
     turn: int
     text: str
+    rolling: bool = False
+    inbound_end_ms: float = 0.0
 
 
 class TranscriptFinal(Event, frozen=True, kw_only=True):

@@ -43,6 +43,8 @@ class Settings:
     stt_timeout_s: float = 5.0
     llm_timeout_s: float = 10.0
     tts_timeout_s: float = 5.0
+    # While the caller talks, a partial transcript this often (0: none).
+    stt_rolling_every_ms: float = 1000.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -70,6 +72,8 @@ class Settings:
             values["playout_lead_ms"] = float(env["EARSHOT_PLAYOUT_LEAD_MS"])
         if "EARSHOT_RETAIN_AUDIO" in env:
             values["retain_audio"] = env["EARSHOT_RETAIN_AUDIO"].lower() in ("1", "true", "yes")
+        if "EARSHOT_STT_ROLLING_MS" in env:
+            values["stt_rolling_every_ms"] = float(env["EARSHOT_STT_ROLLING_MS"])
         for stage in ("stt", "llm", "tts"):
             name = f"EARSHOT_{stage.upper()}_TIMEOUT_S"
             if name in env:

@@ -109,6 +109,7 @@ class Services:
             settings.stt_timeout_s,
             settings.llm_timeout_s,
             settings.tts_timeout_s,
+            settings.stt_rolling_every_ms,
         )
         log.info("gateway ready at %s", self.settings.public_url)
 

@@ -3,7 +3,8 @@
 Three caller turns, spoken by the neural TTS voice and carried as 8 kHz mu-law,
 each after the agent goes quiet. Through the Context projection (what the LLM
 remembers): each caller turn was transcribed within 25 % WER and got a spoken,
-heard reply on the topic asked about.
+heard reply on the topic asked about. The first turn (about 3 s) is transcribed
+while it is still being spoken, too: a rolling partial before its end.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ import pytest
 from actors.audio_formats import phrase_to_mulaw
 from actors.speech_synthesis import HibariEngine
 from events.catalogue import (
+    AnyEvent,
     BargeInDetected,
     ReplyCompleted,
+    SpeechStopped,
     StageCancelled,
+    TranscriptFinal,
+    TranscriptPartial,
 )
 from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
@@ -136,6 +141,21 @@ async def test_a_three_turn_spoken_conversation(gateway: tuple[str, EarshotApp])
         assert reply is not None and reply.role == "assistant" and reply.content, messages
         assert words(reply.content) & topic, (said, reply.content)
     assert len(voice_to_voice_ms(truth)) >= 3
+    rolling_partials_came_while_the_caller_spoke(events)
+
+
+def rolling_partials_came_while_the_caller_spoke(events: list[AnyEvent]) -> None:
+    first_end = next(e for e in events if isinstance(e, SpeechStopped))
+    final = next(e for e in events if isinstance(e, TranscriptFinal) and e.turn == 1)
+    rolling = [
+        e
+        for e in events
+        if isinstance(e, TranscriptPartial) and e.rolling and e.seq < first_end.seq
+    ]
+    assert rolling, "no partial transcript while the first turn was spoken"
+    assert all(p.turn == 1 and p.inbound_end_ms < first_end.inbound_ms for p in rolling)
+    so_far = words(rolling[0].text)
+    assert len(so_far & words(final.text)) >= len(so_far) / 2, (rolling[0].text, final.text)
 
 
 async def test_barge_in_cancels_generation_synthesis_and_playout(
