@@ -35,7 +35,7 @@ from gateway.app import EarshotApp
 from gateway.simulate import Network, SimulatedCaller, Truth, Utterance
 from projections.context import INTERRUPTED_MARKER
 from projections.metrics import percentile
-from projections.replay import fold_all
+from projections.replay import fold_all, to_text
 from projections.words import heard_words
 from tests.gateway.fault_llm import FaultInjectingLlm, fault_injecting_llm
 from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
@@ -54,6 +54,9 @@ CUT_IN_LINES = [
     "Is the terrace open tonight?",
     "How much is the set menu?",
 ]
+
+
+SLOW_STOP_S = 0.5  # a stop slower than this prints its call's timeline
 
 
 @dataclass
@@ -124,6 +127,9 @@ async def one_call(
         onsets = [onset for onset, _end in truth.speech if onset <= clear.at]
         if onsets:
             results.stops_ms.append((clear.at - onsets[-1]) * 1000.0)
+            if clear.at - onsets[-1] > SLOW_STOP_S:  # the timeline, to see why
+                print(f"slow stop in {truth.call_sid}: {(clear.at - onsets[-1]) * 1000:.0f} ms")
+                print(to_text(fold_all(events), truth.call_sid))
     # The call's last LLM request holds every earlier agent turn, in order: compare each
     # interrupted one with the projection's heard text and with the caller's truth.
     chats = [c for c in llm.chats if c.get("user") == truth.call_sid]
