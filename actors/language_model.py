@@ -223,6 +223,25 @@ class ChatStream:
             self._connection.close()
 
 
+def warm_up(base_url: str, system_prompt: str, model: str = "embedded") -> bool:
+    """Ask for one token after the system prompt alone, before any caller does.
+
+    Servers keep the prompt they last saw (llama.cpp) or cache prefixes (vLLM's
+    ``--enable-prefix-caching``), and every call's chat begins with this prompt, so
+    the first caller no longer waits for it to be read: the cold embedded server
+    took 1.9 s to a first token. A failure only costs that wait, so it is logged.
+    """
+    try:
+        for _ in ChatStream(
+            base_url, [{"role": "system", "content": system_prompt}], model=model, max_tokens=1
+        ):
+            pass
+    except (OSError, ModelUnavailable) as exc:
+        log.warning("LLM warm-up failed (%s): the first reply will be slower", exc)
+        return False
+    return True
+
+
 def phrases(
     deltas: Iterator[str], min_chars: int = 12, first_clause_chars: int = 24
 ) -> Iterator[str]:

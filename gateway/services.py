@@ -9,7 +9,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from actors.call_supervisor import Engines
-from actors.language_model import EmbeddedServer
+from actors.language_model import EmbeddedServer, warm_up
 from actors.speech_recognition import WhisperEngine
 from actors.speech_synthesis import HibariEngine, SpeechEngine
 from actors.vad import SileroVadModel
@@ -98,6 +98,7 @@ class Services:
                 self.llm_server = EmbeddedServer()
                 await asyncio.to_thread(self.llm_server.start)
                 llm_url = self.llm_server.url
+            await asyncio.to_thread(warm_up, llm_url, settings.system_prompt, settings.llm_model)
         self.engines = Engines(
             tts,
             vad,

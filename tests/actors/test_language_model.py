@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from actors.language_model import ChatStream, EmbeddedServer, phrases
+from actors.language_model import ChatStream, EmbeddedServer, phrases, warm_up
 
 CHAT = [
     {"role": "system", "content": "You are a phone receptionist. Answer briefly."},
@@ -83,3 +84,28 @@ def test_cancel_closes_the_stream_at_once_and_the_server_stays_healthy(
         server.url, CHAT[:1] + [{"role": "user", "content": "Say hello."}], max_tokens=10
     )
     assert "".join(again).strip()
+
+
+def first_token_s(url: str, system_prompt: str) -> float:
+    started = time.monotonic()
+    chat = [{"role": "system", "content": system_prompt}, {"role": "user", "content": "Hi."}]
+    next(iter(ChatStream(url, chat, max_tokens=5)))
+    return time.monotonic() - started
+
+
+def test_a_warmed_up_system_prompt_answers_sooner(server: EmbeddedServer) -> None:
+    """Two long system prompts that share no prefix: the one warmed up beforehand gets its
+    first token much sooner than the cold one (the server kept it)."""
+    rules = " ".join(f"Rule {n}: answer politely and briefly." for n in range(40))
+    cold = first_token_s(server.url, "You work at a bakery. " + rules)
+    assert warm_up(server.url, "Bakery closed; you run a cafe. " + rules)
+    warmed = first_token_s(server.url, "Bakery closed; you run a cafe. " + rules)
+    print(f"first token: cold {cold * 1000:.0f} ms, after warm-up {warmed * 1000:.0f} ms")
+    assert warmed < 0.7 * cold
+
+
+def test_a_failed_warm_up_is_only_logged() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    assert warm_up(f"http://127.0.0.1:{port}/v1", "You are helpful.") is False
