@@ -18,10 +18,10 @@ from collections.abc import Callable
 import jiwer
 import numpy as np
 
-from actors.audio_formats import InboundConverter, phrase_to_mulaw
 from actors.speech_recognition import Transcript, WhisperEngine
 from bench.pipeline import QUESTIONS
-from tests.actors.test_vad import UTTERANCES, espeak_ng, hibari
+from tests.actors.test_speech_recognition import as_caller_audio
+from tests.actors.test_vad import UTTERANCES, VOICES
 
 
 def normalise(text: str) -> str:
@@ -29,27 +29,20 @@ def normalise(text: str) -> str:
 
 
 def phone_turn(samples: np.ndarray, rate: int) -> np.ndarray:
-    """As the STT gets a turn: mu-law 8 kHz -> 16 kHz PCM, with pre- and post-roll silence."""
-    mulaw = phrase_to_mulaw(samples, rate)
-    converter = InboundConverter()
-    speech = [converter.convert(mulaw[i : i + 160]) for i in range(0, len(mulaw), 160)]
+    """As the STT gets a turn: caller audio with 200 ms of pre- and post-roll silence."""
     roll = np.zeros(3200, dtype=np.int16)
-    return np.concatenate([roll, *speech, roll])
+    return np.concatenate([roll, as_caller_audio(samples, rate), roll])
 
 
 def main() -> None:
     engine = WhisperEngine()
     texts = UTTERANCES + QUESTIONS
-    voices: dict[str, Callable[[str], tuple[np.ndarray, int]]] = {
-        "neural": hibari,
-        "espeak-ng": espeak_ng,
-    }
     paths: dict[str, Callable[[np.ndarray], Transcript]] = {
         "30 s window": lambda pcm: engine._transcribe_long(pcm.astype(np.float32) / 32768.0),
         "turn window": engine.transcribe,
     }
     print(f"STT per turn, {len(texts)} utterances per voice, tiny.en int8 on this CPU:")
-    for voice, speak in voices.items():
+    for voice, speak in VOICES.items():
         turns = [phone_turn(*speak(text)) for text in texts]
         medians: dict[str, float] = {}
         for name, transcribe in paths.items():

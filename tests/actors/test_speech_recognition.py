@@ -11,6 +11,14 @@ from actors.speech_recognition import WhisperEngine
 from actors.speech_synthesis import HibariEngine
 
 
+def as_caller_audio(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Speech as the STT gets it from a call: 8 kHz mu-law in 20 ms frames -> 16 kHz PCM16."""
+    mulaw = phrase_to_mulaw(samples, rate)
+    converter = InboundConverter()
+    frames = [converter.convert(mulaw[i : i + 160]) for i in range(0, len(mulaw), 160)]
+    return np.concatenate(frames)
+
+
 def normalise(text: str) -> str:
     return " ".join("".join(c for c in text.lower() if c.isalnum() or c == " ").split())
 
@@ -32,9 +40,7 @@ def test_caller_speech_is_transcribed_within_25_percent_wer(
     engine: WhisperEngine, said: str
 ) -> None:
     phrase = HibariEngine().synthesize(said)
-    mulaw = phrase_to_mulaw(phrase.samples, phrase.rate)  # what Twilio carries
-    converter = InboundConverter()
-    pcm = np.concatenate([converter.convert(mulaw[i : i + 160]) for i in range(0, len(mulaw), 160)])
+    pcm = as_caller_audio(phrase.samples, phrase.rate)
     transcript = engine.transcribe(pcm)
     error = jiwer.wer(normalise(said), normalise(transcript.text))
     assert error <= 0.25, (said, transcript.text, error)
@@ -64,13 +70,10 @@ def test_turns_of_every_window_size_are_transcribed(engine: WhisperEngine, sente
     faster-whisper's long-form path. All three are transcribed alike."""
     voice = HibariEngine()
     pause = np.zeros(8000, dtype=np.int16)
-    converter = InboundConverter()
     parts = []
     for said in LONG_TURN[:sentences]:
         phrase = voice.synthesize(said)
-        mulaw = phrase_to_mulaw(phrase.samples, phrase.rate)
-        parts += [converter.convert(mulaw[i : i + 160]) for i in range(0, len(mulaw), 160)]
-        parts.append(pause)
+        parts += [as_caller_audio(phrase.samples, phrase.rate), pause]
     pcm = np.concatenate(parts)
     transcript = engine.transcribe(pcm)
     said = " ".join(LONG_TURN[:sentences])

@@ -49,9 +49,6 @@ UTTERANCES = [
 Segments = list[tuple[float, float]]
 
 
-VOICES = ("espeak-ng", "hibari")
-
-
 def espeak_ng(text: str) -> tuple[np.ndarray, int]:
     """espeak-ng's American English voice: (float samples, rate)."""
     wav = subprocess.run(
@@ -74,10 +71,16 @@ def hibari(text: str) -> tuple[np.ndarray, int]:
     return phrase.samples, phrase.rate
 
 
+VOICES: dict[str, Callable[[str], tuple[np.ndarray, int]]] = {
+    "espeak-ng": espeak_ng,
+    "hibari": hibari,
+}
+
+
 @functools.cache
 def corpus(voice: str) -> tuple[np.ndarray, Segments]:
     """Clean 8 kHz speech with pauses, and the true speech segments (ms)."""
-    speak = espeak_ng if voice == "espeak-ng" else hibari
+    speak = VOICES[voice]
     rng = random.Random(11)
     pieces: list[np.ndarray] = [np.zeros(8000, dtype=np.float32)]
     truth: Segments = []
