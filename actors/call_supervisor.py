@@ -9,7 +9,10 @@ the Context the caller actually heard.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -17,11 +20,14 @@ from typing import Any
 import pykka
 
 from actors.audio_retention import CallerAudioRetention
+from actors.fixed_lines import FixedLines
+from actors.liveness import FALLBACK_LINE, HOLD_LINE, DeadAirWatch, GiveUp, Hold
 from actors.llm import Llm, ReplyStreams
 from actors.messages import (
     CallerSpeech,
     CallerUtterance,
     CancelReply,
+    CheckLiveness,
     ClearPlayback,
     GenerateReply,
     PlayoutPort,
@@ -46,12 +52,14 @@ from events.catalogue import (
     ReplyCompleted,
     ReplyRequested,
     ReplyTextGenerated,
+    SilenceFilled,
     SpeechStarted,
     SpeechStopped,
     StageCancelled,
     StageFailed,
     TranscriptFinal,
     TranscriptPartial,
+    TurnNotAnswered,
 )
 from events.recorder import CallRecorder
 from projections import heard as heard_projection
@@ -81,6 +89,12 @@ class Engines:
     tts_timeout_s: float = 5.0
     # A partial transcript of a turn still going on, this often (0: none; skipped when busy).
     stt_rolling_every_ms: float = 1000.0
+    # The holding and fallback lines, rendered once (None: synthesized on first use).
+    fixed_lines: FixedLines | None = None
+    # The caller hears the agent this soon after their turn (else a holding line), and
+    # a reply still silent this long after the holding line is abandoned for the fallback.
+    liveness_bound_s: float = 2.5
+    liveness_give_up_s: float = 5.0
 
 
 class CallSupervisor(pykka.ThreadingActor):
@@ -115,6 +129,10 @@ class CallSupervisor(pykka.ThreadingActor):
         self.tts: pykka.ActorRef[Any] | None = None
         self.stt: pykka.ActorRef[Any] | None = None
         self.llm: pykka.ActorRef[Any] | None = None
+        self.watch = DeadAirWatch(engines.liveness_bound_s, engines.liveness_give_up_s)
+        self.first_reply_after_turn = 0  # replies from this id on answer the watched turn
+        self.fixed_lines = engines.fixed_lines or FixedLines(engines.tts)
+        self.timer: threading.Timer | None = None
 
     def on_start(self) -> None:
         retention = CallerAudioRetention(self.recorder) if self.retain_audio else None
@@ -159,6 +177,7 @@ class CallSupervisor(pykka.ThreadingActor):
                 self.engines.max_reply_tokens,
                 self.engines.llm_model,
                 self.engines.llm_timeout_s,
+                self.engines.liveness_bound_s,
             )
 
     def _restart(self, stage: str) -> None:
@@ -204,6 +223,8 @@ class CallSupervisor(pykka.ThreadingActor):
             self._agent_floor_changed()
         elif isinstance(message, StageError):
             self._on_stage_error(message)
+        elif isinstance(message, CheckLiveness):
+            self._check_liveness()
         elif isinstance(message, StreamStopped):
             self.end(message.reason)
         elif message == "transport":
@@ -214,6 +235,12 @@ class CallSupervisor(pykka.ThreadingActor):
         if not speech.started:
             self.turns.caller_stopped()
             self.recorder.record(SpeechStopped, inbound_ms=speech.inbound_ms, speech_ms=0.0)
+            if self.stt is None or self.llm is None:  # greets and listens only
+                self.recorder.record(TurnNotAnswered, turn=0, reason="listening_only")
+            else:
+                self.watch.turn_ended(time.monotonic())
+                self.first_reply_after_turn = self.turns.next_reply_id
+                self._arm_liveness_timer()
             transcript = self.transcripts.turn_ended(speech.inbound_ms)
             if transcript is not None:
                 self._on_final_transcript(transcript)
@@ -222,6 +249,7 @@ class CallSupervisor(pykka.ThreadingActor):
                 self._say(APOLOGY, reason="apology")
             return
         self.recorder.record(SpeechStarted, inbound_ms=speech.inbound_ms)
+        self.watch.settled()  # the caller talks again: the end of this turn re-arms it
         barge_in = self.turns.caller_started(speech.inbound_ms)
         self._agent_floor_changed()
         if barge_in is None:
@@ -272,9 +300,13 @@ class CallSupervisor(pykka.ThreadingActor):
             if kind == "acknowledge":
                 self._say(ACKNOWLEDGEMENT, reason="acknowledge")
                 return
-        if noise or self.llm is None:
-            return  # a cough is not a turn; with no brain configured, nothing to say
+        if noise or self.llm is None:  # a cough is owed no answer; with no brain, none can come
+            if noise:
+                self.recorder.record(TurnNotAnswered, turn=transcript.turn, reason="noise")
+            self.watch.settled()
+            return
         reply_id = self._start_reply("caller_turn", transcript.turn)
+        self.watch.reply_requested(reply_id)
         chat = to_chat(context_messages(self.live.state), self.engines.system_prompt)
         self.llm.tell(GenerateReply(reply_id, chat))
 
@@ -318,6 +350,83 @@ class CallSupervisor(pykka.ThreadingActor):
         elif self.turns.agent_reply is None:
             self._say(APOLOGY, reason="apology")
 
+    def _arm_liveness_timer(self) -> None:
+        due = self.watch.due_at()
+        if due is None:
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = threading.Timer(max(due - time.monotonic(), 0.0) + 0.01, self._tick)
+        self.timer.name = "liveness-timer"
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _tick(self) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):  # the call ended
+            self.actor_ref.tell(CheckLiveness())
+
+    def _check_liveness(self) -> None:
+        """Has agent audio gone out since the caller's turn ended? If not, in time, say so."""
+        if self._audio_since_turn():
+            self.watch.settled()
+            return
+        verdict = self.watch.check(time.monotonic())
+        if isinstance(verdict, Hold):
+            log.warning(
+                "call %s: no agent audio %.0f ms after the caller's turn (waiting for the %s)",
+                self.recorder.call_sid,
+                verdict.waited_ms,
+                verdict.waiting_for,
+            )
+            self.recorder.record(
+                SilenceFilled,
+                action="hold",
+                waiting_for=verdict.waiting_for,
+                waited_ms=round(verdict.waited_ms, 1),
+                reply_id=self.watch.reply_id,
+            )
+            self._say_fixed(HOLD_LINE, reason="hold", aside=True)
+        elif isinstance(verdict, GiveUp):
+            log.error(
+                "call %s: reply still silent %.0f ms after the caller's turn: giving up on it",
+                self.recorder.call_sid,
+                verdict.waited_ms,
+            )
+            self.recorder.record(
+                SilenceFilled,
+                action="give_up",
+                waiting_for=verdict.waiting_for,
+                waited_ms=round(verdict.waited_ms, 1),
+                reply_id=verdict.reply_id,
+            )
+            if verdict.reply_id is not None:
+                self.streams.cancel(verdict.reply_id)
+                self.turns.reply_played(verdict.reply_id)
+                self.recorder.record(StageCancelled, stage="llm", reply_id=verdict.reply_id)
+            self._say_fixed(FALLBACK_LINE, reason="fallback", aside=False)
+        self._arm_liveness_timer()
+
+    def _audio_since_turn(self) -> bool:
+        """Audio of an answer went out (a holding line is not one: it only buys time)."""
+        return any(
+            turn.reply_id >= self.first_reply_after_turn
+            and turn.out_start_ms is not None
+            and turn.reason != "hold"
+            for turn in self.live.state.agent_turns()
+        )
+
+    def _say_fixed(self, text: str, reason: str, *, aside: bool) -> None:
+        """A line rendered once per process, queued straight into the playout: it must be
+        heard even when the Tts is the stage that is late. An ``aside`` leaves the floor
+        to the reply it covers for."""
+        reply_id = self.turns.start_aside() if aside else self.turns.start_reply()
+        self.recorder.record(ReplyRequested, reply_id=reply_id, reason=reason)
+        self.recorder.record(ReplyTextGenerated, reply_id=reply_id, text=text)
+        self.recorder.record(ReplyCompleted, reply_id=reply_id, finish_reason="stop")
+        self._agent_floor_changed()
+        line = self.fixed_lines.get(text)
+        self.playout.enqueue_phrase(reply_id, 0, text, line.mulaw, line.words, final=True)
+
     def _agent_floor_changed(self) -> None:
         if self.turns.agent_reply is None:
             self.detector.agent_talking.clear()
@@ -332,6 +441,9 @@ class CallSupervisor(pykka.ThreadingActor):
         if self.ended:
             return False
         self.ended = True
+        self.watch.settled()
+        if self.timer is not None:
+            self.timer.cancel()
         if self.turns.agent_reply is not None:
             self.streams.cancel(self.turns.agent_reply)
         self.recorder.record(CallEnded, reason=reason)

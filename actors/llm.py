@@ -1,8 +1,9 @@
 """The Llm actor: streams a reply from the OpenAI-compatible endpoint, phrase by phrase to the Tts.
 
 Every text delta is recorded as generated (never as heard). Phrases go to the
-Tts as soon as each is complete; one is held back so the last can be marked
-final. Cancellation does not wait for this actor's inbox: the supervisor calls
+Tts as soon as each is complete (the first audio waits for nothing else); when
+the stream ends, an empty final phrase tells the playout the reply is whole.
+Cancellation does not wait for this actor's inbox: the supervisor calls
 ``ReplyStreams.cancel`` from its own thread, which closes the HTTP stream at once.
 """
 
@@ -10,15 +11,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pykka
 
-from actors.language_model import ChatStream, phrases
+from actors.language_model import ChatStream, ModelUnavailable, phrases
+from actors.liveness import retry_allowed
 from actors.messages import GenerateReply, StageError, Synthesize
+from actors.spoken_text import clean_phrase, speakable
 from actors.supervised import ReportsFailure
-from events.catalogue import ReplyCompleted, ReplyTextGenerated, StageCancelled
+from events.catalogue import ReplyCompleted, ReplyTextGenerated, StageCancelled, StageFailed
 from events.recorder import CallRecorder
 
 log = logging.getLogger(__name__)
@@ -59,7 +63,23 @@ class ReplyStreams:
         return stream is not None
 
 
+class ReplyFailed(Exception):
+    """An attempt at a reply that produced nothing usable; ``phrases_sent`` were spoken."""
+
+    def __init__(self, error: str, phrases_sent: int) -> None:
+        super().__init__(error)
+        self.phrases_sent = phrases_sent
+
+
 class Llm(ReportsFailure, pykka.ThreadingActor):
+    """Asks the LLM for a reply and hands its speakable phrases to the Tts.
+
+    A stream cut short, an empty reply (after removing what may not be spoken), an
+    HTTP error or a silent server is a failure, never a finished reply: it is retried
+    once while that can still help (``liveness.retry_allowed``), else reported, and
+    the supervisor says the fallback line.
+    """
+
     stage = "llm"
 
     def __init__(
@@ -72,6 +92,7 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
         max_tokens: int = 80,
         model: str = "embedded",
         timeout_s: float = 10.0,
+        liveness_bound_s: float = 2.5,
     ) -> None:
         super().__init__()
         self.url = url
@@ -82,20 +103,42 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
         self.max_tokens = max_tokens
         self.model = model
         self.timeout_s = timeout_s  # the most the server may stay silent, first token included
+        self.liveness_bound_s = liveness_bound_s
 
     def on_receive(self, message: Any) -> None:
         if isinstance(message, GenerateReply):
-            try:
-                self._generate(message)
-            except pykka.ActorDeadError:  # the call ended mid-reply; its actors are stopping
-                log.info("reply %d abandoned: the call ended", message.reply_id)
-            except TimeoutError:
-                log.error("reply %d: the LLM stalled", message.reply_id)
-                error = f"timed out: no data for {self.timeout_s:.1f} s"
+            started = time.monotonic()
+            attempt = 1
+            while True:
+                try:
+                    self._generate(message)
+                    return
+                except pykka.ActorDeadError:  # the call ended mid-reply; its actors are stopping
+                    log.info("reply %d abandoned: the call ended", message.reply_id)
+                    return
+                except ReplyFailed as failure:
+                    error, sent = str(failure), failure.phrases_sent
+                except Exception as exc:  # a bug, not the server: reported, never a silent death
+                    log.exception("reply %d failed", message.reply_id)
+                    self.report(StageError("llm", message.reply_id, repr(exc)))
+                    return
+                elapsed = time.monotonic() - started
+                if not self.streams.is_cancelled(message.reply_id) and retry_allowed(
+                    attempt, sent, elapsed, self.liveness_bound_s
+                ):
+                    log.warning("reply %d: %s; retrying", message.reply_id, error)
+                    self.recorder.record(
+                        StageFailed,
+                        stage="llm",
+                        error=error[:500],
+                        action="retry",
+                        reply_id=message.reply_id,
+                    )
+                    attempt += 1
+                    continue
+                log.error("reply %d failed: %s", message.reply_id, error)
                 self.report(StageError("llm", message.reply_id, error))
-            except Exception as exc:  # reported, never a silent actor death
-                log.exception("reply %d failed", message.reply_id)
-                self.report(StageError("llm", message.reply_id, repr(exc)))
+                return
 
     def _generate(self, request: GenerateReply) -> None:
         stream = ChatStream(
@@ -115,22 +158,27 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
                 self.recorder.record(ReplyTextGenerated, reply_id=reply_id, text=delta)
                 yield delta
 
-        held: str | None = None
         segment = 0
         try:
-            for phrase in phrases(recorded(iter(stream))):
-                if held is not None:
-                    self.tts.tell(Synthesize(reply_id, segment, held, final=False))
+            for raw in phrases(speakable(recorded(iter(stream)))):
+                phrase = clean_phrase(raw)
+                if phrase:
+                    self.tts.tell(Synthesize(reply_id, segment, phrase, final=False))
                     segment += 1
-                held = phrase
+        except TimeoutError as exc:  # the server stayed silent (a cancel swallows its errors)
+            error = f"timed out: no data for {self.timeout_s:.1f} s"
+            raise ReplyFailed(error, segment) from exc
+        except (OSError, ModelUnavailable, ValueError) as exc:  # cut, refused, malformed
+            raise ReplyFailed(repr(exc), segment) from exc
         finally:
             self.streams.close(reply_id)
         if stream.cancelled:
             self.recorder.record(StageCancelled, stage="llm", reply_id=reply_id)
             self.recorder.record(ReplyCompleted, reply_id=reply_id, finish_reason="cancelled")
             return
-        if held is not None:
-            self.tts.tell(Synthesize(reply_id, segment, held, final=True))
+        if segment == 0:
+            raise ReplyFailed("an empty reply (nothing speakable)", 0)
+        self.tts.tell(Synthesize(reply_id, segment, "", final=True))  # the reply ends here
         self.recorder.record(
             ReplyCompleted, reply_id=reply_id, finish_reason=stream.finish_reason or "stop"
         )

@@ -103,6 +103,11 @@ class ReplyPlayed:
 
 
 @dataclass(frozen=True)
+class CheckLiveness:
+    """The supervisor's own timer: has the caller heard the agent since their turn ended?"""
+
+
+@dataclass(frozen=True)
 class StreamStopped:
     reason: str
 

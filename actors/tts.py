@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import pykka
 
 from actors.llm import ReplyStreams
@@ -51,6 +52,10 @@ class Tts(ReportsFailure, pykka.ThreadingActor):
             if self.replies.is_cancelled(message.reply_id):
                 return  # cut in on before its turn came: no work for it
             reply_id = message.reply_id
+            if not message.text:  # the end of the reply: passed on in order, nothing to say
+                empty = Phrase("", np.zeros(0, dtype=np.float32), self.engine.rate, ())
+                self.transport.tell(Speak(reply_id, message.segment, empty, message.final))
+                return
             if self.context[0] != reply_id:
                 self.context = (reply_id, [])
             with self.deadline(self.timeout_s, reply_id) as deadline:

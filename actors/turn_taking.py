@@ -34,9 +34,15 @@ class TurnTaking:
         return reply_id
 
     def start_reply(self) -> int:
+        reply_id = self.start_aside()
+        self.agent_reply = reply_id
+        return reply_id
+
+    def start_aside(self) -> int:
+        """A line said while the floor's reply is still coming (a holding line): it does not
+        take the floor, so the reply it covers for is still the one a barge-in cancels."""
         reply_id = self.next_reply_id
         self.next_reply_id += 1
-        self.agent_reply = reply_id
         return reply_id
 
     def reply_played(self, reply_id: int) -> None:

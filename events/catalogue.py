@@ -60,6 +60,17 @@ class CallEnded(Event, frozen=True, kw_only=True):
     reason: str
 
 
+class CallRefused(Event, frozen=True, kw_only=True):
+    """The webhook turned the call away before it was answered (``reason`` "busy": the
+    process was at ``capacity`` with ``in_use`` calls). The call's only event."""
+
+    reason: str
+    in_use: int
+    capacity: int
+    from_number: str = ""
+    to_number: str = ""
+
+
 class AudioRetained(Event, frozen=True, kw_only=True):
     """Call audio, kept only with the caller's consent (``CallStarted.recording_consent``).
 
@@ -125,11 +136,20 @@ class TranscriptFinal(Event, frozen=True, kw_only=True):
     inbound_end_ms: float = 0.0
 
 
+class TurnNotAnswered(Event, frozen=True, kw_only=True):
+    """The caller's last turn needs no reply: ``reason`` "noise" (nothing was said), or
+    "listening_only" (the gateway greets and listens, with no STT or LLM; ``turn`` 0)."""
+
+    turn: int
+    reason: str
+
+
 # --- the agent's side -----------------------------------------------------
 
 
 class ReplyRequested(Event, frozen=True, kw_only=True):
-    """An agent turn begins. ``reason``: greeting, caller_turn, acknowledge, resume, apology."""
+    """An agent turn begins. ``reason``: greeting, caller_turn, acknowledge, resume, apology,
+    hold (a holding line while the reply is late), fallback (said instead of a late reply)."""
 
     reply_id: int
     reason: str = "caller_turn"
@@ -235,9 +255,24 @@ class StageFailed(Event, frozen=True, kw_only=True):
     reply_id: int | None = None
 
 
+class SilenceFilled(Event, frozen=True, kw_only=True):
+    """The caller waited ``waited_ms`` after their turn without hearing the agent.
+
+    ``action`` "hold": the agent said a holding line and the reply goes on; "give_up":
+    the pending reply (``reply_id``, if one was asked for) was abandoned and the agent
+    said its fallback line. ``waiting_for``: "transcript" or "reply", what was late.
+    """
+
+    action: str
+    waiting_for: str
+    waited_ms: float
+    reply_id: int | None = None
+
+
 AnyEvent = (
     CallStarted
     | CallEnded
+    | CallRefused
     | CallerAudioGap
     | FrameRefused
     | DtmfReceived
@@ -245,6 +280,7 @@ AnyEvent = (
     | SpeechStopped
     | TranscriptPartial
     | TranscriptFinal
+    | TurnNotAnswered
     | ReplyRequested
     | ReplyTextGenerated
     | ReplyCompleted
@@ -259,6 +295,7 @@ AnyEvent = (
     | StageCancelled
     | StageFailed
     | AudioRetained
+    | SilenceFilled
 )
 """The tagged union every event belongs to."""
 

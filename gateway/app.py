@@ -6,14 +6,18 @@ Plain ASGI, served by uvicorn with websockets as its WebSocket implementation.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
+import time
 from typing import Any
 
+from events.catalogue import CallRefused
+from events.recorder import CallRecorder
 from gateway import metrics
 from gateway.config import Settings
 from gateway.media_socket import media_stream
 from gateway.services import Services
-from gateway.webhook import MAX_WEBHOOK_BODY, WebhookRefused, answer_call
+from gateway.webhook import MAX_WEBHOOK_BODY, WebhookRefused, busy, connect_stream, verified_call
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +83,13 @@ class EarshotApp:
         path, method = scope["path"], scope["method"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if path == "/healthz" and method == "GET":
-            body = f'{{"status":"ok","calls_active":{self.services.counters.calls_active}}}'
-            await _respond(send, 200, body.encode(), "application/json")
+            health = {
+                "status": "ok",
+                "calls_active": self.services.counters.calls_active,
+                "calls_admitted": self.services.admission.in_use(time.monotonic()),
+                "capacity": self.services.admission.capacity,
+            }
+            await _respond(send, 200, json.dumps(health).encode(), "application/json")
         elif path == "/metrics" and method == "GET":
             expected = f"Bearer {self.settings.metrics_token}"
             given = headers.get("authorization", "")
@@ -104,12 +113,32 @@ class EarshotApp:
         try:
             if body is None:
                 raise WebhookRefused(413, "webhook body too large")
-            twiml = answer_call(
-                self.settings, self.services.tokens, path, body, headers.get("x-twilio-signature")
-            )
+            params = verified_call(self.settings, path, body, headers.get("x-twilio-signature"))
         except WebhookRefused as refusal:
             self.services.counters.webhooks_refused += 1
             log.warning("webhook refused (%d): %s", refusal.status, refusal.reason)
             await _respond(send, refusal.status, f"{refusal.reason}\n".encode(), "text/plain")
             return
+        call_sid = params["CallSid"]
+        admission = self.services.admission
+        if admission.admit(call_sid, time.monotonic()):
+            twiml = connect_stream(self.settings, self.services.tokens, call_sid)
+        else:
+            twiml = busy()
+            self._record_busy(call_sid, params)
         await _respond(send, 200, twiml.encode(), "application/xml")
+
+    def _record_busy(self, call_sid: str, params: dict[str, str]) -> None:
+        services = self.services
+        services.counters.calls_refused_busy += 1
+        in_use, capacity = services.admission.in_use(time.monotonic()), services.admission.capacity
+        log.warning("call %s refused: busy (%d of %d calls)", call_sid, in_use, capacity)
+        assert services.writer is not None
+        CallRecorder(call_sid, services.writer).record(
+            CallRefused,
+            reason="busy",
+            in_use=in_use,
+            capacity=capacity,
+            from_number=params.get("From", "")[:32],
+            to_number=params.get("To", "")[:32],
+        )

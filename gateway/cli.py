@@ -164,6 +164,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from actors.speech_synthesis import HibariEngine
     from gateway.config import Settings
     from gateway.simulate import (
+        CallRejected,
         Network,
         SimulatedCaller,
         Utterance,
@@ -196,7 +197,11 @@ def _simulate(args: argparse.Namespace) -> int:
         network=Network(args.delay_ms, args.jitter_ms),
         hang_up_after_s=args.duration,
     )
-    truth = asyncio.run(caller.run())
+    try:
+        truth = asyncio.run(caller.run())
+    except CallRejected as rejected:
+        print(f"{rejected}: the gateway is at capacity (EARSHOT_MAX_CALLS); try again later")
+        return 1
     print(
         f"call {truth.call_sid}: heard {sum(t - f for _, f, t in truth.played) / 1000:.1f} s "
         f"of agent audio, {truth.marks_echoed} marks echoed, {len(truth.clears)} clears"

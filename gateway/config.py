@@ -18,6 +18,13 @@ class Settings:
     stream_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     stream_token_ttl_s: float = 30.0
     metrics_token: str = ""
+    # Calls this process takes at once; the next caller hears a busy tone. The default is
+    # the capacity bench/load.py measured with the embedded models on a 2-core machine.
+    max_calls: int = 4
+    # After each caller turn the agent is heard within this (else a holding line), and a
+    # reply still silent this long after the holding line gives way to the fallback line.
+    liveness_bound_s: float = 2.5
+    liveness_give_up_s: float = 5.0
     db_url: str = field(default_factory=default_url)
     greeting: str = "Hello, thanks for calling Earshot. How can I help you today?"
     playout_lead_ms: float = 200.0
@@ -58,6 +65,10 @@ class Settings:
             values["stream_secret"] = env["EARSHOT_STREAM_SECRET"].encode()
         if "EARSHOT_METRICS_TOKEN" in env:
             values["metrics_token"] = env["EARSHOT_METRICS_TOKEN"]
+        if "EARSHOT_MAX_CALLS" in env:
+            values["max_calls"] = int(env["EARSHOT_MAX_CALLS"])
+        if "EARSHOT_LIVENESS_BOUND_S" in env:
+            values["liveness_bound_s"] = float(env["EARSHOT_LIVENESS_BOUND_S"])
         if "EARSHOT_GREETING" in env:
             values["greeting"] = env["EARSHOT_GREETING"]
         if "EARSHOT_LLM_URL" in env:

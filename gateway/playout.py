@@ -81,6 +81,7 @@ class Playout:
         self._words: dict[int, list[PlacedWord]] = {}
         self._reply_start: dict[int, float] = {}
         self._final_marks: dict[str, int] = {}
+        self._last_end_mark: dict[int, str] = {}  # each reply's last phrase end, until echoed
         self._cleared: set[int] = set()
         self._close: tuple[int, str] | None = None
         # (reply_id, deadline, out_ms beyond which an echo can only be a flush)
@@ -147,6 +148,8 @@ class Playout:
             for i in range(0, len(mulaw), MULAW_FRAME_BYTES)
         ]
         if not frames:
+            if final:  # the reply ended after its last phrase was queued
+                self._reply_ended(reply_id)
             return
         self.recorder.record(
             SpeechSynthesized,
@@ -171,10 +174,20 @@ class Playout:
                 frames[index].marks.append(f"r{reply_id}s{segment}f{index}")
         end_mark = f"r{reply_id}s{segment}end"
         frames[-1].marks.append(end_mark)
+        self._last_end_mark[reply_id] = end_mark
         if final:
             self._final_marks[end_mark] = reply_id
         self._queue.extend(frames)
         self._wake.set()
+
+    def _reply_ended(self, reply_id: int) -> None:
+        """The reply is whole: it has played once its last phrase's end mark echoes (or now,
+        if that echo already came)."""
+        end_mark = self._last_end_mark.get(reply_id)
+        if end_mark is not None:
+            self._final_marks[end_mark] = reply_id
+        elif self.on_reply_played is not None:
+            self.on_reply_played(reply_id)
 
     def _request_clear(self, reply_id: int) -> None:
         if reply_id not in self._cleared:
@@ -303,6 +316,8 @@ class Playout:
             self.recorder.record(
                 MarkPlayed, at=received_at, name=name, reply_id=mark.reply_id, out_ms=mark.out_ms
             )
+            if self._last_end_mark.get(mark.reply_id) == name:
+                del self._last_end_mark[mark.reply_id]
             reply_id = self._final_marks.pop(name, None)
             if reply_id is not None and self.on_reply_played is not None:
                 self.on_reply_played(reply_id)

@@ -9,7 +9,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from actors.call_supervisor import Engines
+from actors.fixed_lines import FixedLines
 from actors.language_model import EmbeddedServer, warm_up
+from actors.liveness import FALLBACK_LINE, HOLD_LINE
 from actors.speech_recognition import WhisperEngine
 from actors.speech_synthesis import HibariEngine, SpeechEngine
 from actors.vad import SileroVadModel
@@ -17,6 +19,7 @@ from events.database import create_engine, upgrade_async
 from events.group_commit import GroupCommitWriter
 from events.recorder import CallRecorder
 from events.store import EventStore
+from gateway.admission import Admission
 from gateway.config import Settings
 from gateway.stream_tokens import StreamTokens
 from projections.heard import LiveHeard
@@ -32,6 +35,7 @@ class Counters:
     calls_started: int = 0
     calls_active: int = 0
     webhooks_refused: int = 0
+    calls_refused_busy: int = 0  # turned away at the webhook: the process was at capacity
     streams_refused: int = 0
     frames_refused: int = 0
     media_frames_dropped: int = 0  # caller audio dropped because a call fell behind
@@ -41,6 +45,7 @@ class Counters:
 class Services:
     settings: Settings
     tokens: StreamTokens
+    admission: Admission
     writer: GroupCommitWriter | None = None
     engines: Engines | None = None
     llm_server: EmbeddedServer | None = None
@@ -52,6 +57,7 @@ class Services:
     live_views: OrderedDict[str, LiveHeard] = field(default_factory=OrderedDict)
 
     def call_began(self, recorder: CallRecorder) -> None:
+        self.admission.stream_started(recorder.call_sid)
         self.active_calls[recorder.call_sid] = recorder
         self.call_origins[recorder.call_sid] = recorder.t0
         while len(self.call_origins) > RECENT_CALLS:
@@ -65,11 +71,16 @@ class Services:
             self.live_views.popitem(last=False)
 
     def call_finished(self, call_sid: str) -> None:
+        self.admission.call_ended(call_sid)
         self.active_calls.pop(call_sid, None)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Services:
-        return cls(settings, StreamTokens(settings.stream_secret, settings.stream_token_ttl_s))
+        return cls(
+            settings,
+            StreamTokens(settings.stream_secret, settings.stream_token_ttl_s),
+            Admission(settings.max_calls, settings.stream_token_ttl_s),
+        )
 
     async def start(self) -> None:
         # The pacer shares the GIL with the actors' threads. CPython lets a busy thread
@@ -99,6 +110,8 @@ class Services:
                 await asyncio.to_thread(self.llm_server.start)
                 llm_url = self.llm_server.url
             await asyncio.to_thread(warm_up, llm_url, settings.system_prompt, settings.llm_model)
+        fixed_lines = FixedLines(tts)
+        await asyncio.to_thread(fixed_lines.prepare, HOLD_LINE, FALLBACK_LINE)
         self.engines = Engines(
             tts,
             vad,
@@ -111,6 +124,9 @@ class Services:
             settings.llm_timeout_s,
             settings.tts_timeout_s,
             settings.stt_rolling_every_ms,
+            fixed_lines,
+            settings.liveness_bound_s,
+            settings.liveness_give_up_s,
         )
         log.info("gateway ready at %s", self.settings.public_url)
 

@@ -218,9 +218,18 @@ def sign_and_post_webhook(
         return str(response.read().decode())
 
 
+class CallRejected(Exception):
+    """The gateway answered ``<Reject>``: the caller hears a busy tone (or a fast busy)."""
+
+
 def parse_twiml(twiml: str) -> tuple[str, dict[str, str]]:
-    """The Stream URL and its Parameters from ``<Connect><Stream>`` TwiML."""
-    stream = ET.fromstring(twiml).find("./Connect/Stream")
+    """The Stream URL and its Parameters from ``<Connect><Stream>`` TwiML; ``CallRejected``
+    for ``<Reject>``."""
+    document = ET.fromstring(twiml)
+    reject = document.find("./Reject")
+    if reject is not None:
+        raise CallRejected(f"call rejected: {reject.get('reason', 'rejected')}")
+    stream = document.find("./Connect/Stream")
     if stream is None:
         raise ValueError(f"no <Connect><Stream> in TwiML: {twiml[:200]}")
     parameters = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}

@@ -1,8 +1,15 @@
-"""The voice webhook: check Twilio's signature, answer with TwiML that connects a Media Stream.
+"""The voice webhook: check Twilio's signature, answer with TwiML that connects a Media Stream,
+or, past capacity, a busy signal.
 
 Twilio signs the *public* URL it called (the gateway usually sits behind a
 proxy), so the signature is checked against ``Settings.public_url``, never the
 Host header.
+
+Busy is ``<Reject reason="busy"/>``: the caller hears their carrier's busy tone,
+which every phone user understands as "try again later", and the call is never
+answered, so it costs no minutes and holds no media resources while the process is
+full. (``<Say>`` then ``<Hangup/>`` would answer the call to explain, using a
+Twilio text-to-speech voice and a billed minute at the moment we are overloaded.)
 """
 
 from __future__ import annotations
@@ -28,10 +35,10 @@ class WebhookRefused(Exception):
         self.reason = reason
 
 
-def answer_call(
-    settings: Settings, tokens: StreamTokens, path: str, body: bytes, signature: str | None
-) -> str:
-    """TwiML for a signed ``POST /twilio/voice``; raises ``WebhookRefused`` otherwise."""
+def verified_call(
+    settings: Settings, path: str, body: bytes, signature: str | None
+) -> dict[str, str]:
+    """The parameters of a signed ``POST /twilio/voice``; raises ``WebhookRefused`` otherwise."""
     if len(body) > MAX_WEBHOOK_BODY:
         raise WebhookRefused(413, "webhook body too large")
     try:
@@ -46,9 +53,21 @@ def answer_call(
     call_sid = params.get("CallSid", "")
     if not call_sid.startswith("CA") or len(call_sid) > 64:
         raise WebhookRefused(400, "missing or malformed CallSid")
+    return params
+
+
+def connect_stream(settings: Settings, tokens: StreamTokens, call_sid: str) -> str:
+    """TwiML that connects the call to our Media Stream, with its one-use stream token."""
     response = VoiceResponse()
     connect = Connect()
     stream = connect.stream(url=settings.media_stream_url)
     stream.parameter(name="token", value=tokens.mint(call_sid))
     response.append(connect)
+    return str(response)
+
+
+def busy() -> str:
+    """TwiML for a call over capacity: the caller's busy tone, the call never answered."""
+    response = VoiceResponse()
+    response.reject(reason="busy")
     return str(response)

@@ -35,10 +35,16 @@ def context_messages(heard: Heard) -> list[Message]:
 
 
 def to_chat(messages: list[Message], system_prompt: str) -> list[dict[str, str]]:
-    """OpenAI-style chat messages, with interruptions spelled out for the model."""
+    """OpenAI-style chat messages, with interruptions spelled out for the model.
+
+    An agent turn cut before any of its words was heard is left out of the chat: the
+    caller heard nothing of it, and a turn that is only the marker is what a small
+    model copies and says aloud."""
     chat = [{"role": "system", "content": system_prompt}]
     for message in messages:
         content = message.content
+        if message.role == "assistant" and not content:
+            continue
         if message.interrupted:
             content = f"{content} {INTERRUPTED_MARKER}".strip()
         if chat[-1]["role"] == message.role:  # keep roles alternating for strict chat templates

@@ -29,6 +29,7 @@ from events.catalogue import (
     ReplyTextGenerated,
     ReplyTruncated,
     SpeechSynthesized,
+    StageFailed,
     TranscriptFinal,
 )
 from projections.words import HeardWords, PlacedWord, heard_words
@@ -136,6 +137,15 @@ def _on_text(state: Heard, event: ReplyTextGenerated) -> Heard:
     )
 
 
+def _on_retry(state: Heard, event: StageFailed) -> Heard:
+    """A failed attempt is retried: its text was never spoken, the retry's replaces it."""
+    if event.action != "retry" or event.reply_id is None:
+        return state
+    return _replace_agent(
+        state, event.reply_id, lambda t: msgspec.structs.replace(t, generated_text="")
+    )
+
+
 def _on_synthesized(state: Heard, event: SpeechSynthesized) -> Heard:
     placed = tuple(
         PlacedWord(w.text, event.out_start_ms + w.start_ms, event.out_start_ms + w.end_ms)
@@ -191,6 +201,7 @@ _HANDLERS: dict[type[Event], Callable[[Heard, Event], Heard]] = {
     AudioSent: _on_audio_sent,  # type: ignore[dict-item]
     MarkPlayed: _on_mark_played,  # type: ignore[dict-item]
     ReplyTruncated: _on_truncated,  # type: ignore[dict-item]
+    StageFailed: _on_retry,  # type: ignore[dict-item]
 }
 
 

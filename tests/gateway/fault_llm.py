@@ -3,6 +3,10 @@
 It streams a fixed reply as server-sent events, exactly as the chat completions
 API does, ``word_delay_s`` apart, unless ``stall_next`` is set: then it reads the
 request and sends nothing until the client gives up and closes the connection.
+``faults`` names what the next requests meet, one each: "cut" (three words, then
+the connection closes mid-reply), "done_early" (three words, then ``[DONE]`` with
+no finish_reason, as llama.cpp's server ends a request it interrupts), "empty" (a
+finished reply with no text), "error" (HTTP 500), "stall" (as ``stall_next``).
 Either way it counts requests the client closed early, so a test can check that a
 timed-out or cancelled request was really closed. It stands in for the LLM only in
 tests of faults and of exact cut timing; the real model's path is tested against
@@ -12,6 +16,7 @@ the embedded server.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +37,7 @@ class FaultInjectingLlm(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.stall_next = 0  # how many of the next requests stall
+        self.faults: list[str] = []  # what each of the next requests meets (see above)
         self.reply = REPLY
         self.word_delay_s = 0.0
         self.requests = 0
@@ -44,13 +50,13 @@ class FaultInjectingLlm(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
 
-    def take_stall(self) -> bool:
+    def take_fault(self) -> str:
         with self.lock:
             self.requests += 1
             if self.stall_next > 0:
                 self.stall_next -= 1
-                return True
-            return False
+                return "stall"
+            return self.faults.pop(0) if self.faults else ""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -60,7 +66,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
         with self.server.lock:
             self.server.chats.append(body)
-        if self.server.take_stall():
+        fault = self.server.take_fault()
+        if fault == "stall":
             self.connection.settimeout(30.0)
             try:
                 while self.connection.recv(1024):  # b"" once the client closed
@@ -70,23 +77,35 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.lock:
                 self.server.stalled_requests_closed += 1
             return
+        if fault == "error":
+            self.send_error(500, "injected server error")
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        words = self.server.reply.split(" ")
+        words = [] if fault == "empty" else self.server.reply.split(" ")
+        if fault in ("cut", "done_early"):
+            words = words[:3]
         try:
+            self._send({"role": "assistant"}, None)
             for index, word in enumerate(words):
-                delta = {"content": word if index == 0 else " " + word}
-                finish = "stop" if index == len(words) - 1 else None
-                chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                self.wfile.flush()
+                self._send({"content": word if index == 0 else " " + word}, None)
                 time.sleep(self.server.word_delay_s)
+            if fault == "cut":
+                self.connection.shutdown(socket.SHUT_RDWR)  # mid-reply, no finish, no [DONE]
+                return
+            if fault != "done_early":
+                self._send({}, "stop")
             self.wfile.write(b"data: [DONE]\n\n")
         except OSError:  # the client closed the stream: it cancelled
             with self.server.lock:
                 self.server.streams_closed_early += 1
         self.close_connection = True
+
+    def _send(self, delta: dict[str, str], finish: str | None) -> None:
+        chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.flush()
 
     def log_message(self, format: str, *args: object) -> None:
         pass

@@ -7,9 +7,17 @@ import functools
 
 from actors.audio_formats import phrase_to_mulaw
 from actors.speech_synthesis import HibariEngine
-from events.catalogue import AnyEvent, AudioSent, ClearSent, MarkSent, SpeechSynthesized
+from events.catalogue import (
+    AnyEvent,
+    AudioSent,
+    ClearSent,
+    MarkSent,
+    ReplyCompleted,
+    SpeechSynthesized,
+)
 from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller, Truth, Utterance
+from projections.replay import fold_all
 from tests.gateway.server import AUTH_TOKEN, stored_call
 
 
@@ -54,3 +62,11 @@ def nothing_of_the_reply_after_its_clear(events: list[AnyEvent], reply_id: int) 
     clear = next(e for e in events if isinstance(e, ClearSent) and e.reply_id == reply_id)
     after = [e for e in events if e.seq > clear.seq and getattr(e, "reply_id", None) == reply_id]
     assert not [e for e in after if isinstance(e, AudioSent | SpeechSynthesized | MarkSent)]
+
+
+def no_empty_completed_reply(events: list[AnyEvent]) -> None:
+    """Every reply recorded as completed (not cancelled) has text: an empty one is a failure."""
+    turns = {t.reply_id: t for t in fold_all(events).heard.agent_turns()}
+    for completed in (e for e in events if isinstance(e, ReplyCompleted)):
+        if completed.finish_reason != "cancelled":
+            assert turns[completed.reply_id].generated_text.strip(), completed

@@ -31,7 +31,12 @@ from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
 from projections.context import context_messages
 from projections.replay import fold_all
-from tests.gateway.scripted import ask_then_cut_in, nothing_of_the_reply_after_its_clear, spoken
+from tests.gateway.scripted import (
+    ask_then_cut_in,
+    no_empty_completed_reply,
+    nothing_of_the_reply_after_its_clear,
+    spoken,
+)
 from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
 
 TURNS = [
@@ -142,6 +147,44 @@ async def test_a_three_turn_spoken_conversation(gateway: tuple[str, EarshotApp])
         assert words(reply.content) & topic, (said, reply.content)
     assert len(voice_to_voice_ms(truth)) >= 3
     rolling_partials_came_while_the_caller_spoke(events)
+
+
+SIMULTANEOUS = [
+    "Could I book a table for four on Friday?",
+    "What time do you open on Saturday?",
+    "Do you have a vegetarian dish?",
+    "Is there parking near the restaurant?",
+]
+INTERNAL = ("interrupted you", "[", "]", "assistant:", "user:", "caller:")
+
+
+async def test_four_callers_asking_at_the_same_moment_all_hear_an_answer(
+    gateway: tuple[str, EarshotApp],
+) -> None:
+    """The embedded LLM serves several calls at once: no request cuts another's reply
+    (llama.cpp's server used to end a stream whenever another request arrived, and the
+    reply was read as finished and empty: the caller was left in silence)."""
+    base, app = gateway
+    callers = [
+        SimulatedCaller(
+            base,
+            auth_token=AUTH_TOKEN,
+            script=[Utterance(spoken(question), at_s=6.0, text=question)],
+            hang_up_after_s=22.0,
+        )
+        for question in SIMULTANEOUS
+    ]
+    truths = await asyncio.gather(*(c.run() for c in callers))
+    await asyncio.sleep(0.5)
+    for truth in truths:
+        events = await stored_call(app, truth.call_sid)
+        turns = fold_all(events).heard.agent_turns()
+        answers = [t for t in turns if t.reason == "caller_turn" and t.heard_text]
+        assert answers, [(t.reason, t.generated_text, t.heard_text) for t in turns]
+        for turn in turns:
+            assert not any(bit in turn.heard_text.lower() for bit in INTERNAL), turn.heard_text
+        no_empty_completed_reply(events)
+        assert voice_to_voice_ms(truth), "the caller heard nothing after asking"
 
 
 def rolling_partials_came_while_the_caller_spoke(events: list[AnyEvent]) -> None:

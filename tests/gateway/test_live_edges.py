@@ -39,7 +39,7 @@ PARAMS = {
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, EarshotApp]]:
     db = tmp_path_factory.mktemp("edges") / "calls.db"
     with running_gateway(
-        f"sqlite+aiosqlite:///{db}", converse=False, refusal_burst=100_000
+        f"sqlite+aiosqlite:///{db}", converse=False, refusal_burst=100_000, max_calls=100
     ) as running:
         yield running
 

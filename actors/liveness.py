@@ -1,0 +1,87 @@
+"""Liveness, sans I/O: after every caller turn the caller hears the agent within a bound.
+
+Dead air is a bug whatever its cause (a stalled engine, a reply that streams one
+token every three seconds, a server that cut the stream), so the call does not
+trust any one stage to keep time. The supervisor tells ``DeadAirWatch`` when a
+caller turn ends, when the caller talks again, and when reply audio went out;
+on its timer it asks ``check(now)``, which says what to do:
+
+* ``Hold``: nothing audible ``bound_s`` after the end of the turn: say a short
+  holding phrase ("One moment, please."), recorded with what the call waited for;
+* ``GiveUp``: still nothing ``give_up_s`` later: abandon the pending reply and
+  say the fallback line, so the caller is never left waiting on a slow stage.
+
+Also here: whether a failed LLM attempt is worth one retry (``retry_allowed``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+HOLD_LINE = "One moment, please."
+FALLBACK_LINE = "Sorry, I'm having trouble answering right now. Could you say that again?"
+
+Waiting = Literal["transcript", "reply"]
+
+
+@dataclass(frozen=True)
+class Hold:
+    waited_ms: float
+    waiting_for: Waiting
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    waited_ms: float
+    waiting_for: Waiting
+    reply_id: int | None  # the reply to abandon, if one was asked for
+
+
+@dataclass
+class DeadAirWatch:
+    bound_s: float = 2.5
+    give_up_s: float = 5.0  # after the holding phrase, how long the reply may still take
+    turn_ended_at: float | None = None  # a caller turn still owed agent audio
+    reply_id: int | None = None  # the reply asked for that turn, once there is one
+    held: bool = False
+
+    def turn_ended(self, now: float) -> None:
+        """The caller finished a turn: the agent owes audio within ``bound_s``."""
+        self.turn_ended_at, self.reply_id, self.held = now, None, False
+
+    def reply_requested(self, reply_id: int) -> None:
+        if self.turn_ended_at is not None:
+            self.reply_id = reply_id
+
+    def settled(self) -> None:
+        """Nothing more is owed: reply audio went out, the turn needed no answer (a cough),
+        the caller talks again (their next turn re-arms the watch), or the call ended."""
+        self.turn_ended_at, self.reply_id, self.held = None, None, False
+
+    def due_at(self) -> float | None:
+        """When ``check`` next has something to say (for the caller's timer)."""
+        if self.turn_ended_at is None:
+            return None
+        return self.turn_ended_at + self.bound_s + (self.give_up_s if self.held else 0.0)
+
+    def check(self, now: float) -> Hold | GiveUp | None:
+        due = self.due_at()
+        if due is None or now < due:
+            return None
+        assert self.turn_ended_at is not None
+        waited_ms = (now - self.turn_ended_at) * 1000.0
+        waiting_for: Waiting = "transcript" if self.reply_id is None else "reply"
+        if not self.held:
+            self.held = True
+            return Hold(waited_ms, waiting_for)
+        verdict = GiveUp(waited_ms, waiting_for, self.reply_id)
+        self.settled()
+        return verdict
+
+
+def retry_allowed(attempt: int, phrases_sent: int, elapsed_s: float, bound_s: float) -> bool:
+    """One more try for a failed LLM reply: only the first failure, only before anything of
+    the reply was spoken (a retry would repeat it), and only while a fresh answer can still
+    beat the holding phrase (the attempt failed fast: an empty reply, a 500, a cut stream)."""
+    return attempt == 1 and phrases_sent == 0 and elapsed_s < bound_s / 2

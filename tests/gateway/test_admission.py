@@ -1,0 +1,118 @@
+"""Admission control's decisions: places are held from the webhook, released at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.request import Request, urlopen
+
+import pytest
+
+from events.catalogue import CallEnded, CallRefused
+from gateway.admission import Admission
+from gateway.app import EarshotApp
+from gateway.simulate import CallRejected, SimulatedCaller, parse_twiml, sign_and_post_webhook
+from projections.replay import fold_all
+from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
+
+
+def test_calls_over_capacity_are_refused_until_a_place_frees() -> None:
+    admission = Admission(capacity=2)
+    assert admission.admit("CA1", 0.0) and admission.admit("CA2", 0.0)
+    assert not admission.admit("CA3", 0.0)
+    admission.stream_started("CA1")
+    admission.call_ended("CA1")
+    assert admission.admit("CA3", 1.0)
+
+
+def test_a_burst_of_webhooks_cannot_overfill_before_the_streams_start() -> None:
+    admission = Admission(capacity=2)
+    admitted = [admission.admit(f"CA{n}", 0.0) for n in range(5)]
+    assert admitted == [True, True, False, False, False]
+
+
+def test_a_webhook_retry_keeps_its_place_and_a_lapsed_one_frees_it() -> None:
+    admission = Admission(capacity=1, pending_for_s=30.0)
+    assert admission.admit("CA1", 0.0)
+    assert admission.admit("CA1", 1.0)  # Twilio retried the same call's webhook
+    assert not admission.admit("CA2", 29.0)
+    assert admission.admit("CA2", 31.0)  # CA1 never opened its stream
+
+
+def test_a_stream_answered_by_another_process_still_counts() -> None:
+    admission = Admission(capacity=1)
+    admission.stream_started("CA9")
+    assert admission.in_use(0.0) == 1 and not admission.admit("CA1", 0.0)
+
+
+# --- a live gateway at capacity -----------------------------------------------------------
+
+
+@pytest.fixture
+def two_line_gateway(tmp_path: Path) -> Iterator[tuple[str, EarshotApp]]:
+    with running_gateway(
+        f"sqlite+aiosqlite:///{tmp_path / 'busy.db'}",
+        converse=False,
+        max_calls=2,
+        greeting="Hello, you are through to the harbour.",
+    ) as running:
+        yield running
+
+
+def webhook_params(call_sid: str) -> dict[str, str]:
+    return {
+        "AccountSid": "AC" + "0" * 32,
+        "CallSid": call_sid,
+        "CallStatus": "ringing",
+        "Direction": "inbound",
+        "From": "+15005550006",
+        "To": "+15005550001",
+    }
+
+
+def http_get(url: str, token: str | None = None) -> str:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urlopen(Request(url, headers=headers), timeout=10) as response:
+        return str(response.read().decode())
+
+
+async def test_a_third_caller_gets_a_busy_tone_and_the_two_admitted_calls_are_unaffected(
+    two_line_gateway: tuple[str, EarshotApp],
+) -> None:
+    base, app = two_line_gateway
+    callers = [
+        SimulatedCaller(base, auth_token=AUTH_TOKEN, script=[], hang_up_after_s=7.0)
+        for _ in range(2)
+    ]
+    calls = [asyncio.create_task(c.run()) for c in callers]
+    await asyncio.sleep(2.0)
+    assert json.loads(http_get(base + "/healthz"))["capacity"] == 2
+    third = "CA" + "3" * 32
+    twiml = await asyncio.to_thread(
+        sign_and_post_webhook, base, base, AUTH_TOKEN, webhook_params(third)
+    )
+    assert ET.fromstring(twiml).find("./Reject").attrib == {"reason": "busy"}  # type: ignore[union-attr]
+    with pytest.raises(CallRejected, match="busy"):
+        parse_twiml(twiml)
+    truths = await asyncio.gather(*calls)
+    await asyncio.sleep(0.5)
+
+    refused = await stored_call(app, third)
+    assert [type(e).__name__ for e in refused] == ["CallRefused"]
+    assert isinstance(refused[0], CallRefused)
+    assert (refused[0].reason, refused[0].in_use, refused[0].capacity) == ("busy", 2, 2)
+    metrics = http_get(base + "/metrics", "metrics-secret")
+    assert 'earshot_calls_refused_total{reason="busy"} 1' in metrics
+    for truth in truths:
+        events = await stored_call(app, truth.call_sid)
+        greeting = fold_all(events).heard.agent_turns()[0]
+        assert greeting.heard_text == app.settings.greeting  # heard in full
+        assert next(e for e in events if isinstance(e, CallEnded)).reason == "caller hung up"
+    # The two calls ended, so their places are free again.
+    again = await asyncio.to_thread(
+        sign_and_post_webhook, base, base, AUTH_TOKEN, webhook_params("CA" + "4" * 32)
+    )
+    assert ET.fromstring(again).find("./Connect/Stream") is not None
