@@ -37,3 +37,5 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.stt
 	$(BIN)/python -m bench.heard
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.llm_concurrency
+	$(BIN)/python -m bench.load

@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 APOLOGY = "Sorry, I missed that. Could you say it again?"
 ACKNOWLEDGEMENT = "Yes? Go ahead."
 MAX_STAGE_FAILURES = 3  # a stage failing this often in one call ends the call
+TICK_S = 0.01  # the liveness timer fires this long after the watch's due time
 
 
 @dataclass(frozen=True)
@@ -356,7 +357,7 @@ class CallSupervisor(pykka.ThreadingActor):
             return
         if self.timer is not None:
             self.timer.cancel()
-        self.timer = threading.Timer(max(due - time.monotonic(), 0.0) + 0.01, self._tick)
+        self.timer = threading.Timer(max(due - time.monotonic(), 0.0) + TICK_S, self._tick)
         self.timer.name = "liveness-timer"
         self.timer.daemon = True
         self.timer.start()

@@ -31,6 +31,7 @@ BOUND_S = 2.5
 QUEUE_S = 0.02  # a rendered line reaches the socket within a pacer frame
 STT_TIMEOUT_S, LLM_TIMEOUT_S, TTS_TIMEOUT_S = 5.0, 10.0, 5.0
 APOLOGY_TTS_S = 0.3  # the apology is synthesized by a fresh Tts
+TICK_S = 0.01  # the supervisor's liveness timer fires at least this far ahead
 
 
 @dataclass(frozen=True)
@@ -165,8 +166,8 @@ class CallTimeline:
 
     def _arm(self, now: float) -> None:
         due = self.watch.due_at()
-        if due is not None:
-            self.at(max(due, now), self._check)
+        if due is not None:  # as the supervisor's timer: never sooner than TICK_S from now
+            self.at(max(due, now + TICK_S), self._check)
 
     def _check(self, t: float) -> None:
         if self._answered_at is not None:

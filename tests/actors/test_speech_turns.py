@@ -28,3 +28,37 @@ def test_speech_resuming_after_a_pause_moves_the_end() -> None:
         SpeechEdge(False, 576.0, pause=True),
         SpeechEdge(False, 576.0),
     ]
+
+
+def test_the_defaults_start_a_turn_after_96_ms_and_end_it_after_300_ms_of_silence() -> None:
+    turns = SpeechTurns()
+    found = edges(turns, [0.9] * 2)
+    assert found == []  # 64 ms of speech: not yet a turn (a cough, an "mm")
+    assert edges(turns, [0.9]) == [SpeechEdge(True, 0.0)]  # 96 ms
+    assert edges(turns, [0.0] * 9) == [SpeechEdge(False, 96.0, pause=True)]  # 288 ms: not yet
+    assert edges(turns, [0.0]) == [SpeechEdge(False, 96.0)]  # 320 ms >= 300 ms: ended
+
+
+def test_while_the_agent_talks_64_ms_starts_a_turn_and_600_ms_of_silence_ends_it() -> None:
+    turns = SpeechTurns()
+    assert turns.feed(0.9, -30.0, 32.0, agent_talking=True) is None
+    assert turns.feed(0.9, -30.0, 32.0, agent_talking=True) == SpeechEdge(True, 0.0)
+    ended_at = None
+    for chunk in range(1, 40):
+        edge = turns.feed(0.0, -60.0, 32.0, agent_talking=True)
+        if edge is not None and not edge.pause:
+            ended_at = chunk
+            break
+    assert ended_at == 19  # 19 x 32 ms = 608 ms >= 600 ms (300 ms would be chunk 10)
+
+
+def test_the_threshold_rises_with_the_noise_floor() -> None:
+    quiet, noisy = SpeechTurns(), SpeechTurns()
+    for _ in range(200):  # learn the floor from chunks that are clearly not speech
+        quiet.feed(0.05, -70.0, 32.0)
+        noisy.feed(0.05, -25.0, 32.0)
+    assert quiet.current_threshold() == 0.5
+    assert 0.74 < noisy.current_threshold() <= 0.8
+    # A probability of 0.7 is speech in a quiet room, not on a noisy street.
+    assert edges(quiet, [0.7] * 3) == [SpeechEdge(True, 200 * 32.0)]
+    assert edges(noisy, [0.7] * 3) == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 
 from actors.audio_formats import phrase_to_mulaw
@@ -53,7 +52,6 @@ async def ask_then_cut_in(
         ],
     )
     truth = await caller.run()
-    await asyncio.sleep(0.5)
     return await stored_call(app, truth.call_sid), truth
 
 

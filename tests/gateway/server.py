@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from events.catalogue import AnyEvent
+from events.catalogue import AnyEvent, CallEnded
 from events.database import create_engine
 from events.store import EventStore
 from gateway.app import EarshotApp
@@ -62,10 +63,23 @@ def running_gateway(db_url: str, **overrides: object) -> Iterator[tuple[str, Ear
         thread.join(timeout=30)
 
 
-async def stored_call(app: EarshotApp, call_sid: str) -> list[AnyEvent]:
-    """A call's events as the gateway stored them (the tests wait for its writer first)."""
+async def stored_call(
+    app: EarshotApp,
+    call_sid: str,
+    *,
+    until: type[AnyEvent] | None = CallEnded,
+    wait_s: float = 10.0,
+) -> list[AnyEvent]:
+    """A call's events as the gateway stored them, once an ``until`` event is among them
+    (by default its ``CallEnded``): waiting on the record, not on a clock."""
     engine = create_engine(app.settings.db_url)
+    deadline = time.monotonic() + wait_s
     try:
-        return await EventStore(engine).read_call(call_sid)
+        while True:
+            events = await EventStore(engine).read_call(call_sid)
+            done = until is None or any(isinstance(e, until) for e in events)
+            if done or time.monotonic() > deadline:
+                return events
+            await asyncio.sleep(0.05)
     finally:
         await engine.dispose()

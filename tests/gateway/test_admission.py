@@ -98,9 +98,7 @@ async def test_a_third_caller_gets_a_busy_tone_and_the_two_admitted_calls_are_un
     with pytest.raises(CallRejected, match="busy"):
         parse_twiml(twiml)
     truths = await asyncio.gather(*calls)
-    await asyncio.sleep(0.5)
-
-    refused = await stored_call(app, third)
+    refused = await stored_call(app, third, until=CallRefused)
     assert [type(e).__name__ for e in refused] == ["CallRefused"]
     assert isinstance(refused[0], CallRefused)
     assert (refused[0].reason, refused[0].in_use, refused[0].capacity) == ("busy", 2, 2)

@@ -133,7 +133,6 @@ async def test_a_three_turn_spoken_conversation(gateway: tuple[str, EarshotApp])
         )
     caller = SimulatedCaller(base, auth_token=AUTH_TOKEN, script=script, hang_up_after_s=60.0)
     truth = await caller.run()
-    await asyncio.sleep(0.5)
     events = await stored_call(app, truth.call_sid)
     messages = context_messages(fold_all(events).heard)
 
@@ -175,7 +174,6 @@ async def test_four_callers_asking_at_the_same_moment_all_hear_an_answer(
         for question in SIMULTANEOUS
     ]
     truths = await asyncio.gather(*(c.run() for c in callers))
-    await asyncio.sleep(0.5)
     for truth in truths:
         events = await stored_call(app, truth.call_sid)
         turns = fold_all(events).heard.agent_turns()

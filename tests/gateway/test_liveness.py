@@ -9,8 +9,6 @@ holding line and then the fallback, within the bound.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from actors.call_supervisor import APOLOGY
@@ -46,7 +44,6 @@ async def one_question(
         hang_up_after_s=seconds,
     )
     truth = await caller.run()
-    await asyncio.sleep(0.5)
     return await stored_call(app, truth.call_sid), voice_to_voice_ms(truth)
 
 

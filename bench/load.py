@@ -1,0 +1,221 @@
+"""How many calls one gateway holds: N simultaneous conversations on the embedded models.
+
+    python -m bench.load [--levels 1,2,4,6,8] [--bound-s 2.5]
+
+For each N, N simulated callers dial one gateway (the ``make run`` defaults: silero
+VAD, Whisper tiny.en, Qwen2.5 0.5B on llama.cpp, hibari), starting 0.7 s apart,
+each with its own script: a question once the greeting is over, a second question
+cutting into the answer (a barge-in), a third once the agent is quiet. Half the
+callers sit behind a 60 +/- 15 ms network. Per N, from the callers' ears and the
+stored events:
+
+* voice-to-voice P50/P95/P99 (end of the caller's voice -> the agent's voice at
+  the caller), stop latency P95 (caller's voice onset -> agent audio stopped at the
+  caller), |heard_ms error| P95 (Heard projection vs the caller's play head);
+* LLM time to first token P50/P95, pacer lateness P99 (all calls' frames);
+* failed or empty replies, holding lines said, dead-air turns (Liveness projection);
+* machine CPU % (of all cores) and gateway RSS.
+
+Capacity: the largest N with no dead-air turn, voice-to-voice P95 at most 1.5x the
+single call's, and pacer lateness P99 at most 10 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from actors.audio_formats import phrase_to_mulaw
+from actors.speech_synthesis import HibariEngine
+from events.catalogue import AnyEvent, ReplyCompleted, SilenceFilled, StageFailed
+from gateway.app import EarshotApp
+from gateway.playout import LATENESS_SAMPLES
+from gateway.simulate import Network, SimulatedCaller, Truth, Utterance, voice_to_voice_ms
+from projections import liveness
+from projections.metrics import percentile
+from projections.replay import fold_all
+from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
+
+SCRIPTS = [
+    ("Hi, I would like to book a table for two tonight.", "Sorry, is there parking?",
+     "Thank you, that is all."),
+    ("What time do you close on Sunday?", "And what about Saturday?", "Great, thanks."),
+    ("Do you serve fish?", "Wait, do you have a vegetarian dish?", "Okay, thank you."),
+    ("Can I bring my dog?", "Sorry, is the terrace open?", "Lovely, goodbye."),
+    ("How much is the set menu?", "Is that with wine?", "All right, thanks."),
+    ("Do you have a table by the window?", "Actually, can I book for Friday?", "Perfect."),
+    ("Are you open for lunch today?", "Sorry, until what time?", "Thank you very much."),
+    ("Can I change my booking to Friday?", "Wait, for four people?", "That is all, thanks."),
+]  # fmt: skip
+STAGGER_S = 0.7
+CALL_S = 48.0
+
+
+@dataclass
+class Level:
+    n: int
+    voice_to_voice: list[float] = field(default_factory=list)
+    stops: list[float] = field(default_factory=list)
+    heard_errors: list[float] = field(default_factory=list)
+    ttft: list[float] = field(default_factory=list)
+    lateness: list[float] = field(default_factory=list)
+    failed_replies: int = 0
+    empty_replies: int = 0
+    holds: int = 0
+    dead_air: int = 0
+    turns: int = 0
+    cpu_percent: float = 0.0
+    rss_mb: float = 0.0
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [float(x) for x in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _score_call(level: Level, events: list[AnyEvent], truth: Truth) -> None:
+    level.voice_to_voice.extend(voice_to_voice_ms(truth))
+    view = fold_all(events)
+    for metrics in view.metrics.turns:
+        ttft = metrics.latencies().get("llm_ttft_ms")
+        if ttft is not None:
+            level.ttft.append(ttft)
+    generated = {t.reply_id: t.generated_text for t in view.heard.agent_turns()}
+    for event in events:
+        if isinstance(event, StageFailed) and event.stage == "llm":
+            level.failed_replies += 1
+        elif isinstance(event, ReplyCompleted) and event.finish_reason != "cancelled":
+            level.empty_replies += not generated.get(event.reply_id, "").strip()
+        elif isinstance(event, SilenceFilled):
+            level.holds += 1
+    end_ms = events[-1].at_ms if events else 0.0
+    state = liveness.fold_all(events)
+    level.dead_air += len(state.dead_air_turns(now_ms=end_ms))
+    level.turns += sum(type(e).__name__ == "SpeechStopped" for e in events)
+    interrupted = [t for t in view.heard.agent_turns() if t.interrupted and t.out_start_ms]
+    for clear, turn in zip(truth.clears, interrupted, strict=False):
+        assert turn.out_start_ms is not None
+        level.heard_errors.append(abs(turn.heard_ms - (clear.head_ms - turn.out_start_ms)))
+        onsets = [onset for onset, _end in truth.speech if onset <= clear.at]
+        if onsets:
+            level.stops.append((clear.at - onsets[-1]) * 1000.0)
+
+
+async def _one_caller(
+    base: str, index: int, lines: dict[str, bytes], rng: random.Random
+) -> Truth:
+    await asyncio.sleep(index * STAGGER_S)
+    first, cut_in, last = SCRIPTS[index % len(SCRIPTS)]
+    script = [
+        Utterance(lines[first], after_agent_quiet_ms=600.0, text=first),
+        Utterance(lines[cut_in], cut_in_after_agent_ms=rng.uniform(700, 1500), text=cut_in),
+        Utterance(lines[last], after_agent_quiet_ms=600.0, text=last),
+    ]
+    network = Network(60.0, 15.0, seed=index) if index % 2 else Network()
+    caller = SimulatedCaller(
+        base,
+        auth_token=AUTH_TOKEN,
+        script=script,
+        network=network,
+        hang_up_after_s=CALL_S,
+        linger_s=4.0,
+    )
+    return await caller.run()
+
+
+async def measure(base: str, app: EarshotApp, n: int, lines: dict[str, bytes]) -> Level:
+    level = Level(n)
+    LATENESS_SAMPLES.clear()
+    busy0, total0 = _machine_busy()
+    rng = random.Random(n)
+    truths = await asyncio.gather(*(_one_caller(base, i, lines, rng) for i in range(n)))
+    busy1, total1 = _machine_busy()
+    level.cpu_percent = 100.0 * (busy1 - busy0) / max(total1 - total0, 1.0)
+    level.rss_mb = _rss_mb()
+    level.lateness = list(LATENESS_SAMPLES)
+    for truth in truths:
+        _score_call(level, await stored_call(app, truth.call_sid), truth)
+    return level
+
+
+def _p(values: list[float], q: float) -> str:
+    value = percentile(values, q)
+    return "-" if value is None else f"{value:.0f}"
+
+
+def report(levels: list[Level]) -> None:
+    single_p95 = percentile(levels[0].voice_to_voice, 95) or 0.0
+    print(
+        "| calls | voice-to-voice P50 / P95 / P99 ms | stop P95 ms | heard err P95 ms "
+        "| LLM TTFT P50 / P95 ms | pacer P99 ms | failed / empty replies | holding lines "
+        "| dead-air turns | CPU % | RSS MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    capacity = 0
+    for lv in levels:
+        v2v = lv.voice_to_voice
+        pacer = percentile(lv.lateness, 99)
+        print(
+            f"| {lv.n} | {_p(v2v, 50)} / {_p(v2v, 95)} / {_p(v2v, 99)} | {_p(lv.stops, 95)} "
+            f"| {percentile(lv.heard_errors, 95) or 0:.1f} | {_p(lv.ttft, 50)} / "
+            f"{_p(lv.ttft, 95)} | {pacer or 0:.1f} | {lv.failed_replies} / {lv.empty_replies} "
+            f"| {lv.holds} | {lv.dead_air} of {lv.turns} | {lv.cpu_percent:.0f} "
+            f"| {lv.rss_mb:.0f} |"
+        )
+        fits = (
+            lv.dead_air == 0
+            and (percentile(v2v, 95) or 0.0) <= 1.5 * single_p95
+            and (pacer or 0.0) <= 10.0
+        )
+        if fits:
+            capacity = lv.n
+    print(f"capacity on this machine: {capacity} calls "
+          f"(0 dead air, voice-to-voice P95 <= 1.5 x {single_p95:.0f} ms, pacer P99 <= 10 ms)")
+
+
+async def run(levels: list[int]) -> None:
+    voice = HibariEngine()
+    texts = {line for script in SCRIPTS for line in script}
+    lines = {}
+    for text in texts:
+        phrase = voice.synthesize(text)
+        lines[text] = phrase_to_mulaw(phrase.samples, phrase.rate)
+    results: list[Level] = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_gateway(f"sqlite+aiosqlite:///{Path(tmp) / 'load.db'}", max_calls=1000) as (
+            base,
+            app,
+        ),
+    ):
+        for n in levels:
+            started = time.monotonic()
+            results.append(await measure(base, app, n, lines))
+            print(f"  N={n} done in {time.monotonic() - started:.0f} s", flush=True)
+            await asyncio.sleep(2.0)
+    report(results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--levels", default="1,2,4,6,8")
+    args = parser.parse_args()
+    asyncio.run(run([int(n) for n in args.levels.split(",")]))
+
+
+if __name__ == "__main__":
+    main()
