@@ -21,8 +21,17 @@ import pykka
 
 from actors.audio_retention import CallerAudioRetention
 from actors.fixed_lines import FixedLines
-from actors.liveness import FALLBACK_LINE, HOLD_LINE, DeadAirWatch, GiveUp, Hold
+from actors.liveness import (
+    BOUND_S,
+    FALLBACK_LINE,
+    GIVE_UP_S,
+    HOLD_LINE,
+    DeadAirWatch,
+    GiveUp,
+    Hold,
+)
 from actors.llm import Llm, ReplyStreams
+from actors.llm_endpoints import LlmEndpoints
 from actors.messages import (
     CallerSpeech,
     CallerUtterance,
@@ -80,7 +89,7 @@ class Engines:
     tts: SpeechEngine
     vad: SileroVadModel
     stt: WhisperEngine | None = None
-    llm_url: str | None = None
+    llm: LlmEndpoints | None = None  # None: greet and listen only
     llm_model: str = "embedded"
     system_prompt: str = "You are a helpful phone assistant. Answer in one or two short sentences."
     max_reply_tokens: int = 80
@@ -94,8 +103,8 @@ class Engines:
     fixed_lines: FixedLines | None = None
     # The caller hears the agent this soon after their turn (else a holding line), and
     # a reply still silent this long after the holding line is abandoned for the fallback.
-    liveness_bound_s: float = 2.5
-    liveness_give_up_s: float = 5.0
+    liveness_bound_s: float = BOUND_S
+    liveness_give_up_s: float = GIVE_UP_S
 
 
 class CallSupervisor(pykka.ThreadingActor):
@@ -168,9 +177,9 @@ class CallSupervisor(pykka.ThreadingActor):
             self.stt = Stt.start(self.engines.stt, self.actor_ref, self.engines.stt_timeout_s)
 
     def _start_llm(self) -> None:
-        if self.engines.llm_url is not None:
+        if self.engines.llm is not None:
             self.llm = Llm.start(
-                self.engines.llm_url,
+                self.engines.llm,
                 self.recorder,
                 self.tts,
                 self.actor_ref,

@@ -7,7 +7,8 @@ caller turn ends, when the caller talks again, and when reply audio went out;
 on its timer it asks ``check(now)``, which says what to do:
 
 * ``Hold``: nothing audible ``bound_s`` after the end of the turn: say a short
-  holding phrase ("One moment, please."), recorded with what the call waited for;
+  holding phrase ("One moment, please."), recorded with what the call waited for
+  (queued ``hold_lead_s`` early, so that it is heard by the bound);
 * ``GiveUp``: still nothing ``give_up_s`` later: abandon the pending reply and
   say the fallback line, so the caller is never left waiting on a slow stage.
 
@@ -19,6 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from projections.liveness import BOUND_S as BOUND_S  # re-exported: the callers keep time here
+
+GIVE_UP_S = 5.0  # after the holding line, how long a silent reply may still take
 HOLD_LINE = "One moment, please."
 FALLBACK_LINE = "Sorry, I'm having trouble answering right now. Could you say that again?"
 
@@ -40,8 +44,11 @@ class GiveUp:
 
 @dataclass
 class DeadAirWatch:
-    bound_s: float = 2.5
-    give_up_s: float = 5.0  # after the holding phrase, how long the reply may still take
+    bound_s: float = BOUND_S
+    give_up_s: float = GIVE_UP_S
+    # The holding line is queued this much before the bound, so that it is *heard* by then
+    # (the timer, the pacer's lead and the network leg take about a tenth of a second).
+    hold_lead_s: float = 0.2
     turn_ended_at: float | None = None  # a caller turn still owed agent audio
     reply_id: int | None = None  # the reply asked for that turn, once there is one
     held: bool = False
@@ -63,7 +70,8 @@ class DeadAirWatch:
         """When ``check`` next has something to say (for the caller's timer)."""
         if self.turn_ended_at is None:
             return None
-        return self.turn_ended_at + self.bound_s + (self.give_up_s if self.held else 0.0)
+        hold_at = self.turn_ended_at + self.bound_s - self.hold_lead_s
+        return hold_at + (self.give_up_s if self.held else 0.0)
 
     def check(self, now: float) -> Hold | GiveUp | None:
         due = self.due_at()

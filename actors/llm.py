@@ -18,7 +18,8 @@ from typing import Any
 import pykka
 
 from actors.language_model import ChatStream, ModelUnavailable, phrases
-from actors.liveness import retry_allowed
+from actors.liveness import BOUND_S, retry_allowed
+from actors.llm_endpoints import LlmEndpoints
 from actors.messages import GenerateReply, StageError, Synthesize
 from actors.spoken_text import clean_phrase, speakable
 from actors.supervised import ReportsFailure
@@ -84,7 +85,7 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
 
     def __init__(
         self,
-        url: str,
+        endpoints: LlmEndpoints,
         recorder: CallRecorder,
         tts: pykka.ActorRef[Any],
         supervisor: pykka.ActorRef[Any],
@@ -92,10 +93,10 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
         max_tokens: int = 80,
         model: str = "embedded",
         timeout_s: float = 10.0,
-        liveness_bound_s: float = 2.5,
+        liveness_bound_s: float = BOUND_S,
     ) -> None:
         super().__init__()
-        self.url = url
+        self.endpoints = endpoints
         self.recorder = recorder
         self.tts = tts
         self.supervisor = supervisor
@@ -141,8 +142,12 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
                 return
 
     def _generate(self, request: GenerateReply) -> None:
+        with self.endpoints.lease() as url:
+            self._stream_reply(url, request)
+
+    def _stream_reply(self, url: str, request: GenerateReply) -> None:
         stream = ChatStream(
-            self.url,
+            url,
             request.chat,
             model=self.model,
             max_tokens=self.max_tokens,

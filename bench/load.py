@@ -1,9 +1,12 @@
 """How many calls one gateway holds: N simultaneous conversations on the embedded models.
 
-    python -m bench.load [--levels 1,2,4,6,8] [--bound-s 2.5]
+    python -m bench.load [--levels 1,2,4,6,8] [--rounds 2]
 
-For each N, N simulated callers dial one gateway (the ``make run`` defaults: silero
-VAD, Whisper tiny.en, Qwen2.5 0.5B on llama.cpp, hibari), starting 0.7 s apart,
+(``EARSHOT_LLM_SERVERS=2`` measures two embedded LLM servers instead of the default.)
+
+For each N, ``--rounds`` times, N simulated callers dial one gateway (the
+``make run`` defaults: silero VAD, Whisper tiny.en, Qwen2.5 0.5B on llama.cpp,
+hibari), starting 0.7 s apart,
 each with its own script: a question once the greeting is over, a second question
 cutting into the answer (a barge-in), a third once the agent is quiet. Half the
 callers sit behind a 60 +/- 15 ms network. Per N, from the callers' ears and the
@@ -92,7 +95,7 @@ def _score_call(level: Level, events: list[AnyEvent], truth: Truth) -> None:
     view = fold_all(events)
     for metrics in view.metrics.turns:
         ttft = metrics.latencies().get("llm_ttft_ms")
-        if ttft is not None:
+        if ttft is not None and metrics.reason == "caller_turn":  # the LLM's, not a fixed line
             level.ttft.append(ttft)
     generated = {t.reply_id: t.generated_text for t in view.heard.agent_turns()}
     for event in events:
@@ -116,10 +119,10 @@ def _score_call(level: Level, events: list[AnyEvent], truth: Truth) -> None:
 
 
 async def _one_caller(
-    base: str, index: int, lines: dict[str, bytes], rng: random.Random
+    base: str, script_index: int, index: int, lines: dict[str, bytes], rng: random.Random
 ) -> Truth:
     await asyncio.sleep(index * STAGGER_S)
-    first, cut_in, last = SCRIPTS[index % len(SCRIPTS)]
+    first, cut_in, last = SCRIPTS[script_index]
     script = [
         Utterance(lines[first], after_agent_quiet_ms=600.0, text=first),
         Utterance(lines[cut_in], cut_in_after_agent_ms=rng.uniform(700, 1500), text=cut_in),
@@ -132,23 +135,29 @@ async def _one_caller(
         script=script,
         network=network,
         hang_up_after_s=CALL_S,
-        linger_s=4.0,
+        linger_s=8.0,
     )
     return await caller.run()
 
 
-async def measure(base: str, app: EarshotApp, n: int, lines: dict[str, bytes]) -> Level:
+async def measure(
+    base: str, app: EarshotApp, n: int, lines: dict[str, bytes], rounds: int
+) -> Level:
+    """``rounds`` times N calls at once, pooled (so one call's turns are not a whole P95)."""
     level = Level(n)
     LATENESS_SAMPLES.clear()
     busy0, total0 = _machine_busy()
-    rng = random.Random(n)
-    truths = await asyncio.gather(*(_one_caller(base, i, lines, rng) for i in range(n)))
+    for round_ in range(rounds):
+        rng = random.Random(n * 100 + round_)
+        truths = await asyncio.gather(
+            *(_one_caller(base, (i + round_) % len(SCRIPTS), i, lines, rng) for i in range(n))
+        )
+        for truth in truths:
+            _score_call(level, await stored_call(app, truth.call_sid), truth)
     busy1, total1 = _machine_busy()
     level.cpu_percent = 100.0 * (busy1 - busy0) / max(total1 - total0, 1.0)
     level.rss_mb = _rss_mb()
     level.lateness = list(LATENESS_SAMPLES)
-    for truth in truths:
-        _score_call(level, await stored_call(app, truth.call_sid), truth)
     return level
 
 
@@ -187,7 +196,7 @@ def report(levels: list[Level]) -> None:
           f"(0 dead air, voice-to-voice P95 <= 1.5 x {single_p95:.0f} ms, pacer P99 <= 10 ms)")
 
 
-async def run(levels: list[int]) -> None:
+async def run(levels: list[int], rounds: int) -> None:
     voice = HibariEngine()
     texts = {line for script in SCRIPTS for line in script}
     lines = {}
@@ -204,7 +213,7 @@ async def run(levels: list[int]) -> None:
     ):
         for n in levels:
             started = time.monotonic()
-            results.append(await measure(base, app, n, lines))
+            results.append(await measure(base, app, n, lines, rounds))
             print(f"  N={n} done in {time.monotonic() - started:.0f} s", flush=True)
             await asyncio.sleep(2.0)
     report(results)
@@ -213,8 +222,9 @@ async def run(levels: list[int]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--levels", default="1,2,4,6,8")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    asyncio.run(run([int(n) for n in args.levels.split(",")]))
+    asyncio.run(run([int(n) for n in args.levels.split(",")], args.rounds))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def create_engine(url: str | None = None, *, synchronous: str | None = None) -> 
     """
     url = url or default_url()
     synchronous = synchronous or os.environ.get("EARSHOT_SQLITE_SYNCHRONOUS", "FULL")
-    if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+    if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):  # OFF would break the ack
         raise ValueError(
             f"EARSHOT_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA, not {synchronous!r}"
         )

@@ -6,6 +6,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 
+from actors.liveness import BOUND_S, GIVE_UP_S
 from events.database import default_url
 
 DEV_AUTH_TOKEN = "earshot-dev-auth-token"
@@ -19,12 +20,13 @@ class Settings:
     stream_token_ttl_s: float = 30.0
     metrics_token: str = ""
     # Calls this process takes at once; the next caller hears a busy tone. The default is
-    # the capacity bench/load.py measured with the embedded models on a 2-core machine.
-    max_calls: int = 4
+    # the capacity bench/load.py measured with the embedded models on a 2-core machine
+    # (see the README); a GPU server for the models raises it: measure, then set it.
+    max_calls: int = 2
     # After each caller turn the agent is heard within this (else a holding line), and a
     # reply still silent this long after the holding line gives way to the fallback line.
-    liveness_bound_s: float = 2.5
-    liveness_give_up_s: float = 5.0
+    liveness_bound_s: float = BOUND_S
+    liveness_give_up_s: float = GIVE_UP_S
     db_url: str = field(default_factory=default_url)
     greeting: str = "Hello, thanks for calling Earshot. How can I help you today?"
     playout_lead_ms: float = 200.0
@@ -39,6 +41,10 @@ class Settings:
     retain_audio: bool = False
     converse: bool = True  # False: greet and listen only (no STT/LLM loaded)
     llm_url: str | None = None  # an OpenAI-compatible /v1 (vLLM); None: the embedded server
+    # Embedded llama.cpp servers; each takes one request at a time, and the cores are shared
+    # among them. None: one per two cores (one here: on 2 cores two servers measured no
+    # better under a full call load, see the README).
+    embedded_llm_servers: int | None = None
     llm_model: str = "embedded"
     system_prompt: str = (
         "You are the phone receptionist of The Harbour, a seafood restaurant open 12:00-22:00 "
@@ -75,6 +81,8 @@ class Settings:
             values["llm_url"] = env["EARSHOT_LLM_URL"]
         if "EARSHOT_TTS_MODEL" in env:
             values["tts_model"] = env["EARSHOT_TTS_MODEL"]
+        if "EARSHOT_LLM_SERVERS" in env:
+            values["embedded_llm_servers"] = int(env["EARSHOT_LLM_SERVERS"])
         if "EARSHOT_LLM_MODEL" in env:
             values["llm_model"] = env["EARSHOT_LLM_MODEL"]
         if "EARSHOT_SYSTEM_PROMPT" in env:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from actors.call_supervisor import Engines
 from actors.fixed_lines import FixedLines
 from actors.language_model import EmbeddedServer, warm_up
 from actors.liveness import FALLBACK_LINE, HOLD_LINE
+from actors.llm_endpoints import LlmEndpoints
 from actors.speech_recognition import WhisperEngine
 from actors.speech_synthesis import HibariEngine, SpeechEngine
 from actors.vad import SileroVadModel
@@ -48,7 +50,7 @@ class Services:
     admission: Admission
     writer: GroupCommitWriter | None = None
     engines: Engines | None = None
-    llm_server: EmbeddedServer | None = None
+    llm_servers: list[EmbeddedServer] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
     active_calls: dict[str, CallRecorder] = field(default_factory=dict)
     # Monotonic origin of each recent call's at_ms clock (the last ``RECENT_CALLS``), so a
@@ -101,22 +103,28 @@ class Services:
         else:
             tts = await asyncio.to_thread(HibariEngine, settings.tts_voice)
         vad = await asyncio.to_thread(SileroVadModel)
-        stt, llm_url = None, None
+        stt, llm = None, None
         if settings.converse:
             stt = await asyncio.to_thread(WhisperEngine)
-            llm_url = settings.llm_url
-            if llm_url is None:
-                self.llm_server = EmbeddedServer()
-                await asyncio.to_thread(self.llm_server.start)
-                llm_url = self.llm_server.url
-            await asyncio.to_thread(warm_up, llm_url, settings.system_prompt, settings.llm_model)
+            if settings.llm_url is not None:
+                urls = [settings.llm_url]
+            else:
+                cores = os.cpu_count() or 2
+                servers = settings.embedded_llm_servers or max(1, cores // 2)
+                threads = max(1, cores // servers)
+                self.llm_servers = [EmbeddedServer(threads=threads) for _ in range(servers)]
+                await asyncio.gather(*(asyncio.to_thread(s.start) for s in self.llm_servers))
+                urls = [server.url for server in self.llm_servers]
+            for url in urls:
+                await asyncio.to_thread(warm_up, url, settings.system_prompt, settings.llm_model)
+            llm = LlmEndpoints(urls)
         fixed_lines = FixedLines(tts)
         await asyncio.to_thread(fixed_lines.prepare, HOLD_LINE, FALLBACK_LINE)
         self.engines = Engines(
             tts,
             vad,
             stt,
-            llm_url,
+            llm,
             settings.llm_model,
             settings.system_prompt,
             settings.max_reply_tokens,
@@ -134,5 +142,5 @@ class Services:
         if self.writer is not None:
             await self.writer.close()
         await self._engine.dispose()
-        if self.llm_server is not None:
-            self.llm_server.stop()
+        for server in self.llm_servers:
+            server.stop()

@@ -385,6 +385,10 @@ class SimulatedCaller:
                 frame = frame.ljust(MULAW_FRAME_BYTES, b"\xff")
                 if not speaking:
                     truth.utterances.append((speech_started, now + 0.02))
+                    # "Since the caller last spoke" counts from the end of their words: what
+                    # played over them (before a barge-in's clear) answered nothing.
+                    player.finish(now)
+                    player.agent_played_ms = 0.0
             else:
                 frame = SILENCE
                 if (

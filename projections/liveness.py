@@ -22,11 +22,12 @@ from events.catalogue import (
     TurnNotAnswered,
 )
 
-DEFAULT_BOUND_MS = 2500.0
+BOUND_S = 2.5
+"""After a caller's turn the agent is heard within this (``EARSHOT_LIVENESS_BOUND_S``)."""
 
 
 class Liveness(msgspec.Struct, frozen=True):
-    bound_ms: float = DEFAULT_BOUND_MS
+    bound_ms: float = BOUND_S * 1000.0
     owed_since_ms: float | None = None  # the end of a caller turn still owed agent audio
     dead_air_ms: tuple[float, ...] = ()  # how long each late turn waited (past the bound)
 

@@ -61,7 +61,7 @@ def postgres_server() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
     subprocess.run(
         _as_server_user(
             [

@@ -6,22 +6,22 @@ from actors.liveness import DeadAirWatch, GiveUp, Hold, retry_allowed
 
 
 def test_a_turn_left_unanswered_gets_a_holding_line_then_the_fallback() -> None:
-    watch = DeadAirWatch(bound_s=2.5, give_up_s=5.0)
+    watch = DeadAirWatch(bound_s=2.5, give_up_s=5.0, hold_lead_s=0.25)
     watch.turn_ended(100.0)
-    assert watch.due_at() == 102.5
-    assert watch.check(102.4) is None
+    assert watch.due_at() == 102.25  # queued a little early, to be heard by the bound
+    assert watch.check(102.2) is None
     watch.reply_requested(7)
-    assert watch.check(102.5) == Hold(2500.0, "reply")
+    assert watch.check(102.25) == Hold(2250.0, "reply")
     assert watch.check(103.0) is None  # once per turn
-    assert watch.due_at() == 107.5
-    assert watch.check(107.5) == GiveUp(7500.0, "reply", 7)
+    assert watch.due_at() == 107.25
+    assert watch.check(107.25) == GiveUp(7250.0, "reply", 7)
     assert watch.due_at() is None
 
 
 def test_waiting_for_the_transcript_is_told_apart() -> None:
     watch = DeadAirWatch(bound_s=2.5)
     watch.turn_ended(0.0)
-    assert watch.check(3.0) == Hold(3000.0, "transcript")
+    assert watch.check(2.5) == Hold(2500.0, "transcript")
 
 
 def test_audio_or_a_new_caller_turn_settles_the_watch() -> None:
@@ -30,7 +30,7 @@ def test_audio_or_a_new_caller_turn_settles_the_watch() -> None:
     watch.settled()
     assert watch.check(10.0) is None and watch.due_at() is None
     watch.turn_ended(20.0)  # the next turn re-arms it
-    assert isinstance(watch.check(22.5), Hold)
+    assert isinstance(watch.check(22.3), Hold)
 
 
 def test_a_reply_requested_with_no_turn_pending_is_not_watched() -> None:

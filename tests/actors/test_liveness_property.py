@@ -188,7 +188,7 @@ def dead_air(scenarios: list[TurnScenario]) -> tuple[float, ...]:
     for index, scenario in enumerate(scenarios):
         timeline.turn(5.0 + index * 60.0, scenario)
     events = timeline.run()
-    state = liveness.fold_all(events, liveness.Liveness(bound_ms=(BOUND_S + QUEUE_S) * 1000))
+    state = liveness.fold_all(events, liveness.Liveness(bound_ms=BOUND_S * 1000))
     return state.dead_air_turns(now_ms=events[-1].at_ms + 60_000 if events else 0.0)
 
 

@@ -163,12 +163,12 @@ def model() -> SileroVadModel:
     return SileroVadModel()
 
 
+REQUIRED_F1 = 0.95  # the README's 1.000, less one missed or extra segment of 14 (F1 0.96)
+
+
 @pytest.mark.parametrize("voice", VOICES)
-@pytest.mark.parametrize("snr_db, required_f1", [(20, 0.9), (10, 0.85), (5, 0.0), (0, 0.0)])
-def test_speech_segment_f1_per_snr(
-    model: SileroVadModel, voice: str, snr_db: float, required_f1: float
-) -> None:
-    """F1 is required at 20 and 10 dB; at 5 and 0 dB it is measured and printed."""
+@pytest.mark.parametrize("snr_db", [20, 10, 5, 0])
+def test_speech_segment_f1_per_snr(model: SileroVadModel, voice: str, snr_db: float) -> None:
     clean, truth = corpus(voice)
     found = detect(model, noisy_phone_audio(clean, truth, snr_db))
     f1 = segment_f1(truth, found)
@@ -176,7 +176,7 @@ def test_speech_segment_f1_per_snr(
         f"{voice} SNR {snr_db:>2} dB: {len(found)} segments found for {len(truth)} true;"
         f" F1 {f1:.3f}"
     )
-    assert f1 >= required_f1, (voice, snr_db, f1, found, truth)
+    assert f1 >= REQUIRED_F1, (voice, snr_db, f1, found, truth)
 
 
 def test_hum_and_hiss_alone_are_not_speech(model: SileroVadModel) -> None:
@@ -195,15 +195,32 @@ def test_a_cough_is_not_a_turn(model: SileroVadModel) -> None:
     assert detect(model, pcm) == []
 
 
-def test_the_f1_measure_can_fail_a_loudness_detector(model: SileroVadModel) -> None:
-    """The same harness scores a plain loudness gate (speech = above -35 dBFS) poorly in noise,
-    so the F1 figures above are the model's, not the harness's."""
+class LoudnessGate:
+    """The plain energy detector the model must beat: speech = a 32 ms chunk above -35 dBFS.
+    It buffers the 20 ms frames it is fed into the model's 512-sample chunks."""
 
-    def loudness(pcm: np.ndarray) -> list[tuple[float, np.ndarray]]:
-        chunks = [pcm[i : i + 512] for i in range(0, len(pcm) - 511, 512)]
-        return [(1.0 if rms_dbfs(c) > -35 else 0.0, c.astype(np.float32) / 32768) for c in chunks]
+    def __init__(self) -> None:
+        self.pending = np.zeros(0, dtype=np.float32)
 
-    clean, truth = corpus("hibari")
-    f1 = segment_f1(truth, _segments(loudness, noisy_phone_audio(clean, truth, 5)))
-    print(f"loudness gate at SNR 5 dB: F1 {f1:.3f}")
-    assert f1 < 0.85
+    def probabilities(self, pcm: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        self.pending = np.concatenate([self.pending, np.asarray(pcm, dtype=np.float32) / 32768])
+        chunks = []
+        while len(self.pending) >= 512:
+            chunk, self.pending = self.pending[:512], self.pending[512:]
+            loud = rms_dbfs((chunk * 32767).astype(np.int16)) > -35
+            chunks.append((1.0 if loud else 0.0, chunk))
+        return chunks
+
+
+@pytest.mark.parametrize("voice", VOICES)
+@pytest.mark.parametrize("snr_db", [10, 5, 0])
+def test_a_loudness_gate_fails_where_the_model_passes(voice: str, snr_db: float) -> None:
+    """The control: the same harness, fed a plain loudness gate, finds speech (so the
+    harness works) but scores below the requirement in noise, where the model meets it."""
+    clean, truth = corpus(voice)
+    gate = LoudnessGate()
+    found = _segments(gate.probabilities, noisy_phone_audio(clean, truth, snr_db))
+    f1 = segment_f1(truth, found)
+    print(f"{voice} loudness gate at SNR {snr_db} dB: {len(found)} segments, F1 {f1:.3f}")
+    assert found, "the control found nothing: it is not being fed"
+    assert f1 < REQUIRED_F1 - 0.1

@@ -9,6 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from events.database import create_engine
 from events.store import EventStore
 from projections.replay import fold_all
 
@@ -51,3 +54,29 @@ async def test_acked_appends_survive_kill_9(db_url: str, store: EventStore) -> N
         view = fold_all(events)  # replays consistently
         assert view.last_seq == len(events)
         assert all(turn.heard_ms <= turn.sent_ms for turn in view.heard.agent_turns())
+
+
+async def pragmas_in_force(url: str) -> tuple[str, int]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            journal = (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar()
+            synchronous = (await connection.exec_driver_sql("PRAGMA synchronous")).scalar()
+    finally:
+        await engine.dispose()
+    return str(journal), int(synchronous or 0)
+
+
+async def test_the_sqlite_store_runs_in_wal_with_full_sync_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the ack promises (survives a power cut) rests on these pragmas, not on the kill
+    test above, which a process-level crash passes even with synchronous=OFF."""
+    monkeypatch.delenv("EARSHOT_SQLITE_SYNCHRONOUS", raising=False)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'pragmas.db'}"
+    assert await pragmas_in_force(url) == ("wal", 2)  # 2: FULL
+    monkeypatch.setenv("EARSHOT_SQLITE_SYNCHRONOUS", "EXTRA")
+    assert await pragmas_in_force(url) == ("wal", 3)
+    monkeypatch.setenv("EARSHOT_SQLITE_SYNCHRONOUS", "OFF")
+    with pytest.raises(ValueError, match="EARSHOT_SQLITE_SYNCHRONOUS"):
+        create_engine(url)

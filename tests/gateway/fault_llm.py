@@ -6,7 +6,8 @@ request and sends nothing until the client gives up and closes the connection.
 ``faults`` names what the next requests meet, one each: "cut" (three words, then
 the connection closes mid-reply), "done_early" (three words, then ``[DONE]`` with
 no finish_reason, as llama.cpp's server ends a request it interrupts), "empty" (a
-finished reply with no text), "error" (HTTP 500), "stall" (as ``stall_next``).
+finished reply with no text), "error" (HTTP 500), "stall" (as ``stall_next``),
+"stall_mid" (three words, then nothing until the client closes).
 Either way it counts requests the client closed early, so a test can check that a
 timed-out or cancelled request was really closed. It stands in for the LLM only in
 tests of faults and of exact cut timing; the real model's path is tested against
@@ -68,14 +69,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.chats.append(body)
         fault = self.server.take_fault()
         if fault == "stall":
-            self.connection.settimeout(30.0)
-            try:
-                while self.connection.recv(1024):  # b"" once the client closed
-                    pass
-            except OSError:
-                pass
-            with self.server.lock:
-                self.server.stalled_requests_closed += 1
+            self._wait_for_the_client_to_close()
             return
         if fault == "error":
             self.send_error(500, "injected server error")
@@ -84,7 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         words = [] if fault == "empty" else self.server.reply.split(" ")
-        if fault in ("cut", "done_early"):
+        if fault in ("cut", "done_early", "stall_mid"):
             words = words[:3]
         try:
             self._send({"role": "assistant"}, None)
@@ -94,6 +88,9 @@ class _Handler(BaseHTTPRequestHandler):
             if fault == "cut":
                 self.connection.shutdown(socket.SHUT_RDWR)  # mid-reply, no finish, no [DONE]
                 return
+            if fault == "stall_mid":
+                self._wait_for_the_client_to_close()
+                return
             if fault != "done_early":
                 self._send({}, "stop")
             self.wfile.write(b"data: [DONE]\n\n")
@@ -101,6 +98,16 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.lock:
                 self.server.streams_closed_early += 1
         self.close_connection = True
+
+    def _wait_for_the_client_to_close(self) -> None:
+        self.connection.settimeout(30.0)
+        try:
+            while self.connection.recv(1024):  # b"" once the client closed
+                pass
+        except OSError:
+            pass
+        with self.server.lock:
+            self.server.stalled_requests_closed += 1
 
     def _send(self, delta: dict[str, str], finish: str | None) -> None:
         chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}

@@ -116,7 +116,8 @@ def normalise(text: str) -> str:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, EarshotApp]]:
     db = tmp_path_factory.mktemp("talk") / "calls.db"
-    with running_gateway(f"sqlite+aiosqlite:///{db}") as running:
+    # The embedded models as `make run` has them; four lines, for four simultaneous callers.
+    with running_gateway(f"sqlite+aiosqlite:///{db}", max_calls=4) as running:
         yield running
 
 

@@ -7,7 +7,10 @@ import base64
 import functools
 import json
 import logging
+import random
+import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.error import HTTPError
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
@@ -21,9 +24,9 @@ from twilio.request_validator import RequestValidator
 
 from actors.audio_formats import phrase_to_mulaw
 from actors.speech_synthesis import HibariEngine
-from events.catalogue import CallEnded, CallStarted, FrameRefused, SpeechStarted
+from events.catalogue import AudioRetained, CallEnded, CallStarted, FrameRefused, SpeechStarted
 from gateway.app import EarshotApp
-from gateway.simulate import parse_twiml, sign_and_post_webhook
+from gateway.simulate import SimulatedCaller, Utterance, parse_twiml, sign_and_post_webhook
 from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
 
 PARAMS = {
@@ -83,6 +86,66 @@ def test_signature_for_other_params_or_url_is_403(gateway: tuple[str, EarshotApp
     )
     assert post(base, PARAMS, other_url)[0] == 403
     assert post(base, PARAMS, good)[0] == 200
+
+
+def test_an_oversized_webhook_is_413_and_logged(
+    gateway: tuple[str, EarshotApp], caplog: pytest.LogCaptureFixture
+) -> None:
+    base, app = gateway
+    refused_before = app.services.counters.webhooks_refused
+    with caplog.at_level(logging.WARNING, logger="gateway.app"):
+        status, body = post(base, {**PARAMS, "Junk": "x" * 70_000}, "c2lnbmF0dXJl")
+    assert (status, body.strip()) == (413, "webhook body too large")
+    assert "webhook refused (413)" in caplog.text
+    assert app.services.counters.webhooks_refused == refused_before + 1
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    try:
+        with urlopen(Request(url, headers=headers or {}), timeout=10) as response:
+            return response.status, response.read().decode()
+    except HTTPError as error:
+        return error.code, error.read().decode()
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", "metrics-secret", "Bearer "])
+def test_metrics_need_the_bearer_token(
+    gateway: tuple[str, EarshotApp], authorization: str | None
+) -> None:
+    base, _ = gateway
+    headers = {} if authorization is None else {"Authorization": authorization}
+    assert get(base + "/metrics", headers) == (401, "unauthorized\n")
+    status, text = get(base + "/metrics", {"Authorization": "Bearer metrics-secret"})
+    assert status == 200 and "earshot_calls_active " in text
+    assert "earshot_pacer_lateness_ms_count" in text
+
+
+def test_healthz_reports_calls_and_capacity(gateway: tuple[str, EarshotApp]) -> None:
+    base, app = gateway
+    status, body = get(base + "/healthz")
+    health = json.loads(body)
+    assert status == 200 and health["status"] == "ok"
+    assert health["capacity"] == app.settings.max_calls == 100
+    assert health["calls_active"] == app.services.counters.calls_active
+
+
+async def test_without_consent_no_call_audio_is_stored(gateway: tuple[str, EarshotApp]) -> None:
+    """The operator has not said callers consented (the default): the call's record holds
+    text and timing only, no caller or agent audio."""
+    base, app = gateway
+    assert not app.settings.retain_audio
+    caller = SimulatedCaller(
+        base,
+        auth_token=AUTH_TOKEN,
+        script=[Utterance(phrase_to_mulaw(*_caller_voice()), at_s=0.5)],
+        hang_up_after_s=4.0,
+    )
+    truth = await caller.run()
+    events = await stored_call(app, truth.call_sid)
+    started = next(e for e in events if isinstance(e, CallStarted))
+    assert started.recording_consent is False
+    assert any(isinstance(e, SpeechStarted) for e in events)  # the caller did speak
+    assert not [e for e in events if isinstance(e, AudioRetained)]
 
 
 def start_frame(call_sid: str, stream_sid: str, parameters: dict[str, str]) -> str:
@@ -174,6 +237,35 @@ def _caller_voice() -> tuple[np.ndarray, int]:
     return phrase.samples, phrase.rate
 
 
+# Frames on the victim's own stream, each wrong in exactly one way, so that the refusal
+# comes from the check it names and not from the stream id (checked first).
+DEEP_FAULTS = {
+    "wrong_track": {"track": "outbound"},
+    "bad_timestamp": {"timestamp": "12ms"},
+    "payload_too_large": {"payload": base64.b64encode(b"\xff" * 4000).decode()},
+    "bad_payload": {"payload": "not base64!"},
+    "empty_payload": {"payload": ""},
+}
+
+
+def deep_frame(fault: str, seq: int, call_sid: str) -> str:
+    """A media frame on the call's own stream, next in sequence, with ``fault`` (or a stale
+    sequence number for "out_of_order", a second start for "duplicate_start")."""
+    stream_sid = "MZ" + call_sid[2:]
+    if fault == "duplicate_start":
+        return start_frame(call_sid, stream_sid, {})
+    media = {
+        "track": "inbound",
+        "chunk": "1",
+        "timestamp": str(seq * 20),
+        "payload": base64.b64encode(b"\xff" * 160).decode(),
+        **DEEP_FAULTS.get(fault, {}),
+    }
+    number = 1 if fault == "out_of_order" else seq
+    message = {"event": "media", "sequenceNumber": str(number), "streamSid": stream_sid}
+    return json.dumps({**message, "media": media})
+
+
 hostile = st.one_of(
     st.text(max_size=200),
     st.binary(min_size=1, max_size=200),
@@ -197,19 +289,25 @@ hostile = st.one_of(
         ),
     ),
 )
+# Deep faults: markers the sender turns into frames with the live sequence number. A fixed
+# share of every run, mixed in: one example's draw alone may be all empty strings.
+DEEP_MARKERS = [f"deep:{f}" for f in [*DEEP_FAULTS, "out_of_order", "duplicate_start"]] * 25
 
 
-@settings(max_examples=1, deadline=None, suppress_health_check=list(HealthCheck))
-@given(frames=st.lists(hostile, min_size=1000, max_size=1000))
+@settings(max_examples=1, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(drawn=st.lists(hostile, min_size=800, max_size=800), order=st.randoms())
 def test_1000_hostile_frames_refused_while_the_call_and_another_go_on(
-    gateway: tuple[str, EarshotApp], frames: list[str | bytes]
+    gateway: tuple[str, EarshotApp], drawn: list[str | bytes], order: random.Random
 ) -> None:
+    frames = drawn + list(DEEP_MARKERS)
+    order.shuffle(frames)
     asyncio.run(_hostile_call(gateway, frames))
 
 
 async def _hostile_call(gateway: tuple[str, EarshotApp], frames: list[str | bytes]) -> None:
     base, app = gateway
-    victim, bystander = "CA" + "a" * 32, "CA" + "b" * 32
+    # Fresh calls each run: Hypothesis may run this more than once (a stored example first).
+    victim, bystander = (f"CA{secrets.token_hex(16)}" for _ in range(2))
     victim_ws = await open_stream(base, victim, fresh_token(base, victim))
     other_ws = await open_stream(base, bystander, fresh_token(base, bystander))
     seq = {victim: 2, bystander: 2}
@@ -224,6 +322,11 @@ async def _hostile_call(gateway: tuple[str, EarshotApp], frames: list[str | byte
             await asyncio.sleep(0.02)
 
     for index, frame in enumerate(frames):
+        if isinstance(frame, str) and frame.startswith("deep:"):
+            fault = frame[5:]
+            frame = deep_frame(fault, seq[victim], victim)
+            if fault in DEEP_FAULTS:  # its sequence number passed, so it is used up
+                seq[victim] += 1
         await victim_ws.send(frame)
         if index % 100 == 0:  # the bystander keeps talking meanwhile
             await other_ws.send(media_frame("MZ" + bystander[2:], seq[bystander]))
@@ -235,6 +338,44 @@ async def _hostile_call(gateway: tuple[str, EarshotApp], frames: list[str | byte
     victim_events, other_events = await stored_call(app, victim), await stored_call(app, bystander)
     refused = [e for e in victim_events if isinstance(e, FrameRefused)]
     assert len(refused) == len(frames), "every hostile frame refused and recorded"
+    deep = {f[5:] for f in frames if isinstance(f, str) and f.startswith("deep:")}
+    assert deep == {*DEEP_FAULTS, "out_of_order", "duplicate_start"}  # all were tried
+    assert deep <= {e.reason for e in refused}, "each refused by the check it names"
     assert any(isinstance(e, SpeechStarted) for e in victim_events), "later valid audio processed"
     assert not [e for e in other_events if isinstance(e, FrameRefused)]
     assert any(isinstance(e, SpeechStarted) for e in other_events), "the other call went on"
+
+
+async def test_a_burst_of_bad_frames_closes_the_stream_1008_and_spares_the_other_call(
+    tmp_path: Path,
+) -> None:
+    """With the default limit (50 refusals within a second) a hostile stream is closed with
+    1008, recorded, while another call on the same gateway goes on."""
+    with running_gateway(f"sqlite+aiosqlite:///{tmp_path / 'burst.db'}", converse=False) as (
+        base,
+        app,
+    ):
+        assert app.settings.refusal_burst == 50
+        victim, bystander = "CA" + "c" * 32, "CA" + "d" * 32
+        victim_ws = await open_stream(base, victim, fresh_token(base, victim))
+        other_ws = await open_stream(base, bystander, fresh_token(base, bystander))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            for _ in range(200):
+                await victim_ws.send("{not json")
+                await asyncio.sleep(0.001)
+            for _ in range(50):
+                await asyncio.wait_for(victim_ws.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        speech = phrase_to_mulaw(*_caller_voice())
+        for seq, offset in enumerate(range(0, len(speech) - 159, 160), start=2):
+            frame = speech[offset : offset + 160]
+            await other_ws.send(media_frame("MZ" + bystander[2:], seq, frame))
+            await asyncio.sleep(0.02)
+        await other_ws.close()
+        victim_events = await stored_call(app, victim)
+        other_events = await stored_call(app, bystander)
+    refused = [e for e in victim_events if isinstance(e, FrameRefused)]
+    assert 50 <= len(refused) < 200  # closed at the burst, not after every frame
+    assert isinstance(victim_events[-1], CallEnded)
+    assert any(isinstance(e, SpeechStarted) for e in other_events)
+    assert not [e for e in other_events if isinstance(e, FrameRefused)]
