@@ -21,15 +21,7 @@ import pykka
 
 from actors.audio_retention import CallerAudioRetention
 from actors.fixed_lines import FixedLines
-from actors.liveness import (
-    BOUND_S,
-    FALLBACK_LINE,
-    GIVE_UP_S,
-    HOLD_LINE,
-    DeadAirWatch,
-    GiveUp,
-    Hold,
-)
+from actors.liveness import BOUND_S, GIVE_UP_S, DeadAirWatch, GiveUp, Hold
 from actors.llm import Llm, ReplyStreams
 from actors.llm_endpoints import LlmEndpoints
 from actors.messages import (
@@ -381,39 +373,28 @@ class CallSupervisor(pykka.ThreadingActor):
             self.watch.settled()
             return
         verdict = self.watch.check(time.monotonic())
-        if isinstance(verdict, Hold):
+        if verdict is not None:
             log.warning(
-                "call %s: no agent audio %.0f ms after the caller's turn (waiting for the %s)",
+                "call %s: no agent audio %.0f ms after the caller's turn (waiting for the %s): %s",
                 self.recorder.call_sid,
                 verdict.waited_ms,
                 verdict.waiting_for,
+                verdict.action,
             )
             self.recorder.record(
                 SilenceFilled,
-                action="hold",
-                waiting_for=verdict.waiting_for,
-                waited_ms=round(verdict.waited_ms, 1),
-                reply_id=self.watch.reply_id,
-            )
-            self._say_fixed(HOLD_LINE, reason="hold", aside=True)
-        elif isinstance(verdict, GiveUp):
-            log.error(
-                "call %s: reply still silent %.0f ms after the caller's turn: giving up on it",
-                self.recorder.call_sid,
-                verdict.waited_ms,
-            )
-            self.recorder.record(
-                SilenceFilled,
-                action="give_up",
+                action=verdict.action,
                 waiting_for=verdict.waiting_for,
                 waited_ms=round(verdict.waited_ms, 1),
                 reply_id=verdict.reply_id,
             )
-            if verdict.reply_id is not None:
-                self.streams.cancel(verdict.reply_id)
-                self.turns.reply_played(verdict.reply_id)
-                self.recorder.record(StageCancelled, stage="llm", reply_id=verdict.reply_id)
-            self._say_fixed(FALLBACK_LINE, reason="fallback", aside=False)
+            abandoned = verdict.reply_id if isinstance(verdict, GiveUp) else None
+            if abandoned is not None:
+                self.streams.cancel(abandoned)
+                self.turns.reply_played(abandoned)
+                self.recorder.record(StageCancelled, stage="llm", reply_id=abandoned)
+            hold = isinstance(verdict, Hold)
+            self._say_fixed(verdict.line, reason="hold" if hold else "fallback", aside=hold)
         self._arm_liveness_timer()
 
     def _audio_since_turn(self) -> bool:

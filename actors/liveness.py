@@ -18,7 +18,7 @@ Also here: whether a failed LLM attempt is worth one retry (``retry_allowed``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from projections.liveness import BOUND_S as BOUND_S  # re-exported: the callers keep time here
 
@@ -30,16 +30,31 @@ Waiting = Literal["transcript", "reply"]
 
 
 @dataclass(frozen=True)
-class Hold:
+class Late:
+    """The caller has waited ``waited_ms`` since their turn for ``waiting_for`` (and for
+    ``reply_id``, once one was asked for)."""
+
     waited_ms: float
     waiting_for: Waiting
+    reply_id: int | None = None
+    action: ClassVar[str]
+    line: ClassVar[str]
 
 
 @dataclass(frozen=True)
-class GiveUp:
-    waited_ms: float
-    waiting_for: Waiting
-    reply_id: int | None  # the reply to abandon, if one was asked for
+class Hold(Late):
+    """Say the holding line; the reply goes on."""
+
+    action = "hold"
+    line = HOLD_LINE
+
+
+@dataclass(frozen=True)
+class GiveUp(Late):
+    """Abandon the pending reply and say the fallback line."""
+
+    action = "give_up"
+    line = FALLBACK_LINE
 
 
 @dataclass
@@ -82,7 +97,7 @@ class DeadAirWatch:
         waiting_for: Waiting = "transcript" if self.reply_id is None else "reply"
         if not self.held:
             self.held = True
-            return Hold(waited_ms, waiting_for)
+            return Hold(waited_ms, waiting_for, self.reply_id)
         verdict = GiveUp(waited_ms, waiting_for, self.reply_id)
         self.settled()
         return verdict

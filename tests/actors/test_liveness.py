@@ -11,7 +11,7 @@ def test_a_turn_left_unanswered_gets_a_holding_line_then_the_fallback() -> None:
     assert watch.due_at() == 102.25  # queued a little early, to be heard by the bound
     assert watch.check(102.2) is None
     watch.reply_requested(7)
-    assert watch.check(102.25) == Hold(2250.0, "reply")
+    assert watch.check(102.25) == Hold(2250.0, "reply", 7)
     assert watch.check(103.0) is None  # once per turn
     assert watch.due_at() == 107.25
     assert watch.check(107.25) == GiveUp(7250.0, "reply", 7)
