@@ -321,7 +321,13 @@ async def _hostile_call(gateway: tuple[str, EarshotApp], frames: list[str | byte
             seq[call_sid] += 1
             await asyncio.sleep(0.02)
 
+    # The flood starts once the call runs, and is paced a little: a sender far ahead of the
+    # call has its media dropped by the bounded inbound backlog (counted, by design), which
+    # would hide the deep checks this test is for. Drops still count as handled below.
+    await stored_call(app, victim, until=CallStarted)
+    dropped_before = app.services.counters.media_frames_dropped
     for index, frame in enumerate(frames):
+        await asyncio.sleep(0.001)
         if isinstance(frame, str) and frame.startswith("deep:"):
             fault = frame[5:]
             frame = deep_frame(fault, seq[victim], victim)
@@ -337,7 +343,9 @@ async def _hostile_call(gateway: tuple[str, EarshotApp], frames: list[str | byte
     await other_ws.close()
     victim_events, other_events = await stored_call(app, victim), await stored_call(app, bystander)
     refused = [e for e in victim_events if isinstance(e, FrameRefused)]
-    assert len(refused) == len(frames), "every hostile frame refused and recorded"
+    dropped = app.services.counters.media_frames_dropped - dropped_before
+    assert len(refused) + dropped == len(frames), "every hostile frame refused (or dropped)"
+    assert dropped < len(frames) // 10, dropped
     deep = {f[5:] for f in frames if isinstance(f, str) and f.startswith("deep:")}
     assert deep == {*DEEP_FAULTS, "out_of_order", "duplicate_start"}  # all were tried
     assert deep <= {e.reason for e in refused}, "each refused by the check it names"
