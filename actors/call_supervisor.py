@@ -13,7 +13,7 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -91,8 +91,8 @@ class Engines:
     tts_timeout_s: float = 5.0
     # A partial transcript of a turn still going on, this often (0: none; skipped when busy).
     stt_rolling_every_ms: float = 1000.0
-    # The holding and fallback lines, rendered once (None: synthesized on first use).
-    fixed_lines: FixedLines | None = None
+    # The holding and fallback lines, rendered once per process.
+    fixed_lines: FixedLines = field(kw_only=True)
     # The caller hears the agent this soon after their turn (else a holding line), and
     # a reply still silent this long after the holding line is abandoned for the fallback.
     liveness_bound_s: float = BOUND_S
@@ -133,7 +133,6 @@ class CallSupervisor(pykka.ThreadingActor):
         self.llm: pykka.ActorRef[Any] | None = None
         self.watch = DeadAirWatch(engines.liveness_bound_s, engines.liveness_give_up_s)
         self.first_reply_after_turn = 0  # replies from this id on answer the watched turn
-        self.fixed_lines = engines.fixed_lines or FixedLines(engines.tts)
         self.timer: threading.Timer | None = None
 
     def on_start(self) -> None:
@@ -415,7 +414,7 @@ class CallSupervisor(pykka.ThreadingActor):
         self.recorder.record(ReplyTextGenerated, reply_id=reply_id, text=text)
         self.recorder.record(ReplyCompleted, reply_id=reply_id, finish_reason="stop")
         self._agent_floor_changed()
-        line = self.fixed_lines.get(text)
+        line = self.engines.fixed_lines.get(text)
         self.playout.enqueue_phrase(reply_id, 0, text, line.mulaw, line.words, final=True)
 
     def _agent_floor_changed(self) -> None:

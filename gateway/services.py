@@ -132,9 +132,9 @@ class Services:
             settings.llm_timeout_s,
             settings.tts_timeout_s,
             settings.stt_rolling_every_ms,
-            fixed_lines,
             settings.liveness_bound_s,
             settings.liveness_give_up_s,
+            fixed_lines=fixed_lines,
         )
         log.info("gateway ready at %s", self.settings.public_url)
 
