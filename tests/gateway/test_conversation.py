@@ -10,6 +10,7 @@ while it is still being spoken, too: a rolling partial before its end.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections.abc import Iterator
 
@@ -28,6 +29,7 @@ from events.catalogue import (
     TranscriptPartial,
 )
 from gateway.app import EarshotApp
+from gateway.config import Settings
 from gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
 from projections.context import context_messages
 from projections.replay import fold_all
@@ -39,67 +41,61 @@ from tests.gateway.scripted import (
 )
 from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
 
+# Each turn's words that only an answer to *that* question would use: none of the
+# system prompt's words (a reply that restates the prompt, or the greeting, answers no
+# question), except the prompt's facts that are the answer ("22" to the closing time,
+# "seafood" to "do you serve fish"), and no word shared between turns, so a reply to
+# the wrong question fails too. `test_the_topic_words_tell_answers_apart` checks this.
+ANSWER_FACTS = {"22", "seafood"}
 TURNS = [
     (
         "I would like to book a table for two people tonight.",
         {
-            "table",
             "book",
+            "booked",
             "booking",
             "reservation",
-            "two",
-            "tonight",
-            "time",
-            "name",
-            "people",
-            "evening",
-            "pm",
-            "seven",
-            "eight",
             "reserve",
             "reserved",
+            "tonight",
+            "people",
             "party",
             "guests",
+            "name",
+            "time",
+            "seven",
+            "eight",
+            "evening",
+            "available",
+            "confirm",
+            "confirmed",
         },
     ),
     (
         "What time do you close on Sunday?",
-        {
-            "close",
-            "closes",
-            "closing",
-            "open",
-            "sunday",
-            "pm",
-            "22",
-            "ten",
-            "10",
-            "hours",
-            "time",
-            "day",
-            "every",
-            "night",
-            "evening",
-        },
+        {"close", "closes", "closing", "closed", "sunday", "sundays", "22", "ten", "10", "pm"},
     ),
     (
         "Do you serve fish?",
         {
             "fish",
             "seafood",
-            "menu",
             "serve",
-            "yes",
+            "serves",
+            "menu",
+            "dish",
             "dishes",
             "salmon",
             "cod",
-            "fresh",
-            "sea",
-            "catch",
-            "harbour",
+            "haddock",
+            "tuna",
             "shellfish",
             "oysters",
-            "do",
+            "mussels",
+            "prawns",
+            "crab",
+            "lobster",
+            "catch",
         },
     ),
 ]
@@ -111,6 +107,19 @@ def words(text: str) -> set[str]:
 
 def normalise(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def test_the_topic_words_tell_answers_apart() -> None:
+    """The on-topic check fails for a reply that ignores the question (planted: the greeting,
+    the system prompt read back) and for a reply to another turn's question."""
+    settings = Settings()
+    prompt = words(settings.system_prompt)
+    for _, topic in TURNS:
+        assert topic & prompt <= ANSWER_FACTS, topic & prompt
+        assert not topic & words(settings.greeting)
+        assert not topic & words("Hello, how can I help you today? Is there anything else?")
+    for (_, one), (_, other) in itertools.combinations(TURNS, 2):
+        assert not one & other, one & other
 
 
 @pytest.fixture(scope="module")
@@ -200,10 +209,30 @@ def rolling_partials_came_while_the_caller_spoke(events: list[AnyEvent]) -> None
     assert len(so_far & words(final.text)) >= len(so_far) / 2, (rolling[0].text, final.text)
 
 
+@pytest.fixture(scope="module")
+def talkative_gateway(
+    gateway: tuple[str, EarshotApp], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, EarshotApp]]:
+    """The same embedded LLM server, told to answer at length: a reply streams for several
+    seconds, so a caller who cuts in always lands while it is still being generated."""
+    _, app = gateway
+    db = tmp_path_factory.mktemp("talkative") / "calls.db"
+    with running_gateway(
+        f"sqlite+aiosqlite:///{db}",
+        llm_url=app.services.llm_servers[0].url,
+        system_prompt=(
+            "You are the phone receptionist of The Harbour, a seafood restaurant. Answer "
+            "every question at length, in at least six full spoken sentences."
+        ),
+        max_reply_tokens=200,
+    ) as running:
+        yield running
+
+
 async def test_barge_in_cancels_generation_synthesis_and_playout(
-    gateway: tuple[str, EarshotApp],
+    talkative_gateway: tuple[str, EarshotApp],
 ) -> None:
-    base, app = gateway
+    base, app = talkative_gateway
     events, truth = await ask_then_cut_in(
         base,
         app,
@@ -218,16 +247,16 @@ async def test_barge_in_cancels_generation_synthesis_and_playout(
     nothing_of_the_reply_after_its_clear(events, cut)
     completed = [e for e in events if isinstance(e, ReplyCompleted) and e.reply_id == cut]
     assert len(completed) == 1
-    if completed[0].seq > barge.seq:  # still generating when the caller cut in: aborted
-        assert completed[0].finish_reason == "cancelled"
-        # Recorded by the Llm's thread at once, often before the loop records ClearSent.
-        assert any(
-            isinstance(e, StageCancelled)
-            and e.stage == "llm"
-            and e.reply_id == cut
-            and e.seq > barge.seq
-            for e in events
-        )
+    # Still generating when the caller cut in (a long answer): the generation was aborted,
+    # recorded by the Llm's thread at once (often before the loop records ClearSent).
+    assert completed[0].seq > barge.seq and completed[0].finish_reason == "cancelled"
+    assert any(
+        isinstance(e, StageCancelled)
+        and e.stage == "llm"
+        and e.reply_id == cut
+        and e.seq > barge.seq
+        for e in events
+    )
     assert len(truth.clears) == 1
     turn = next(t for t in fold_all(events).heard.agent_turns() if t.reply_id == cut)
     assert turn.interrupted and turn.heard_ms < turn.sent_ms + 1
