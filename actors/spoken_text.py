@@ -25,7 +25,8 @@ _ROLE_LABEL = re.compile(
 )
 # The marker's words without their brackets (the model may drop or change them).
 _MARKER_WORDS = re.compile(
-    r"\(?\s*" + r"\W+".join(re.escape(w) for w in INTERRUPTED_MARKER.strip("[]").split())
+    r"\(?\s*"
+    + r"\W+".join(re.escape(w) for w in INTERRUPTED_MARKER.strip("[]").split())
     + r"\W*\)?",
     re.IGNORECASE,
 )

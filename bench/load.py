@@ -192,8 +192,10 @@ def report(levels: list[Level]) -> None:
         )
         if fits:
             capacity = lv.n
-    print(f"capacity on this machine: {capacity} calls "
-          f"(0 dead air, voice-to-voice P95 <= 1.5 x {single_p95:.0f} ms, pacer P99 <= 10 ms)")
+    print(
+        f"capacity on this machine: {capacity} calls "
+        f"(0 dead air, voice-to-voice P95 <= 1.5 x {single_p95:.0f} ms, pacer P99 <= 10 ms)"
+    )
 
 
 async def run(levels: list[int], rounds: int) -> None:

@@ -8,6 +8,14 @@ waits for this: ``submit`` returns a future at once, from any thread, and the
 future resolves only after the commit, so "acknowledged" means "durable".
 Batches commit in the order requests were queued, so awaiting a call's last
 append (its ``CallEnded``) means everything before it is stored too.
+
+A database that goes away (a restarted PostgreSQL, a locked or unreachable
+file) does not lose events: a batch whose transaction failed for want of the
+database is kept at the head of the queue and retried, backing off to once a
+second, until it commits. A retry of a batch that had in fact committed is an
+exact repeat, which the store accepts as such. ``outage_s`` says how long the
+store has been unreachable, for admission and ``/healthz``. Any other failure of
+the transaction (a bug, a refused statement) fails its requests, as before.
 """
 
 from __future__ import annotations
@@ -16,8 +24,11 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
+
+from sqlalchemy import exc as sa_exc
 
 from events.catalogue import Event
 from events.store import AppendResult, EventStore
@@ -113,6 +124,41 @@ class WriterClosed(RuntimeError):
     pass
 
 
+# SQLSTATE classes of a server that is away or shedding load, not of a bad request:
+# 08 connection exception, 57P operator intervention (shutting down, starting up),
+# 53 insufficient resources, 40001/40P01 serialization failure and deadlock (retry as is).
+RETRYABLE_SQLSTATES = ("08", "57P", "53", "40001", "40P01")
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """True for a failure of the database's availability, not of the request: worth a retry.
+
+    Drivers wrap their errors (SQLAlchemy around asyncpg around a socket error), so
+    the whole chain of causes is read."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError | TimeoutError):  # refused, reset, timed out
+            return True
+        if isinstance(cause, sa_exc.DBAPIError) and (
+            cause.connection_invalidated
+            or isinstance(cause, sa_exc.OperationalError | sa_exc.InterfaceError)
+        ):
+            return True
+        sqlstate = getattr(cause, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(RETRYABLE_SQLSTATES):
+            return True
+        if type(cause).__name__ in ("ConnectionDoesNotExistError", "InterfaceError"):
+            return True  # asyncpg: the connection closed under a statement
+        cause = cause.__cause__ or getattr(cause, "orig", None)
+    return False
+
+
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 1.0
+
+
 class GroupCommitWriter:
     def __init__(
         self,
@@ -132,6 +178,13 @@ class GroupCommitWriter:
         self._closed = False
         self.batches = 0
         self.events_committed = 0
+        self.commit_retries = 0  # transactions retried because the database was unreachable
+        self._outage_since: float | None = None
+
+    def outage_s(self, now: float | None = None) -> float:
+        """How long the database has been unreachable (0 when the last commit worked)."""
+        since = self._outage_since
+        return 0.0 if since is None else (time.monotonic() if now is None else now) - since
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -168,14 +221,25 @@ class GroupCommitWriter:
             else:
                 return
 
-    async def close(self) -> None:
-        """Flush what is queued, then stop; later submits are refused."""
-        await self.flush()
+    async def close(self, flush_for_s: float = 30.0) -> None:
+        """Flush what is queued (for at most ``flush_for_s`` if the database is down), then
+        stop; later submits are refused, and so is whatever could not be flushed."""
+        try:
+            await asyncio.wait_for(self.flush(), timeout=flush_for_s)
+        except TimeoutError:
+            log.error(
+                "event writer closed with %d requests unstored: the database is unreachable",
+                len(self._queue) + len(self._inflight),
+            )
         self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for future in [*self._inflight, *(future for _, _, future in self._queue)]:
+            if not future.done():
+                future._resolve(None, WriterClosed("the event writer closed before storing it"))
+        self._queue.clear()
 
     def _enqueue(self, call_sid: str, events: Sequence[Event], future: Ack) -> None:
         if self._closed:
@@ -205,18 +269,36 @@ class GroupCommitWriter:
             while self._queue:
                 batch = self._take_batch()
                 self._inflight = [future for _, _, future in batch]
-                await self._commit(batch)
+                pause = RETRY_FIRST_S
+                while not await self._commit(batch):  # the database is away: same batch again
+                    self.commit_retries += 1
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, RETRY_MAX_S)
                 self._inflight = []
             self._wakeup.clear()
 
-    async def _commit(self, batch: list[tuple[str, Sequence[Event], Ack]]) -> None:
+    async def _commit(self, batch: list[tuple[str, Sequence[Event], Ack]]) -> bool:
+        """Commit ``batch`` and resolve its acks; False (nothing resolved) if the database
+        could not be reached, so the caller retries it."""
         try:
             results = await self.store.append_many([(sid, events) for sid, events, _ in batch])
         except Exception as exc:  # the whole transaction failed: every request in it did
+            if database_unreachable(exc):
+                if self._outage_since is None:
+                    self._outage_since = time.monotonic()
+                    log.error("event store unreachable, appends queued and retried: %r", exc)
+                return False
             log.exception("group commit of %d requests failed", len(batch))
             for _, _, future in batch:
                 future._resolve(None, exc)
-            return
+            return True
+        if self._outage_since is not None:
+            log.warning(
+                "event store reachable again after %.1f s; %d retries",
+                self.outage_s(),
+                self.commit_retries,
+            )
+            self._outage_since = None
         self.batches += 1
         for (call_sid, events, future), result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
@@ -225,3 +307,4 @@ class GroupCommitWriter:
             else:
                 self.events_committed += len(events)
                 future._resolve(result, None)
+        return True

@@ -83,13 +83,18 @@ class EarshotApp:
         path, method = scope["path"], scope["method"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if path == "/healthz" and method == "GET":
+            writer = self.services.writer
+            outage_s = writer.outage_s() if writer is not None else 0.0
+            store_away = self._store_away()
             health = {
-                "status": "ok",
+                "status": "store unavailable" if store_away else "ok",
                 "calls_active": self.services.counters.calls_active,
                 "calls_admitted": self.services.admission.in_use(time.monotonic()),
                 "capacity": self.services.admission.capacity,
+                "store_unreachable_s": round(outage_s, 1),
             }
-            await _respond(send, 200, json.dumps(health).encode(), "application/json")
+            body = json.dumps(health).encode()
+            await _respond(send, 503 if store_away else 200, body, "application/json")
         elif path == "/metrics" and method == "GET":
             expected = f"Bearer {self.settings.metrics_token}"
             given = headers.get("authorization", "")
@@ -120,23 +125,31 @@ class EarshotApp:
             await _respond(send, refusal.status, f"{refusal.reason}\n".encode(), "text/plain")
             return
         call_sid = params["CallSid"]
-        admission = self.services.admission
-        if admission.admit(call_sid, time.monotonic()):
+        if self._store_away():  # a call now could not be recorded: the caller hears busy
+            twiml = busy()
+            self._record_refusal(call_sid, params, "store unavailable")
+        elif self.services.admission.admit(call_sid, time.monotonic()):
             twiml = connect_stream(self.settings, self.services.tokens, call_sid)
         else:
             twiml = busy()
-            self._record_busy(call_sid, params)
+            self._record_refusal(call_sid, params, "busy")
         await _respond(send, 200, twiml.encode(), "application/xml")
 
-    def _record_busy(self, call_sid: str, params: dict[str, str]) -> None:
+    def _store_away(self) -> bool:
+        """The event store has been unreachable for longer than new calls may wait on it."""
+        writer = self.services.writer
+        return writer is not None and writer.outage_s() > self.settings.store_outage_bound_s
+
+    def _record_refusal(self, call_sid: str, params: dict[str, str], reason: str) -> None:
+        """Count, log and record (once the store takes it) a call turned away at the webhook."""
         services = self.services
-        services.counters.calls_refused_busy += 1
+        services.counters.calls_refused[reason] += 1
         in_use, capacity = services.admission.in_use(time.monotonic()), services.admission.capacity
-        log.warning("call %s refused: busy (%d of %d calls)", call_sid, in_use, capacity)
+        log.warning("call %s refused: %s (%d of %d calls)", call_sid, reason, in_use, capacity)
         assert services.writer is not None
         CallRecorder(call_sid, services.writer).record(
             CallRefused,
-            reason="busy",
+            reason=reason,
             in_use=in_use,
             capacity=capacity,
             from_number=params.get("From", "")[:32],

@@ -27,6 +27,9 @@ class Settings:
     # reply still silent this long after the holding line gives way to the fallback line.
     liveness_bound_s: float = BOUND_S
     liveness_give_up_s: float = GIVE_UP_S
+    # The event store unreachable this long: new calls are refused (busy) until it is back;
+    # calls already talking go on, their events queued and retried.
+    store_outage_bound_s: float = 10.0
     db_url: str = field(default_factory=default_url)
     greeting: str = "Hello, thanks for calling Earshot. How can I help you today?"
     playout_lead_ms: float = 200.0

@@ -30,6 +30,8 @@ from projections.heard import Heard, LiveHeard
 
 log = logging.getLogger(__name__)
 
+START_ACK_WAIT_S = 1.0
+
 START_TIMEOUT_S = 10.0
 
 Receive = Any
@@ -103,7 +105,12 @@ async def media_stream(
     )
     assert recorder.last_ack is not None
     try:
-        await recorder.last_ack.wait()
+        # A stream for a call that already started is refused; but a store that is slow or
+        # away must not keep a caller in silence: past a moment the call goes on, its
+        # events queued behind the retrying writer.
+        await asyncio.wait_for(recorder.last_ack.wait(), timeout=START_ACK_WAIT_S)
+    except TimeoutError:
+        log.warning("call %s: the event store is slow or away; the call goes on", started.call_sid)
     except ConcurrencyConflict:
         services.counters.streams_refused += 1
         log.warning("media stream for call %s refused: call already started", started.call_sid)

@@ -18,7 +18,10 @@ def render(services: Services) -> str:
         "# TYPE earshot_webhooks_refused_total counter",
         f"earshot_webhooks_refused_total {counters.webhooks_refused}",
         "# TYPE earshot_calls_refused_total counter",
-        f'earshot_calls_refused_total{{reason="busy"}} {counters.calls_refused_busy}',
+        *(
+            f'earshot_calls_refused_total{{reason="{reason}"}} {counters.calls_refused[reason]}'
+            for reason in ("busy", "store unavailable")
+        ),
         "# TYPE earshot_calls_capacity gauge",
         f"earshot_calls_capacity {services.admission.capacity}",
         "# TYPE earshot_streams_refused_total counter",

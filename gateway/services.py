@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from actors.call_supervisor import Engines
@@ -37,7 +37,9 @@ class Counters:
     calls_started: int = 0
     calls_active: int = 0
     webhooks_refused: int = 0
-    calls_refused_busy: int = 0  # turned away at the webhook: the process was at capacity
+    # Calls turned away at the webhook, by reason: "busy" (the process was at capacity),
+    # "store unavailable" (the event store was unreachable for too long).
+    calls_refused: Counter[str] = field(default_factory=Counter)
     streams_refused: int = 0
     frames_refused: int = 0
     media_frames_dropped: int = 0  # caller audio dropped because a call fell behind

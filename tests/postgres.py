@@ -39,6 +39,57 @@ def available() -> bool:
     return bool(os.environ.get("EARSHOT_TEST_PG_URL")) or _bindir() is not None
 
 
+class PostgresServer:
+    """A server in a temp dir that a test may stop and start again (a database outage)."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="earshot-pg-"))
+        self.data = self.root / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self.port = _free_port()
+        self.url = f"postgresql+asyncpg://earshot@127.0.0.1:{self.port}/postgres"
+        subprocess.run(
+            _as_server_user(
+                [str(bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "earshot"]
+                + ["--no-sync"]
+            ),
+            check=True,
+            capture_output=True,
+        )
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> None:
+        argv = [str(self.bindir / "pg_ctl"), "-D", str(self.data), *args]
+        subprocess.run(_as_server_user(argv), check=check, capture_output=True)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        self._pg_ctl("-o", options, "-w", "-l", str(self.root / "log"), "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast``: connections are closed and the server goes down, as in a restart."""
+        self._pg_ctl("-m", mode, "-w", "stop", check=False)
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def own_postgres_server() -> Iterator[PostgresServer]:
+    """A fresh server of this test's own, running (never ``EARSHOT_TEST_PG_URL``'s)."""
+    bindir = _bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """Yields a ``postgresql+asyncpg://`` URL to a fresh, empty server."""
@@ -46,44 +97,5 @@ def postgres_server() -> Iterator[str]:
     if existing:
         yield existing
         return
-    bindir = _bindir()
-    if bindir is None:
-        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="earshot-pg-"))
-    data = root / "data"
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    port = _free_port()
-    subprocess.run(
-        _as_server_user(
-            [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "earshot", "--no-sync"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
-    subprocess.run(
-        _as_server_user(
-            [
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-o",
-                options,
-                "-w",
-                "-l",
-                str(root / "log"),
-                "start",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+asyncpg://earshot@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            _as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    with own_postgres_server() as server:
+        yield server.url

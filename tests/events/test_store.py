@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import insert, update
+from sqlalchemy.exc import OperationalError
 
 from events.catalogue import CallEnded, CallStarted, Event, ReplyRequested, ReplyTextGenerated
 from events.codec import EventDecodeError, encode
@@ -245,3 +247,63 @@ async def test_an_unencodable_event_is_refused_alone(store: EventStore) -> None:
     )
     assert isinstance(results[1], InvalidAppend) and "cannot be encoded" in str(results[1])
     assert [len(await store.read_call(sid)) for sid in ("CA1", "CA2", "CA3")] == [1, 0, 1]
+
+
+class Unreachable:
+    """Injected fault: the store's transactions fail as if the database were away, for a while."""
+
+    def __init__(self, store: EventStore, failures: int, error: Exception) -> None:
+        self.store, self.failures, self.error = store, failures, error
+        self.real = store.append_many
+
+    async def append_many(self, requests: Any) -> Any:
+        if self.failures > 0:
+            self.failures -= 1
+            raise self.error
+        return await self.real(requests)
+
+
+async def test_group_commit_retries_while_the_database_is_away_and_loses_nothing(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    away = Unreachable(store, 6, OperationalError("INSERT", {}, ConnectionRefusedError(111)))
+    monkeypatch.setattr(store, "append_many", away.append_many)
+    writer = GroupCommitWriter(store, linger_s=0.0)
+    await writer.start()
+    acks = [writer.submit("CA1", [started("CA1")])]
+    acks += [writer.submit("CA1", text_events("CA1", seq, 1)) for seq in range(2, 30)]
+    while writer.commit_retries < 3:
+        await asyncio.sleep(0.01)
+    assert writer.outage_s() > 0 and not any(ack.done() for ack in acks)
+    acks.append(writer.submit("CA1", text_events("CA1", 30, 1)))  # recorded during the outage
+    await writer.flush()
+    assert all(ack.exception() is None for ack in acks)
+    assert writer.commit_retries == 6 and writer.outage_s() == 0.0
+    assert [e.seq for e in await store.read_call("CA1")] == list(range(1, 31))
+    await writer.close()
+
+
+async def test_group_commit_fails_a_broken_transaction_at_once(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = Unreachable(store, 1, ValueError("a bug, not an outage"))
+    monkeypatch.setattr(store, "append_many", broken.append_many)
+    writer = GroupCommitWriter(store)
+    await writer.start()
+    first = writer.submit("CA1", [started("CA1")])
+    with pytest.raises(ValueError, match="a bug"):
+        await first.wait()
+    assert writer.commit_retries == 0
+    await writer.close()
+
+
+async def test_closing_during_an_outage_gives_up_after_its_bound_and_says_so(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    away = Unreachable(store, 10_000, OperationalError("INSERT", {}, OSError("unreachable")))
+    monkeypatch.setattr(store, "append_many", away.append_many)
+    writer = GroupCommitWriter(store)
+    await writer.start()
+    ack = writer.submit("CA1", [started("CA1")])
+    await writer.close(flush_for_s=0.3)
+    assert isinstance(ack.exception(), WriterClosed)

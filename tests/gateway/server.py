@@ -8,6 +8,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
 
 import uvicorn
 
@@ -83,3 +85,29 @@ async def stored_call(
             await asyncio.sleep(0.05)
     finally:
         await engine.dispose()
+
+
+def webhook_params(call_sid: str) -> dict[str, str]:
+    """The voice webhook's form fields as Twilio sends them for a new inbound call."""
+    return {
+        "AccountSid": "AC" + "0" * 32,
+        "CallSid": call_sid,
+        "CallStatus": "ringing",
+        "Direction": "inbound",
+        "From": "+15005550006",
+        "To": "+15005550001",
+    }
+
+
+def http_get(url: str, token: str | None = None) -> str:
+    """The body of a GET (of an error status too: ``/healthz`` answers 503 with a reason)."""
+    return http_get_status(url, token)[1]
+
+
+def http_get_status(url: str, token: str | None = None) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urlopen(Request(url, headers=headers), timeout=10) as response:
+            return int(response.status), str(response.read().decode())
+    except HTTPError as error:
+        return error.code, str(error.read().decode())

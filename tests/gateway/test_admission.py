@@ -7,7 +7,6 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.request import Request, urlopen
 
 import pytest
 
@@ -16,7 +15,13 @@ from gateway.admission import Admission
 from gateway.app import EarshotApp
 from gateway.simulate import CallRejected, SimulatedCaller, parse_twiml, sign_and_post_webhook
 from projections.replay import fold_all
-from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
+from tests.gateway.server import (
+    AUTH_TOKEN,
+    http_get,
+    running_gateway,
+    stored_call,
+    webhook_params,
+)
 
 
 def test_calls_over_capacity_are_refused_until_a_place_frees() -> None:
@@ -60,23 +65,6 @@ def two_line_gateway(tmp_path: Path) -> Iterator[tuple[str, EarshotApp]]:
         greeting="Hello, you are through to the harbour.",
     ) as running:
         yield running
-
-
-def webhook_params(call_sid: str) -> dict[str, str]:
-    return {
-        "AccountSid": "AC" + "0" * 32,
-        "CallSid": call_sid,
-        "CallStatus": "ringing",
-        "Direction": "inbound",
-        "From": "+15005550006",
-        "To": "+15005550001",
-    }
-
-
-def http_get(url: str, token: str | None = None) -> str:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    with urlopen(Request(url, headers=headers), timeout=10) as response:
-        return str(response.read().decode())
 
 
 async def test_a_third_caller_gets_a_busy_tone_and_the_two_admitted_calls_are_unaffected(
