@@ -78,6 +78,8 @@ class Settings:
             values["max_calls"] = int(env["EARSHOT_MAX_CALLS"])
         if "EARSHOT_LIVENESS_BOUND_S" in env:
             values["liveness_bound_s"] = float(env["EARSHOT_LIVENESS_BOUND_S"])
+        if "EARSHOT_STORE_OUTAGE_BOUND_S" in env:
+            values["store_outage_bound_s"] = float(env["EARSHOT_STORE_OUTAGE_BOUND_S"])
         if "EARSHOT_GREETING" in env:
             values["greeting"] = env["EARSHOT_GREETING"]
         if "EARSHOT_LLM_URL" in env:

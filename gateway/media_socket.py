@@ -9,6 +9,7 @@ the call's Transport actor, stamped with the loop's time of receipt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pykka
 
 from actors.call_supervisor import CallSupervisor
-from actors.messages import InboundFrame, ReplyPlayed, StreamStopped
+from actors.messages import InboundFrame, ReplyPlayed, StageError, StreamStopped
 from actors.transport import InboundBacklog
 from actors.twilio_stream import CloseStream, Refused, Started, TwilioStreamProtocol
 from events.catalogue import CallStarted
@@ -138,9 +139,16 @@ async def _run_call(
     async def send_text(text: str) -> None:
         await send({"type": "websocket.send", "text": text})
 
+    def tell_supervisor(message: object) -> None:
+        if supervisor_box:
+            with contextlib.suppress(pykka.ActorDeadError):  # the call has just ended
+                supervisor_box[0].tell(message)
+
     def reply_played(reply_id: int) -> None:
-        if supervisor_box and supervisor_box[0].is_alive():
-            supervisor_box[0].tell(ReplyPlayed(reply_id))
+        tell_supervisor(ReplyPlayed(reply_id))
+
+    def playout_failed(reply_id: int | None, error: str) -> None:
+        tell_supervisor(StageError("playout", reply_id, error))
 
     playout = Playout(
         started.stream_sid,
@@ -150,6 +158,7 @@ async def _run_call(
         settings.playout_lead_ms,
         reply_played,
         retain_audio=settings.retain_audio,
+        on_failure=playout_failed,
     )
     playout.start()
     assert services.engines is not None

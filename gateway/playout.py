@@ -11,6 +11,12 @@ Twilio has played, so a ``clear`` has little to discard and the socket never
 builds a backlog (pitfall 9). A mark follows the frame in which each word ends,
 every 100 ms of audio, and the end of each phrase: each echo measures how late
 playback runs. Probe marks measure the round trip while idle.
+
+A bug in here must not leave the line silent: the pacer restarts after an
+unexpected error (at most ``MAX_RESTARTS`` times a call), first clearing the
+replies it was playing, so the caller's phone drops what it buffered and the
+record says where each stopped; the supervisor hears of it (``on_failure``) and
+apologises. Past the limit the stream is closed and the call ends, recorded.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from projections.words import PlacedWord, heard_words
 log = logging.getLogger(__name__)
 
 TICK_FRAMES = 5  # besides word ends, a mark after every 5th frame (100 ms)
+MAX_RESTARTS = 2  # the pacer failing more often than this in one call ends the call
 
 LATENESS_SAMPLES: deque[float] = deque(maxlen=20_000)
 """Pacer lateness (ms) of scheduled frames, all calls in this process (for /metrics and benches)."""
@@ -67,12 +74,16 @@ class Playout:
         on_reply_played: Callable[[int], None] | None = None,
         *,
         retain_audio: bool = False,
+        on_failure: Callable[[int | None, str], None] | None = None,
     ) -> None:
         self.stream_sid = stream_sid
         self.retain_audio = retain_audio  # the caller consented: keep what was sent
         self.clock = PlaybackClock(lead_ms=lead_ms)
         self.recorder = recorder
         self.on_reply_played = on_reply_played
+        self.on_failure = on_failure  # (the reply it was playing, the error): apologise
+        self.failures = 0
+        self._playing: int | None = None  # the reply of the last frame taken off the queue
         self._send_text = send_text
         self._close_socket = close_socket
         self._loop = asyncio.get_running_loop()
@@ -102,14 +113,14 @@ class Playout:
         final: bool = True,
     ) -> None:
         self._loop.call_soon_threadsafe(
-            self._enqueue_phrase, reply_id, segment, text, mulaw, words, final
+            self._guarded, self._enqueue_phrase, reply_id, segment, text, mulaw, words, final
         )
 
     def clear(self, reply_id: int) -> None:
         self._loop.call_soon_threadsafe(self._request_clear, reply_id)
 
     def mark_echoed(self, name: str, received_at: float) -> None:
-        self._loop.call_soon_threadsafe(self._on_echo, name, received_at)
+        self._loop.call_soon_threadsafe(self._guarded, self._on_echo, name, received_at)
 
     def close(self, code: int, reason: str) -> None:
         self._loop.call_soon_threadsafe(self._request_close, code, reason)
@@ -200,46 +211,76 @@ class Playout:
         self._wake.set()
 
     async def _run(self) -> None:
-        try:
-            while not self.closed:
-                if self._close is not None:
-                    code, reason = self._close
-                    await self._close_socket(code, reason)
-                    self.closed = True
-                    return
-                if self._clears:
-                    await self._do_clear(self._clears.popleft())
-                    continue
-                now = time.monotonic()
-                if self._truncation is not None and now >= self._truncation[1]:
-                    self._record_truncation(None)
-                wait: float | None = None
-                if self._queue:
-                    due = self.clock.next_send_at(now)
-                    if due <= now:
-                        await self._send_frame(now)
-                        continue
-                    wait = due - now
-                    await self._sleep(wait)
-                    if not self._clears and self._queue and self._close is None:
-                        LATENESS_SAMPLES.append((time.monotonic() - due) * 1000.0)
-                    continue
-                if self.clock.probe_due(now):
-                    name = self.clock.on_probe_sent(now)
-                    await self._send_text(mark_message(self.stream_sid, name))
-                    continue
-                await self._sleep(
-                    0.03 if self._truncation is not None or self.clock.probing() else 0.25
+        while not self.closed:
+            try:
+                await self._pace()
+            except (OSError, RuntimeError) as exc:  # the socket went away under us (uvicorn's
+                # ClientDisconnected is an OSError; sending after close is a RuntimeError)
+                log.info(
+                    "playout for %s stopped: socket closed (%s)",
+                    self.stream_sid,
+                    type(exc).__name__,
                 )
-        except (OSError, RuntimeError) as exc:  # the socket went away under us (uvicorn's
-            # ClientDisconnected is an OSError; sending after close is a RuntimeError)
-            log.info(
-                "playout for %s stopped: socket closed (%s)", self.stream_sid, type(exc).__name__
-            )
-            self.closed = True
-        except Exception:
-            log.exception("playout for %s failed", self.stream_sid)
-            raise
+                self.closed = True
+            except Exception as exc:
+                if not self._recover(exc):
+                    with contextlib.suppress(Exception):
+                        await self._close_socket(1011, "playout failed")
+                    self.closed = True
+
+    def _guarded(self, handler: Callable[..., None], *args: object) -> None:
+        """Run one of the loop-side handlers; an error in it is a pacer failure too."""
+        try:
+            handler(*args)
+        except Exception as exc:
+            if not self._recover(exc):
+                self._request_close(1011, "playout failed")
+
+    def _recover(self, error: Exception) -> bool:
+        """After an unexpected error: clear what was playing and queued, tell the supervisor;
+        False once the pacer has failed too often to go on."""
+        self.failures += 1
+        log.exception("playout for %s failed (%d)", self.stream_sid, self.failures)
+        if self.failures > MAX_RESTARTS:
+            return False
+        lost = {frame.reply_id for frame in self._queue}
+        if self._playing is not None:
+            lost.add(self._playing)
+        for reply_id in sorted(lost):
+            self._request_clear(reply_id)
+        if self.on_failure is not None:
+            self.on_failure(self._playing, repr(error)[:500])
+        return True
+
+    async def _pace(self) -> None:
+        """Send frames on time, clears at once, probes while idle: until closed."""
+        while not self.closed:
+            if self._close is not None:
+                code, reason = self._close
+                await self._close_socket(code, reason)
+                self.closed = True
+                return
+            if self._clears:
+                await self._do_clear(self._clears.popleft())
+                continue
+            now = time.monotonic()
+            if self._truncation is not None and now >= self._truncation[1]:
+                self._record_truncation(None)
+            if self._queue:
+                due = self.clock.next_send_at(now)
+                if due <= now:
+                    await self._send_frame(now)
+                    continue
+                await self._sleep(due - now)
+                if not self._clears and self._queue and self._close is None:
+                    LATENESS_SAMPLES.append((time.monotonic() - due) * 1000.0)
+                continue
+            if self.clock.probe_due(now):
+                name = self.clock.on_probe_sent(now)
+                await self._send_text(mark_message(self.stream_sid, name))
+                continue
+            watching = self._truncation is not None or self.clock.probing()
+            await self._sleep(0.03 if watching else 0.25)
 
     async def _sleep(self, seconds: float | None) -> None:
         self._wake.clear()
@@ -248,6 +289,7 @@ class Playout:
 
     async def _send_frame(self, now: float) -> None:
         frame = self._queue.popleft()
+        self._playing = frame.reply_id
         await self._send_text(media_message(self.stream_sid, frame.mulaw))
         sent_at = time.monotonic()
         out_start, out_end = self.clock.on_frame_sent(sent_at)

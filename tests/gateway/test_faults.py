@@ -237,6 +237,33 @@ async def test_a_crashed_supervisor_ends_the_call_with_its_reason(
     await nothing_left(actors_before)
 
 
+async def test_a_crashed_playout_clears_restarts_and_the_caller_hears_an_apology(
+    gateway: tuple[str, EarshotApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, app = gateway
+    real = Playout._send_frame
+    frames = {"seen": 0}
+    crashes = once(lambda playout: frames["seen"] > 60)  # about 1.2 s into one greeting
+
+    async def send_frame(self: Playout, now: float) -> None:
+        frames["seen"] += 1
+        if crashes(self):
+            raise ValueError("injected playout fault")
+        await real(self, now)
+
+    monkeypatch.setattr(Playout, "_send_frame", send_frame)
+    actors_before = len(pykka.ActorRegistry.get_all())
+    faulted, other, truth = await faulted_and_bystander(app, base, [], seconds=10.0)
+    assert (failure(faulted).stage, failure(faulted).action) == ("playout", "apologise")
+    greeting = agent_turns(faulted)[0]
+    assert greeting.interrupted and 0 < greeting.heard_ms < 2500  # cut where it stopped
+    assert len(truth.clears) == 1  # the phone dropped what it had buffered
+    assert heard_apology(faulted)  # the restarted pacer played it in full
+    assert ended(faulted) == "caller hung up"
+    assert agent_turns(other)[0].heard_text == app.settings.greeting
+    await nothing_left(actors_before)
+
+
 async def test_many_calls_leave_nothing_behind(gateway: tuple[str, EarshotApp]) -> None:
     """Per-call objects are freed and memory settles: ten calls in, the process grows little."""
     base, _app = gateway
