@@ -42,6 +42,7 @@ from actors.speech_recognition import WhisperEngine
 from actors.speech_synthesis import SpeechEngine
 from actors.speech_turns import SpeechDetector
 from actors.stt import Stt
+from actors.supervised import Pulse
 from actors.transport import InboundBacklog, Transport
 from actors.tts import Tts
 from actors.turn_taking import TranscriptGate, TurnTaking, interruption_kind
@@ -110,8 +111,10 @@ class CallSupervisor(pykka.ThreadingActor):
         backlog: InboundBacklog,
         live: heard_projection.LiveHeard,
         retain_audio: bool = False,
+        pulse: Pulse | None = None,
     ) -> None:
         super().__init__()
+        self.pulse = pulse or Pulse()  # read by the gateway's watchdog
         self.backlog = backlog
         self.live = live  # the call's Heard, folded as events are recorded
         self.retain_audio = retain_audio  # the caller consented: keep their audio
@@ -212,6 +215,7 @@ class CallSupervisor(pykka.ThreadingActor):
         self.tts.tell(Synthesize(reply_id, 0, text))
 
     def on_receive(self, message: Any) -> Any:
+        self.pulse.beat()
         if isinstance(message, CallerSpeech):
             self._on_caller_speech(message)
         elif isinstance(message, CallerUtterance):

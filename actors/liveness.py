@@ -25,6 +25,8 @@ from projections.liveness import BOUND_S as BOUND_S  # re-exported: the callers 
 GIVE_UP_S = 5.0  # after the holding line, how long a silent reply may still take
 HOLD_LINE = "One moment, please."
 FALLBACK_LINE = "Sorry, I'm having trouble answering right now. Could you say that again?"
+# The call cannot go on (its supervisor stalled): said before the gateway hangs up.
+FAILED_GOODBYE = "I'm sorry, something went wrong on our side. Please call again. Goodbye."
 
 Waiting = Literal["transcript", "reply"]
 

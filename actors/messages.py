@@ -103,6 +103,11 @@ class ReplyPlayed:
 
 
 @dataclass(frozen=True)
+class Heartbeat:
+    """From the gateway's watchdog: handled at once by a supervisor that is not stuck."""
+
+
+@dataclass(frozen=True)
 class CheckLiveness:
     """The supervisor's own timer: has the caller heard the agent since their turn ended?"""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -26,6 +27,23 @@ import pykka
 from actors.messages import StageError
 
 log = logging.getLogger(__name__)
+
+
+class Pulse:
+    """When an actor last took a message off its inbox, readable from any thread.
+
+    An actor's own timers cannot tell that its thread is stuck; a watchdog outside
+    it sends heartbeats and reads this: a pulse that stops while heartbeats queue
+    is a stall."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def beat(self) -> None:
+        self.last = time.monotonic()
+
+    def silent_for(self, now: float) -> float:
+        return now - self.last
 
 
 class Deadline:

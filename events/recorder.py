@@ -40,6 +40,7 @@ class CallRecorder:
         self._lock = threading.Lock()
         self._listeners: list[Callable[[Event], None]] = []
         self.last_ack: Ack | None = None
+        self.sealed = False
 
     def ms_at(self, t: float) -> float:
         """A monotonic time as the call's ``at_ms``."""
@@ -48,8 +49,17 @@ class CallRecorder:
     def subscribe(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)
 
+    def seal(self) -> None:
+        """Nothing more is stored for this call: it was ended from outside its actors
+        (a stalled supervisor), whose late events must not follow its ``CallEnded``."""
+        with self._lock:
+            self.sealed = True
+
     def record(self, kind: type[E], *, at: float | None = None, **fields: Any) -> E:
         with self._lock:
+            if self.sealed:
+                log.info("call %s ended: late %s not stored", self.call_sid, kind.__name__)
+                return kind(call_sid=self.call_sid, seq=self._seq + 1, at_ms=0.0, **fields)
             self._seq += 1
             at_ms = self.ms_at(self._clock() if at is None else at)
             event = kind(call_sid=self.call_sid, seq=self._seq, at_ms=at_ms, **fields)

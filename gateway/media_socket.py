@@ -17,7 +17,9 @@ from typing import Any
 import pykka
 
 from actors.call_supervisor import CallSupervisor
+from actors.liveness import FAILED_GOODBYE
 from actors.messages import InboundFrame, ReplyPlayed, StageError, StreamStopped
+from actors.supervised import Pulse
 from actors.transport import InboundBacklog
 from actors.twilio_stream import CloseStream, Refused, Started, TwilioStreamProtocol
 from events.catalogue import CallStarted
@@ -26,6 +28,7 @@ from events.store import ConcurrencyConflict
 from gateway.playout import Playout
 from gateway.services import Services
 from gateway.stream_tokens import TokenRefused
+from gateway.watchdog import SupervisorWatchdog
 from projections import heard as heard_projection
 from projections.heard import Heard, LiveHeard
 
@@ -135,6 +138,7 @@ async def _run_call(
 ) -> None:
     settings = services.settings
     supervisor_box: list[Any] = []
+    watchdog_box: list[SupervisorWatchdog] = []
 
     async def send_text(text: str) -> None:
         await send({"type": "websocket.send", "text": text})
@@ -145,7 +149,8 @@ async def _run_call(
                 supervisor_box[0].tell(message)
 
     def reply_played(reply_id: int) -> None:
-        tell_supervisor(ReplyPlayed(reply_id))
+        if not (watchdog_box and watchdog_box[0].reply_played(reply_id)):
+            tell_supervisor(ReplyPlayed(reply_id))
 
     def playout_failed(reply_id: int | None, error: str) -> None:
         tell_supervisor(StageError("playout", reply_id, error))
@@ -163,6 +168,7 @@ async def _run_call(
     playout.start()
     assert services.engines is not None
     backlog = InboundBacklog(settings.inbound_backlog_frames)
+    pulse = Pulse()
     supervisor = CallSupervisor.start(
         recorder,
         protocol,
@@ -172,8 +178,13 @@ async def _run_call(
         backlog,
         live,
         settings.retain_audio,
+        pulse,
     )
     supervisor_box.append(supervisor)
+    goodbye = services.engines.fixed_lines.get(FAILED_GOODBYE)
+    watchdog = SupervisorWatchdog(supervisor, pulse, recorder, playout, live, goodbye)
+    watchdog_box.append(watchdog)
+    watching = asyncio.create_task(watchdog.run(), name=f"watchdog-{started.call_sid}")
     transport: Any = await asyncio.to_thread(supervisor.ask, "transport")
     services.counters.calls_started += 1
     services.counters.calls_active += 1
@@ -207,6 +218,10 @@ async def _run_call(
                 await _close(send, 1000, "call ended")
                 break
     finally:
+        if watchdog.ending:  # the caller hung up on its goodbye: it still records the end
+            watchdog.caller_gone()
+            await watching
+        watching.cancel()
         services.counters.calls_active -= 1
         services.counters.frames_refused += protocol.refusals - refused_before
         if supervisor.is_alive():

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from actors.call_supervisor import Engines
 from actors.fixed_lines import FixedLines
 from actors.language_model import EmbeddedServer, warm_up
-from actors.liveness import FALLBACK_LINE, HOLD_LINE
+from actors.liveness import FAILED_GOODBYE, FALLBACK_LINE, HOLD_LINE
 from actors.llm_endpoints import LlmEndpoints
 from actors.speech_recognition import WhisperEngine
 from actors.speech_synthesis import HibariEngine, SpeechEngine
@@ -121,7 +121,7 @@ class Services:
                 await asyncio.to_thread(warm_up, url, settings.system_prompt, settings.llm_model)
             llm = LlmEndpoints(urls)
         fixed_lines = FixedLines(tts)
-        await asyncio.to_thread(fixed_lines.prepare, HOLD_LINE, FALLBACK_LINE)
+        await asyncio.to_thread(fixed_lines.prepare, HOLD_LINE, FALLBACK_LINE, FAILED_GOODBYE)
         self.engines = Engines(
             tts,
             vad,

@@ -21,6 +21,7 @@ import pykka
 import pytest
 
 from actors.call_supervisor import APOLOGY, CallSupervisor
+from actors.liveness import FAILED_GOODBYE
 from actors.llm import Llm
 from actors.speech_synthesis import Phrase, SpeechEngine
 from actors.stt import Stt
@@ -262,6 +263,32 @@ async def test_a_crashed_playout_clears_restarts_and_the_caller_hears_an_apology
     assert ended(faulted) == "caller hung up"
     assert agent_turns(other)[0].heard_text == app.settings.greeting
     await nothing_left(actors_before)
+
+
+async def test_a_stalled_supervisor_is_noticed_and_the_caller_hears_a_goodbye(
+    gateway: tuple[str, EarshotApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, app = gateway
+    real = CallSupervisor.on_receive
+    stalls = once(lambda message: type(message).__name__ == "ReplyPlayed")  # after the greeting
+
+    def on_receive(self: CallSupervisor, message: Any) -> Any:
+        if stalls(message):
+            time.sleep(STALL_S)  # a handler stuck: the supervisor's only thread with it
+        return real(self, message)
+
+    monkeypatch.setattr(CallSupervisor, "on_receive", on_receive)
+    actors_before = len(pykka.ActorRegistry.get_all())
+    faulted, other, truth = await faulted_and_bystander(app, base, [], seconds=14.0)
+    stalled = failure(faulted)
+    assert (stalled.stage, stalled.action) == ("supervisor", "end_call")
+    goodbye = agent_turns(faulted)[-1]
+    assert (goodbye.reason, goodbye.heard_text) == ("goodbye", FAILED_GOODBYE)  # in full
+    assert isinstance(faulted[-1], CallEnded) and faulted[-1].reason == "supervisor stalled"
+    assert truth.close_code == 1000  # the gateway hung up, after the goodbye
+    assert ended(other) == "caller hung up"
+    assert agent_turns(other)[0].heard_text == app.settings.greeting
+    await nothing_left(actors_before, wait_s=STALL_S)
 
 
 async def test_many_calls_leave_nothing_behind(gateway: tuple[str, EarshotApp]) -> None:
