@@ -1,0 +1,151 @@
+"""The README's figures are the code's: each stated default, bound and threshold is read
+from the README and compared with what the code does, and every test or bench the README
+cites for a figure exists. (Measured figures live in the benches the README names.)"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from actors.csm_synthesis import CsmEngine
+from actors.language_model import phrases
+from actors.liveness import BOUND_S, FALLBACK_LINE, GIVE_UP_S, HOLD_LINE
+from actors.speech_turns import SpeechTurns
+from events.group_commit import GroupCommitWriter
+from gateway.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+README = " ".join((ROOT / "README.md").read_text().split())  # one line: figures wrap
+
+
+def stated(pattern: str) -> tuple[str, ...]:
+    """The groups of the README's one sentence matching ``pattern`` (it must be there)."""
+    match = re.search(pattern, README)
+    assert match is not None, f"the README no longer says: {pattern}"
+    return match.groups()
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def test_every_cited_test_and_bench_exists() -> None:
+    cited = set(re.findall(r"`((?:tests|bench)/[\w/]+\.py)", README))
+    assert cited, "the README cites no test or bench"
+    assert [path for path in sorted(cited) if not (ROOT / path).is_file()] == []
+
+
+def test_every_documented_variable_is_read_by_the_code() -> None:
+    source = "\n".join(
+        path.read_text()
+        for folder in ("actors", "events", "gateway", "projections")
+        for path in (ROOT / folder).rglob("*.py")
+    )
+    documented = re.findall(r"\| `((?:EARSHOT|TWILIO)_[A-Z_{},]+)`(?:, `([A-Z_]+)`)? \|", README)
+    assert len(documented) >= 15, documented
+    for names in documented:
+        for name in filter(None, names):
+            # EARSHOT_{STT,LLM,TTS}_TIMEOUT_S: from_env reads the three by one pattern
+            read_as = re.sub(r"\{[A-Z,]+\}", "{stage.upper()}", name)
+            assert read_as in source, f"{name} is documented but never read"
+
+
+@pytest.mark.parametrize(
+    ("variable", "field"),
+    [
+        ("EARSHOT_PLAYOUT_LEAD_MS", "playout_lead_ms"),
+        ("EARSHOT_STT_ROLLING_MS", "stt_rolling_every_ms"),
+        ("EARSHOT_MAX_CALLS", "max_calls"),
+        ("EARSHOT_LIVENESS_BOUND_S", "liveness_bound_s"),
+        ("EARSHOT_STORE_OUTAGE_BOUND_S", "store_outage_bound_s"),
+    ],
+)
+def test_the_configuration_table_states_the_defaults(variable: str, field: str) -> None:
+    (default,) = stated(rf"\| `{variable}` \|[^|]*\| ([\d.,]+) \|")
+    assert number(default) == getattr(Settings(), field)
+
+
+def test_the_stated_stage_timeouts_are_the_defaults() -> None:
+    stt, llm, tts = stated(r"`EARSHOT_\{STT,LLM,TTS\}_TIMEOUT_S` \|[^|]*\| (\d+), (\d+), (\d+) \|")
+    settings = Settings()
+    assert (number(stt), number(llm), number(tts)) == (
+        settings.stt_timeout_s,
+        settings.llm_timeout_s,
+        settings.tts_timeout_s,
+    )
+    (llm_again,) = stated(r"`EARSHOT_LLM_TIMEOUT_S` (\d+)")
+    assert number(llm_again) == settings.llm_timeout_s
+
+
+def test_reply_cap_stream_token_and_capacity() -> None:
+    settings = Settings()
+    assert number(stated(r"Replies are capped at (\d+) tokens")[0]) == settings.max_reply_tokens
+    assert number(stated(r"a signed, (\d+)-second")[0]) == settings.stream_token_ttl_s
+    assert number(stated(r"`EARSHOT_MAX_CALLS` defaults to (\d+)")[0]) == settings.max_calls
+    lead = number(stated(r"never more than (\d+) ms ahead of playback")[0])
+    assert lead == settings.playout_lead_ms
+
+
+def test_the_liveness_promise() -> None:
+    bound, hold, give_up, fallback = stated(
+        r"the caller hears the agent within ([\d.]+) s .*?the agent says \"([^\"]+)\".*?"
+        r"still silent (\d+) s later it is abandoned for \"([^\"]+)\""
+    )
+    assert (number(bound), hold, number(give_up), fallback) == (
+        BOUND_S,
+        HOLD_LINE,
+        GIVE_UP_S,
+        FALLBACK_LINE,
+    )
+
+
+def test_the_turn_detector_figures() -> None:
+    start, start_agent, end, end_agent = stated(
+        r"a turn starts after (\d+) ms of speech \((\d+) ms while the agent talks\), ends after "
+        r"(\d+) ms of silence \((\d+) ms while the agent talks\)"
+    )
+    turns = SpeechTurns()
+    assert (number(start), number(start_agent), number(end), number(end_agent)) == (
+        turns.min_speech_ms,
+        turns.barge_in_ms,
+        turns.end_of_turn_ms,
+        turns.end_of_turn_agent_ms,
+    )
+    (pause,) = stated(r"(\d+) ms of speech is enough to pause it")
+    assert number(pause) == turns.barge_in_ms
+
+
+def test_the_phrase_cuts() -> None:
+    first, later = stated(
+        r"at its first sentence end \(or a clause past (\d+) characters\), "
+        r"later ones at sentence ends \(or clauses past (\d+)\)"
+    )
+    # A clause ends the first phrase only past the first figure, later ones past the second.
+    short = "a" * (int(first) - 4) + ", then more words follow here."
+    assert next(phrases(iter([short]))) == short.strip()
+    long_first = "b" * (int(first) + 1) + ", and the rest"
+    assert next(phrases(iter([long_first]))) == "b" * (int(first) + 1) + ","
+    second = "c" * (int(later) - 4) + ", d."
+    cut = list(phrases(iter([long_first + ". " + second])))
+    assert cut[-1] == second
+    third = "e" * (int(later) + 1) + ", f."
+    assert list(phrases(iter([long_first + ". " + third])))[-2:] == [
+        "e" * (int(later) + 1) + ",",
+        "f.",
+    ]
+
+
+def test_the_group_commit_figures() -> None:
+    linger, batch = stated(r"\(linger (\d+) ms, up to ([\d,]+) events\)")
+    defaults = inspect.signature(GroupCommitWriter.__init__).parameters
+    assert number(linger) / 1000.0 == defaults["linger_s"].default
+    assert number(batch) == defaults["max_batch_events"].default
+
+
+def test_the_csm_streaming_step() -> None:
+    frames, ms = stated(r"audio is decoded every (\d+) frames \((\d+) ms\)")
+    step = inspect.signature(CsmEngine.__init__).parameters["chunk_frames"].default
+    assert number(frames) == step and number(ms) == step * 80  # Mimi: 12.5 frames a second
