@@ -109,8 +109,6 @@ def synthetic_call(call_sid: str, minutes: float = 30.0, seed: int = 7) -> list[
                 heard_ms=out_ms - start - 200,
                 heard_lower_ms=0.0,
                 heard_upper_ms=out_ms - start,
-                heard_text="",
-                partial_word="",
             )
         add(
             ReplyCompleted,

@@ -12,22 +12,25 @@ Two time axes appear in payloads, and they are never mixed:
   media byte we sent (8 bytes of 8 kHz mu-law = 1 ms), including audio that a
   ``clear`` later discarded. Playback positions are on this axis too.
 
-Audio bytes are never events; the events alone reconstruct text and timing.
-Adding an event type or an optional trailing field is backwards compatible;
-anything else bumps ``CATALOGUE_VERSION`` and registers an upcaster in
-``events.codec``.
+The events alone reconstruct text and timing; audio bytes are an event only with
+the caller's consent (``AudioRetained``). Adding an event type or an optional
+trailing field is backwards compatible; any other change to a type bumps that
+type's ``VERSION`` and registers an upcaster from the old version in
+``events.codec``. Versions are per type, so changing one type never touches the
+stored rows of the others.
 """
 
 from __future__ import annotations
 
-import msgspec
+from typing import ClassVar
 
-CATALOGUE_VERSION = 1
-"""Schema version written with every stored event (see ``events.codec``)."""
+import msgspec
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="type"):
     """Fields every event has; subclasses add their own."""
+
+    VERSION: ClassVar[int] = 1  # of this type's payload, stored with each row
 
     call_sid: str
     seq: int
@@ -227,16 +230,18 @@ class ReplyTruncated(Event, frozen=True, kw_only=True):
     """Where playback of an interrupted reply stopped, with the clock's uncertainty.
 
     ``heard_ms`` is measured from the reply's first outbound byte; the true value
-    lies in ``[heard_lower_ms, heard_upper_ms]``. ``heard_text`` holds the words whose
-    audio fully played; ``partial_word`` the one cut off mid-way, if any.
+    lies in ``[heard_lower_ms, heard_upper_ms]``. Which words were heard is not
+    stored: the Heard projection derives it from these bounds and the words'
+    timings (``SpeechSynthesized``), one truth per fact. Version 1 also stored
+    ``heard_text`` and ``partial_word``; its upcaster drops them.
     """
+
+    VERSION: ClassVar[int] = 2
 
     reply_id: int
     heard_ms: float
     heard_lower_ms: float
     heard_upper_ms: float
-    heard_text: str
-    partial_word: str = ""
 
 
 class StageCancelled(Event, frozen=True, kw_only=True):

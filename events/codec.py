@@ -1,10 +1,11 @@
-"""Binary encoding of events (msgpack) with a schema version, so old calls still decode.
+"""Binary encoding of events (msgpack) with each type's version, so old calls still decode.
 
-A stored event is ``(type, schema_version, payload)``. Payloads written under the
-current ``CATALOGUE_VERSION`` decode straight into their struct. Older payloads
-are decoded to plain data, passed through the registered upcasters one version
-at a time, then converted. Anything that cannot be decoded raises
-``EventDecodeError`` naming the call and sequence: nothing is skipped silently.
+A stored event is ``(type, schema_version, payload)``, the version being its
+type's own (``Event.VERSION``). A payload at its type's current version decodes
+straight into the struct. An older one is decoded to plain data, passed through
+that type's upcasters one version at a time, then converted. Anything that
+cannot be decoded raises ``EventDecodeError`` naming the call and sequence:
+nothing is skipped silently.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from events.catalogue import CATALOGUE_VERSION, EVENT_TYPES, AnyEvent, Event
+from events.catalogue import EVENT_TYPES, AnyEvent, Event
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 """Turns the plain payload of one version into the payload of the next."""
@@ -53,21 +54,29 @@ def event_type(event: Event) -> str:
     return type(event).__name__
 
 
+def version_of(event: Event) -> int:
+    """The version its row is stored with: its type's current one."""
+    return type(event).VERSION
+
+
 def decode(
     call_sid: str, seq: int, type_name: str, schema_version: int, payload: bytes
 ) -> AnyEvent:
     """Decode one stored event, checking it against the row it came from."""
-    if type_name not in EVENT_TYPES:
+    kind = EVENT_TYPES.get(type_name)
+    if kind is None:
         raise EventDecodeError(call_sid, seq, f"unknown event type {type_name!r}")
-    if schema_version > CATALOGUE_VERSION or schema_version < 1:
+    if schema_version > kind.VERSION or schema_version < 1:
         raise EventDecodeError(
-            call_sid, seq, f"schema version {schema_version} is not readable by this build"
+            call_sid,
+            seq,
+            f"{type_name} schema version {schema_version} is not readable by this build",
         )
     try:
-        if schema_version == CATALOGUE_VERSION:
+        if schema_version == kind.VERSION:
             event = _decoder.decode(payload)
         else:
-            event = _upcast(type_name, schema_version, _raw_decoder.decode(payload))
+            event = _upcast(type_name, schema_version, kind.VERSION, _raw_decoder.decode(payload))
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise EventDecodeError(call_sid, seq, f"corrupt {type_name} payload: {exc}") from exc
     if type(event).__name__ != type_name:
@@ -83,8 +92,8 @@ def decode(
     return event
 
 
-def _upcast(type_name: str, version: int, data: dict[str, Any]) -> AnyEvent:
-    while version < CATALOGUE_VERSION:
+def _upcast(type_name: str, version: int, current: int, data: dict[str, Any]) -> AnyEvent:
+    while version < current:
         step = _UPCASTERS.get((type_name, version))
         if step is None:
             raise msgspec.ValidationError(f"no upcaster for {type_name} v{version}")
@@ -92,3 +101,16 @@ def _upcast(type_name: str, version: int, data: dict[str, Any]) -> AnyEvent:
         version += 1
     event: AnyEvent = msgspec.convert(data, AnyEvent)
     return event
+
+
+# --- the upcasters, one per (type, old version) -------------------------------------------
+
+
+def _truncation_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """ReplyTruncated v1 also stored the words heard; Heard derives them: dropped."""
+    data.pop("heard_text", None)
+    data.pop("partial_word", None)
+    return data
+
+
+register_upcaster("ReplyTruncated", 1, _truncation_v1_to_v2)

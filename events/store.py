@@ -32,8 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from events.catalogue import CATALOGUE_VERSION, AnyEvent, Event
-from events.codec import EventDecodeError, decode, encode, event_type
+from events.catalogue import AnyEvent, Event
+from events.codec import EventDecodeError, decode, encode, event_type, version_of
 
 metadata = MetaData()
 
@@ -190,7 +190,7 @@ class EventStore:
                             call_sid,
                             event.seq,
                             event_type(event),
-                            CATALOGUE_VERSION,
+                            version_of(event),
                             event.at_ms,
                             payload,
                         )

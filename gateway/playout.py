@@ -45,7 +45,6 @@ from events.catalogue import (
     WordTiming,
 )
 from events.recorder import CallRecorder
-from projections.words import PlacedWord, heard_words
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,6 @@ class Playout:
         self._loop = asyncio.get_running_loop()
         self._queue: deque[_Frame] = deque()
         self._clears: deque[int] = deque()
-        self._words: dict[int, list[PlacedWord]] = {}
         self._reply_start: dict[int, float] = {}
         self._final_marks: dict[str, int] = {}
         self._last_end_mark: dict[int, str] = {}  # each reply's last phrase end, until echoed
@@ -175,9 +173,7 @@ class Playout:
             self.recorder.record(
                 AudioRetained, track="agent", start_ms=out_start, mulaw=mulaw, reply_id=reply_id
             )
-        placed = self._words.setdefault(reply_id, [])
         for index, word in enumerate(words):
-            placed.append(PlacedWord(word.text, out_start + word.start_ms, out_start + word.end_ms))
             frame = min(max(math.ceil(word.end_ms / FRAME_MS) - 1, 0), len(frames) - 1)
             frames[frame].marks.append(f"r{reply_id}s{segment}w{index}")
         for index in range(TICK_FRAMES - 1, len(frames) - 1, TICK_FRAMES):
@@ -316,8 +312,6 @@ class Playout:
                 heard_ms=0.0,
                 heard_lower_ms=0.0,
                 heard_upper_ms=0.0,
-                heard_text="",
-                partial_word="",
             )
             return
         await self._send_text(clear_message(self.stream_sid))
@@ -340,15 +334,12 @@ class Playout:
         if estimate is None:
             return
         start = self._reply_start[reply_id]
-        heard = heard_words(self._words.get(reply_id, []), estimate.played_ms, estimate.lower_ms)
         self.recorder.record(
             ReplyTruncated,
             reply_id=reply_id,
             heard_ms=max(estimate.played_ms - start, 0.0),
             heard_lower_ms=max(estimate.lower_ms - start, 0.0),
             heard_upper_ms=max(estimate.upper_ms - start, 0.0),
-            heard_text=heard.text,
-            partial_word=heard.partial_word,
         )
 
     def _on_echo(self, name: str, received_at: float) -> None:

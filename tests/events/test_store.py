@@ -6,13 +6,21 @@ import asyncio
 import threading
 from typing import Any
 
+import msgspec
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import OperationalError
 
-from events.catalogue import CallEnded, CallStarted, Event, ReplyRequested, ReplyTextGenerated
+from events.catalogue import (
+    CallEnded,
+    CallStarted,
+    Event,
+    ReplyRequested,
+    ReplyTextGenerated,
+    ReplyTruncated,
+)
 from events.codec import EventDecodeError, encode
 from events.database import create_engine
 from events.group_commit import GroupCommitWriter, WriterClosed
@@ -307,3 +315,53 @@ async def test_closing_during_an_outage_gives_up_after_its_bound_and_says_so(
     ack = writer.submit("CA1", [started("CA1")])
     await writer.close(flush_for_s=0.3)
     assert isinstance(ack.exception(), WriterClosed)
+
+
+async def test_rows_of_an_older_build_read_back_upcast_beside_new_ones(store: EventStore) -> None:
+    """A v1 ReplyTruncated row (as the build before per-type versions wrote it) and the
+    v2 rows written now read back as one call; each row keeps its type's version."""
+    old = msgspec.msgpack.encode(
+        {
+            "type": "ReplyTruncated",
+            "call_sid": "CA1",
+            "seq": 2,
+            "at_ms": 1.0,
+            "reply_id": 1,
+            "heard_ms": 400.0,
+            "heard_lower_ms": 390.0,
+            "heard_upper_ms": 410.0,
+            "heard_text": "Hello",
+            "partial_word": "there",
+        }
+    )
+    await insert_raw_row(store, "ReplyTruncated", old)
+    cut = ReplyTruncated(
+        call_sid="CA1",
+        seq=3,
+        at_ms=2.0,
+        reply_id=2,
+        heard_ms=100.0,
+        heard_lower_ms=90.0,
+        heard_upper_ms=110.0,
+    )
+    await store.append("CA1", [cut])
+    events = await store.read_call("CA1")
+    assert events[1] == msgspec.structs.replace(
+        cut,
+        seq=2,
+        at_ms=1.0,
+        reply_id=1,
+        heard_ms=400.0,
+        heard_lower_ms=390.0,
+        heard_upper_ms=410.0,
+    )
+    assert events[2] == cut
+    async with store.engine.connect() as conn:
+        versions = (
+            await conn.execute(
+                select(events_table.c.seq, events_table.c.schema_version).order_by(
+                    events_table.c.seq
+                )
+            )
+        ).all()
+    assert [tuple(row) for row in versions] == [(1, 1), (2, 1), (3, 2)]

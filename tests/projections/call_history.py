@@ -43,7 +43,7 @@ from events.catalogue import (
 from projections import heard as heard_projection
 from projections.context import INTERRUPTED_MARKER, context_messages
 from projections.heard import AgentTurn, Heard
-from projections.words import PlacedWord, heard_words
+from projections.words import PlacedWord
 
 CLOCK_ERROR_MS = 30.0
 
@@ -199,7 +199,6 @@ class CallHistory(RuleBasedStateMachine):
         sent = self.sent_ms - reply.out_start_ms
         estimate = min(max(truth + error, 0.0), sent)
         lower = min(max(truth - CLOCK_ERROR_MS, 0.0), estimate)
-        words = heard_words(reply.placed, reply.out_start_ms + estimate, reply.out_start_ms + lower)
         self.played_at_cut[reply.reply_id] = self.played_ms
         self.emit(
             ReplyTruncated,
@@ -207,8 +206,6 @@ class CallHistory(RuleBasedStateMachine):
             heard_ms=estimate,
             heard_lower_ms=lower,
             heard_upper_ms=min(truth + CLOCK_ERROR_MS, sent),
-            heard_text=words.text,
-            partial_word=words.partial_word,
         )
         self.emit(ReplyCompleted, reply_id=reply.reply_id, finish_reason="cancelled")
         self.played_ms = self.sent_ms  # the rest of the buffer was dropped, never played

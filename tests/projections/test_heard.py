@@ -61,8 +61,6 @@ def interrupted_call() -> Call:
         heard_ms=900.0,
         heard_lower_ms=885.0,
         heard_upper_ms=915.0,
-        heard_text="Hello, thanks",
-        partial_word="for",
     )
     call.add(TranscriptFinal, turn=1, text="I need to move my appointment")
     return call

@@ -60,7 +60,6 @@ def call(consent: bool = True) -> list[Event]:
             heard_ms=500.0,
             heard_lower_ms=480.0,
             heard_upper_ms=520.0,
-            heard_text="one",
         ),
     ]
 
