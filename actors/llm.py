@@ -10,7 +10,6 @@ Cancellation does not wait for this actor's inbox: the supervisor calls
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,48 +19,14 @@ import pykka
 from actors.language_model import ChatStream, ModelUnavailable, phrases
 from actors.liveness import BOUND_S, retry_allowed
 from actors.llm_endpoints import LlmEndpoints
-from actors.messages import GenerateReply, StageError, Synthesize
+from actors.messages import GenerateReply, Stage, StageError, Synthesize
+from actors.reply_streams import ReplyStreams
 from actors.spoken_text import clean_phrase, speakable
 from actors.supervised import ReportsFailure
 from events.catalogue import ReplyCompleted, ReplyTextGenerated, StageCancelled, StageFailed
 from events.recorder import CallRecorder
 
 log = logging.getLogger(__name__)
-
-
-class ReplyStreams:
-    """The call's in-flight replies, cancellable from any thread: LLM streams are closed
-    at once, and the Tts checks ``is_cancelled`` before each phrase (its inbox is ordered,
-    so a CancelReply message would wait behind the phrases it should stop)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._streams: dict[int, ChatStream] = {}
-        self._cancelled: set[int] = set()
-
-    def open(self, reply_id: int, stream: ChatStream) -> bool:
-        with self._lock:
-            if reply_id in self._cancelled:
-                return False
-            self._streams[reply_id] = stream
-            return True
-
-    def close(self, reply_id: int) -> None:
-        with self._lock:
-            self._streams.pop(reply_id, None)
-
-    def is_cancelled(self, reply_id: int) -> bool:
-        with self._lock:
-            return reply_id in self._cancelled
-
-    def cancel(self, reply_id: int) -> bool:
-        """Cancel a reply's stream (now, or before it opens); True if one was running."""
-        with self._lock:
-            self._cancelled.add(reply_id)
-            stream = self._streams.pop(reply_id, None)
-        if stream is not None:
-            stream.cancel()
-        return stream is not None
 
 
 class ReplyFailed(Exception):
@@ -81,7 +46,7 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
     the supervisor says the fallback line.
     """
 
-    stage = "llm"
+    stage = Stage.LLM
 
     def __init__(
         self,
@@ -121,7 +86,7 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
                     error, sent = str(failure), failure.phrases_sent
                 except Exception as exc:  # a bug, not the server: reported, never a silent death
                     log.exception("reply %d failed", message.reply_id)
-                    self.report(StageError("llm", message.reply_id, repr(exc)))
+                    self.report(StageError(Stage.LLM, message.reply_id, repr(exc)))
                     return
                 elapsed = time.monotonic() - started
                 if not self.streams.is_cancelled(message.reply_id) and retry_allowed(
@@ -138,7 +103,7 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
                     attempt += 1
                     continue
                 log.error("reply %d failed: %s", message.reply_id, error)
-                self.report(StageError("llm", message.reply_id, error))
+                self.report(StageError(Stage.LLM, message.reply_id, error))
                 return
 
     def _generate(self, request: GenerateReply) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from actors.audio_formats import Pcm16
@@ -77,17 +78,23 @@ class GenerateReply:
     chat: list[dict[str, str]]
 
 
+class Stage(StrEnum):
+    """The parts of a call that can fail on their own (recorded in ``StageFailed.stage``)."""
+
+    TRANSPORT = "transport"
+    STT = "stt"
+    LLM = "llm"
+    TTS = "tts"
+    PLAYOUT = "playout"
+    SUPERVISOR = "supervisor"
+
+
 @dataclass(frozen=True)
 class StageError:
-    stage: str
+    stage: Stage
     reply_id: int | None
     error: str
     crashed: bool = False  # the stage's actor stopped and must be restarted
-
-
-@dataclass(frozen=True)
-class ClearPlayback:
-    reply_id: int
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pykka
 
-from actors.messages import CallerUtterance, StageError, Transcribed
+from actors.messages import CallerUtterance, Stage, StageError, Transcribed
 from actors.speech_recognition import WhisperEngine
 from actors.supervised import ReportsFailure
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 class Stt(ReportsFailure, pykka.ThreadingActor):
-    stage = "stt"
+    stage = Stage.STT
 
     def __init__(
         self, engine: WhisperEngine, supervisor: pykka.ActorRef[Any], timeout_s: float = 5.0
@@ -44,7 +44,7 @@ class Stt(ReportsFailure, pykka.ThreadingActor):
         except Exception as exc:  # reported, never a silent actor death
             log.exception("transcription failed")
             if not self.abandoned:
-                self.report(StageError("stt", None, repr(exc)))
+                self.report(StageError(Stage.STT, None, repr(exc)))
             return
         if deadline.expired or transcript is None:
             return  # too late (the supervisor has moved on), or a partial skipped

@@ -24,7 +24,7 @@ from typing import Any
 
 import pykka
 
-from actors.messages import StageError
+from actors.messages import Stage, StageError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Deadline:
 
 
 class ReportsFailure:
-    stage: str
+    stage: Stage
     supervisor: pykka.ActorRef[Any]
     actor_ref: pykka.ActorRef[Any]
     abandoned = False  # a stage timed out: the supervisor started a replacement

@@ -21,10 +21,10 @@ from actors.audio_retention import CallerAudioRetention
 from actors.messages import (
     CallerSpeech,
     CallerUtterance,
-    ClearPlayback,
     InboundFrame,
     PlayoutPort,
     Speak,
+    Stage,
     StreamStopped,
 )
 from actors.speech_turns import CallerAudioLog, SpeechDetector
@@ -78,7 +78,7 @@ def _is_media(frame: str | bytes) -> bool:
 
 
 class Transport(ReportsFailure, pykka.ThreadingActor):
-    stage = "transport"
+    stage = Stage.TRANSPORT
 
     def __init__(
         self,
@@ -125,8 +125,6 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
                 message.phrase.words,
                 message.final,
             )
-        elif isinstance(message, ClearPlayback):
-            self.playout.clear(message.reply_id)
 
     def _on_frame(self, frame: InboundFrame) -> None:
         for observation in self.protocol.receive(frame.text, frame.received_at):

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pykka
 
-from actors.llm import ReplyStreams
-from actors.messages import CancelReply, Speak, Synthesize
+from actors.messages import CancelReply, Speak, Stage, Synthesize
+from actors.reply_streams import ReplyStreams
 from actors.speech_synthesis import Phrase, SpeechEngine
 from actors.supervised import ReportsFailure
 from events.catalogue import StageCancelled
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class Tts(ReportsFailure, pykka.ThreadingActor):
-    stage = "tts"
+    stage = Stage.TTS
 
     def __init__(
         self,

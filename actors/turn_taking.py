@@ -12,6 +12,8 @@ from typing import Generic, Literal, TypeVar
 
 T = TypeVar("T")
 
+NO_SPEECH_ABOVE = 0.8  # Whisper's no-speech probability past which a "transcript" is noise
+
 
 @dataclass(frozen=True)
 class BargeIn:
@@ -127,7 +129,7 @@ def interruption_kind(text: str, no_speech_probability: float) -> Interruption:
       the heard context.
     """
     words = " ".join(re.sub(r"[^a-z' -]", " ", text.lower()).split())
-    if not words or no_speech_probability > 0.8 or _made_of(words, BACKCHANNELS):
+    if not words or no_speech_probability > NO_SPEECH_ABOVE or _made_of(words, BACKCHANNELS):
         return "resume"
     if _made_of(words, ATTENTION + BACKCHANNELS):
         return "acknowledge"

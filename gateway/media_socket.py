@@ -18,7 +18,7 @@ import pykka
 
 from actors.call_supervisor import CallSupervisor
 from actors.liveness import FAILED_GOODBYE
-from actors.messages import InboundFrame, ReplyPlayed, StageError, StreamStopped
+from actors.messages import InboundFrame, ReplyPlayed, Stage, StageError, StreamStopped
 from actors.supervised import Pulse
 from actors.transport import InboundBacklog
 from actors.twilio_stream import CloseStream, Refused, Started, TwilioStreamProtocol
@@ -153,7 +153,7 @@ async def _run_call(
             tell_supervisor(ReplyPlayed(reply_id))
 
     def playout_failed(reply_id: int | None, error: str) -> None:
-        tell_supervisor(StageError("playout", reply_id, error))
+        tell_supervisor(StageError(Stage.PLAYOUT, reply_id, error))
 
     playout = Playout(
         started.stream_sid,

@@ -20,7 +20,8 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.call_supervisor import APOLOGY, CallSupervisor
+from actors.call_policy import APOLOGY
+from actors.call_supervisor import CallSupervisor
 from actors.liveness import FAILED_GOODBYE
 from actors.llm import Llm
 from actors.speech_synthesis import Phrase, SpeechEngine

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from actors.audio_formats import pcm16_to_mulaw
-from actors.call_supervisor import ACKNOWLEDGEMENT
+from actors.call_policy import ACKNOWLEDGEMENT
 from events.catalogue import AnyEvent, BargeInDetected
 from gateway.app import EarshotApp
 from gateway.simulate import Truth

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.call_supervisor import APOLOGY
+from actors.call_policy import APOLOGY
 from actors.liveness import FALLBACK_LINE, HOLD_LINE
 from events.catalogue import (
     AnyEvent,

@@ -1,0 +1,288 @@
+"""A call's decisions, sans I/O: what to do when something happens in the call.
+
+The CallSupervisor feeds in what happened (the caller started or stopped talking,
+a transcript came, a reply finished playing, a stage failed, the liveness timer
+fired, the stream stopped) with the time, and carries out the actions returned,
+in order: events to record, lines to say, replies to generate or stop, stages to
+restart, the call to end. Every decision of a call lives here, in the style of
+h11 (and of ``TurnTaking``, which it drives), so each is unit-tested without
+threads or sockets (``tests/actors/test_call_policy.py``); the actor routes
+messages and records.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.liveness import BOUND_S, GIVE_UP_S, DeadAirWatch, GiveUp, Hold
+from actors.messages import Stage, Transcribed
+from actors.turn_taking import NO_SPEECH_ABOVE, TranscriptGate, TurnTaking, interruption_kind
+from events.catalogue import (
+    BargeInDetected,
+    Event,
+    SilenceFilled,
+    SpeechStarted,
+    SpeechStopped,
+    StageCancelled,
+    StageFailed,
+    TranscriptFinal,
+    TranscriptPartial,
+    TurnNotAnswered,
+)
+
+APOLOGY = "Sorry, I missed that. Could you say it again?"
+ACKNOWLEDGEMENT = "Yes? Go ahead."
+MAX_STAGE_FAILURES = 3  # a stage failing this often in one call ends the call
+
+
+# --- actions: what the supervisor carries out -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    """Record this event (the call's recorder stamps call, sequence and time)."""
+
+    kind: type[Event]
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Say:
+    """Say a line as reply ``reply_id`` (recorded as generated whole). ``fixed``: a line
+    rendered once per process, queued straight into the playout (heard even when the
+    TTS is the stage that is late); else synthesized by the Tts."""
+
+    reply_id: int
+    text: str
+    reason: str
+    fixed: bool = False
+
+
+@dataclass(frozen=True)
+class Generate:
+    """Ask the LLM for reply ``reply_id`` to caller turn ``caller_turn``, from what was heard."""
+
+    reply_id: int
+    caller_turn: int
+
+
+@dataclass(frozen=True)
+class StopReply:
+    """Stop the work on a reply (its LLM stream closed, its queued phrases skipped);
+    ``clear``: the caller cut in on it, so the phone's buffered audio is cleared too."""
+
+    reply_id: int
+    clear: bool = False
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Start a fresh actor for a stage that crashed or stalled."""
+
+    stage: Stage
+
+
+@dataclass(frozen=True)
+class EndCall:
+    """Record ``CallEnded(reason)`` and stop the call's actors."""
+
+    reason: str
+
+
+Action = Record | Say | Generate | StopReply | Restart | EndCall
+
+
+def record(kind: type[Event], **fields: Any) -> Record:
+    return Record(kind, fields)
+
+
+# --- the policy -------------------------------------------------------------------------------
+
+
+@dataclass
+class CallPolicy:
+    converses: bool = True  # False: greets and listens only (no STT or LLM)
+    bound_s: float = BOUND_S
+    give_up_s: float = GIVE_UP_S
+    turns: TurnTaking = field(default_factory=TurnTaking)
+    transcripts: TranscriptGate[Transcribed] = field(default_factory=TranscriptGate)
+    failures: Counter[Stage] = field(default_factory=Counter)
+    apology_owed: bool = False  # a stage failed while the caller spoke: say so when they stop
+    first_reply_after_turn: int = 0  # replies from this id on answer the watched turn
+    ended: bool = False
+
+    def __post_init__(self) -> None:
+        self.watch = DeadAirWatch(self.bound_s, self.give_up_s)
+
+    @property
+    def agent_talking(self) -> bool:
+        """A reply holds the floor (the speech detector then listens for a barge-in)."""
+        return self.turns.agent_reply is not None
+
+    def greet(self, greeting: str) -> list[Action]:
+        return [self._say(greeting, "greeting")] if greeting else []
+
+    def caller_started(self, inbound_ms: float) -> list[Action]:
+        actions: list[Action] = [record(SpeechStarted, inbound_ms=inbound_ms)]
+        self.watch.settled()  # the caller talks again: the end of this turn re-arms it
+        barge_in = self.turns.caller_started(inbound_ms)
+        if barge_in is not None:
+            actions.append(
+                record(BargeInDetected, reply_id=barge_in.reply_id, inbound_ms=inbound_ms)
+            )
+            actions.append(StopReply(barge_in.reply_id, clear=True))
+        return actions
+
+    def caller_stopped(
+        self, inbound_ms: float, now: float, unheard: Callable[[int], str]
+    ) -> list[Action]:
+        """The caller's turn ended at ``inbound_ms`` (``unheard(reply_id)``: the words of a
+        reply the caller did not hear, for resuming it)."""
+        self.turns.caller_stopped()
+        actions: list[Action] = [record(SpeechStopped, inbound_ms=inbound_ms, speech_ms=0.0)]
+        if not self.converses:
+            actions.append(record(TurnNotAnswered, turn=0, reason="listening_only"))
+        else:
+            self.watch.turn_ended(now)
+            self.first_reply_after_turn = self.turns.next_reply_id
+        transcript = self.transcripts.turn_ended(inbound_ms)
+        if transcript is not None:
+            actions += self._final_transcript(transcript, unheard)
+        elif self.apology_owed and self.turns.agent_reply is None:
+            self.apology_owed = False
+            actions.append(self._say(APOLOGY, "apology"))
+        return actions
+
+    def transcribed(self, transcript: Transcribed, unheard: Callable[[int], str]) -> list[Action]:
+        actions: list[Action] = []
+        if transcript.tentative and transcript.text.strip():
+            actions.append(
+                record(
+                    TranscriptPartial,
+                    turn=transcript.turn,
+                    text=transcript.text.strip(),
+                    rolling=transcript.rolling,
+                    inbound_end_ms=transcript.inbound_end_ms,
+                )
+            )
+        if transcript.rolling:
+            return actions  # the caller was still talking: never the turn's answer
+        final = self.transcripts.transcribed(transcript.speech_end_ms, transcript)
+        if final is not None:
+            actions += self._final_transcript(final, unheard)
+        return actions
+
+    def _final_transcript(
+        self, transcript: Transcribed, unheard: Callable[[int], str]
+    ) -> list[Action]:
+        self.apology_owed = False
+        text = transcript.text.strip()
+        noise = not text or transcript.no_speech_probability > NO_SPEECH_ABOVE
+        actions: list[Action] = []
+        if not noise:
+            actions.append(
+                record(
+                    TranscriptFinal,
+                    turn=transcript.turn,
+                    text=text,
+                    inbound_start_ms=transcript.inbound_start_ms,
+                    inbound_end_ms=transcript.inbound_end_ms,
+                )
+            )
+        interrupted = self.turns.take_interrupted()
+        if self.turns.caller_speaking or self.turns.agent_reply is not None:
+            return actions  # the caller is already talking again, or the agent already answers
+        if interrupted is not None:
+            kind = interruption_kind(text, transcript.no_speech_probability)
+            if kind == "resume":  # from the first word the caller did not hear
+                rest = unheard(interrupted)
+                return actions + ([self._say(rest, "resume")] if rest else [])
+            if kind == "acknowledge":
+                return actions + [self._say(ACKNOWLEDGEMENT, "acknowledge")]
+        if noise or not self.converses:  # a cough is owed no answer; with no LLM none can come
+            if noise:
+                actions.append(record(TurnNotAnswered, turn=transcript.turn, reason="noise"))
+            self.watch.settled()
+            return actions
+        reply_id = self.turns.start_reply()
+        self.watch.reply_requested(reply_id)
+        return actions + [Generate(reply_id, transcript.turn)]
+
+    def reply_played(self, reply_id: int) -> list[Action]:
+        self.turns.reply_played(reply_id)
+        return []
+
+    def stage_failed(
+        self, stage: Stage, reply_id: int | None, error: str, *, crashed: bool
+    ) -> list[Action]:
+        self.failures[stage] += 1
+        failures = self.failures[stage]
+        # No way to hear or speak, or a stage that keeps failing: end the call, recorded.
+        if stage == Stage.TRANSPORT or failures >= MAX_STAGE_FAILURES:
+            times = f" {failures} times" if failures > 1 else ""
+            ending = record(StageFailed, stage=stage, error=error[:500], action="end_call")
+            return [ending, *self.end(f"{stage} failed{times}")]
+        reply_id = reply_id if reply_id is not None else self.turns.agent_reply
+        actions: list[Action] = [
+            record(
+                StageFailed, stage=stage, error=error[:500], action="apologise", reply_id=reply_id
+            )
+        ]
+        if crashed:
+            actions.append(Restart(stage))
+        if reply_id is not None:  # the reply it was working on is lost
+            self.turns.reply_played(reply_id)
+            actions.append(StopReply(reply_id))
+            actions.append(record(StageCancelled, stage=stage, reply_id=reply_id))
+        if self.turns.caller_speaking:
+            # Not over the caller. A lost transcript leaves their turn unanswered: apologise
+            # when it ends. (A lost reply needs nothing: the caller's new turn gets one.)
+            self.apology_owed = stage == Stage.STT
+        elif self.turns.agent_reply is None:
+            actions.append(self._say(APOLOGY, "apology"))
+        return actions
+
+    def check_liveness(self, now: float, audio_since_turn: bool) -> list[Action]:
+        """The liveness timer fired: has the caller heard an answer since their turn ended
+        (``audio_since_turn``)? If not, and the bound has come, fill the silence."""
+        if audio_since_turn:
+            self.watch.settled()
+            return []
+        verdict = self.watch.check(now)
+        if verdict is None:
+            return []
+        actions: list[Action] = [
+            record(
+                SilenceFilled,
+                action=verdict.action,
+                waiting_for=verdict.waiting_for,
+                waited_ms=round(verdict.waited_ms, 1),
+                reply_id=verdict.reply_id,
+            )
+        ]
+        if isinstance(verdict, GiveUp) and verdict.reply_id is not None:
+            self.turns.reply_played(verdict.reply_id)
+            actions.append(StopReply(verdict.reply_id))
+            actions.append(record(StageCancelled, stage=Stage.LLM, reply_id=verdict.reply_id))
+        hold = isinstance(verdict, Hold)
+        reason = "hold" if hold else "fallback"
+        actions.append(self._say(verdict.line, reason, fixed=True, aside=hold))
+        return actions
+
+    def end(self, reason: str) -> list[Action]:
+        """End the call (once): the reply in flight is stopped, ``CallEnded`` recorded."""
+        if self.ended:
+            return []
+        self.ended = True
+        self.watch.settled()
+        stop = [StopReply(self.turns.agent_reply)] if self.turns.agent_reply is not None else []
+        return [*stop, EndCall(reason)]
+
+    def _say(self, text: str, reason: str, *, fixed: bool = False, aside: bool = False) -> Say:
+        """A line as a reply of its own; an ``aside`` (the holding line) leaves the floor to
+        the reply it covers for."""
+        reply_id = self.turns.start_aside() if aside else self.turns.start_reply()
+        return Say(reply_id, text, reason, fixed)
