@@ -13,7 +13,7 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -31,7 +31,6 @@ from actors.call_policy import (
     StopReply,
 )
 from actors.fixed_lines import FixedLines
-from actors.liveness import BOUND_S, GIVE_UP_S
 from actors.llm import Llm
 from actors.llm_endpoints import LlmEndpoints
 from actors.messages import (
@@ -74,29 +73,30 @@ log = logging.getLogger(__name__)
 TICK_S = 0.01  # the liveness timer fires this long after the watch's due time
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Engines:
-    """The process-wide engines a call uses (loaded once, shared, bounded)."""
+    """The process-wide engines a call uses (loaded once, shared, bounded), and the call
+    settings that go with them: all passed by keyword, from the gateway's one ``Settings``
+    (no defaults here, so there is one place each value is decided)."""
 
     tts: SpeechEngine
     vad: SileroVadModel
-    stt: WhisperEngine | None = None
-    llm: LlmEndpoints | None = None  # None: greet and listen only
-    llm_model: str = "embedded"
-    system_prompt: str = "You are a helpful phone assistant. Answer in one or two short sentences."
-    max_reply_tokens: int = 80
+    stt: WhisperEngine | None  # None (and llm None): greet and listen only
+    llm: LlmEndpoints | None
+    fixed_lines: FixedLines  # the holding, fallback and goodbye lines, rendered once
+    llm_model: str
+    system_prompt: str
+    max_reply_tokens: int
     # How long each stage may take before it counts as stalled (handled as a failure).
-    stt_timeout_s: float = 5.0
-    llm_timeout_s: float = 10.0
-    tts_timeout_s: float = 5.0
+    stt_timeout_s: float
+    llm_timeout_s: float
+    tts_timeout_s: float
     # A partial transcript of a turn still going on, this often (0: none; skipped when busy).
-    stt_rolling_every_ms: float = 1000.0
-    # The holding and fallback lines, rendered once per process.
-    fixed_lines: FixedLines = field(kw_only=True)
+    stt_rolling_every_ms: float
     # The caller hears the agent this soon after their turn (else a holding line), and
     # a reply still silent this long after the holding line is abandoned for the fallback.
-    liveness_bound_s: float = BOUND_S
-    liveness_give_up_s: float = GIVE_UP_S
+    liveness_bound_s: float
+    liveness_give_up_s: float
 
 
 class CallSupervisor(pykka.ThreadingActor):

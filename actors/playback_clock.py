@@ -71,9 +71,12 @@ class ClearEstimate:
     flushed: tuple[PendingMark, ...]
 
 
+LEAD_MS = 200.0  # outbound audio never runs further ahead of playback (pitfall 9)
+
+
 @dataclass
 class PlaybackClock:
-    lead_ms: float = 200.0
+    lead_ms: float = LEAD_MS
     sent_ms: float = 0.0
     buffer_end: float = float("-inf")  # sender time at which Twilio's buffer runs dry
     played_floor_ms: float = 0.0  # highest outbound position proven played by an echo

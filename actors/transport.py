@@ -47,6 +47,9 @@ PRE_ROLL_MS = 200.0  # speech onset is decided a little after it began
 POST_ROLL_MS = 150.0
 
 
+BACKLOG_FRAMES = 250  # 5 s of 20 ms frames
+
+
 @dataclass
 class InboundBacklog:
     """Frames handed to the Transport and not yet processed (pykka inboxes are unbounded).
@@ -58,7 +61,7 @@ class InboundBacklog:
     never dropped. Each counter has one writer (loop or actor), so no lock is needed.
     """
 
-    limit: int = 250  # 5 s of 20 ms frames
+    limit: int = BACKLOG_FRAMES
     queued: int = 0  # the socket's loop
     processed: int = 0  # the Transport
     dropped: int = 0  # the socket's loop

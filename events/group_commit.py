@@ -27,11 +27,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from sqlalchemy import exc as sa_exc
 
 from events.catalogue import Event
-from events.store import AppendResult, EventStore
+from events.store import AppendRequest, AppendResult, EventStore
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,20 @@ class WriterClosed(RuntimeError):
     pass
 
 
+class _Request(NamedTuple):
+    """One submitted append, with its payloads when its submitter encoded them already."""
+
+    call_sid: str
+    events: Sequence[Event]
+    payloads: Sequence[bytes] | None
+    ack: Ack
+
+    def to_append(self) -> AppendRequest:
+        if self.payloads is None:
+            return (self.call_sid, self.events)
+        return (self.call_sid, self.events, self.payloads)
+
+
 # SQLSTATE classes of a server that is away or shedding load, not of a bad request:
 # 08 connection exception, 57P operator intervention (shutting down, starting up),
 # 53 insufficient resources, 40001/40P01 serialization failure and deadlock (retry as is).
@@ -170,7 +185,7 @@ class GroupCommitWriter:
         self.store = store
         self.linger_s = linger_s
         self.max_batch_events = max_batch_events
-        self._queue: deque[tuple[str, Sequence[Event], Ack]] = deque()
+        self._queue: deque[_Request] = deque()
         self._inflight: list[Ack] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
@@ -191,7 +206,9 @@ class GroupCommitWriter:
         self._wakeup = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name="event-group-commit")
 
-    def submit(self, call_sid: str, events: Sequence[Event]) -> Ack:
+    def submit(
+        self, call_sid: str, events: Sequence[Event], payloads: Sequence[bytes] | None = None
+    ) -> Ack:
         """Queue an append from any thread; the future resolves once it is committed."""
         future = Ack()
         loop = self._loop
@@ -201,7 +218,7 @@ class GroupCommitWriter:
         # Always through the loop's FIFO ready queue, even from the loop's own thread:
         # a direct enqueue there could overtake an earlier submit from another thread
         # and leave a gap in the call's stream.
-        loop.call_soon_threadsafe(self._enqueue, call_sid, events, future)
+        loop.call_soon_threadsafe(self._enqueue, _Request(call_sid, events, payloads, future))
         return future
 
     async def append(self, call_sid: str, events: Sequence[Event]) -> AppendResult:
@@ -215,7 +232,7 @@ class GroupCommitWriter:
             await asyncio.sleep(0)
             # Batches commit in queue order, so the newest request settles last.
             if self._queue:
-                await self._queue[-1][2].settled()
+                await self._queue[-1].ack.settled()
             elif self._inflight:
                 await self._inflight[-1].settled()
             else:
@@ -236,24 +253,24 @@ class GroupCommitWriter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for future in [*self._inflight, *(future for _, _, future in self._queue)]:
+        for future in [*self._inflight, *(request.ack for request in self._queue)]:
             if not future.done():
                 future._resolve(None, WriterClosed("the event writer closed before storing it"))
         self._queue.clear()
 
-    def _enqueue(self, call_sid: str, events: Sequence[Event], future: Ack) -> None:
+    def _enqueue(self, request: _Request) -> None:
         if self._closed:
-            future._resolve(None, WriterClosed("the event writer has closed"))
+            request.ack._resolve(None, WriterClosed("the event writer has closed"))
             return
-        self._queue.append((call_sid, events, future))
+        self._queue.append(request)
         assert self._wakeup is not None
         self._wakeup.set()
 
-    def _take_batch(self) -> list[tuple[str, Sequence[Event], Ack]]:
-        batch: list[tuple[str, Sequence[Event], Ack]] = []
+    def _take_batch(self) -> list[_Request]:
+        batch: list[_Request] = []
         count = 0
         while self._queue:
-            size = len(self._queue[0][1])
+            size = len(self._queue[0].events)
             if batch and count + size > self.max_batch_events:
                 break
             batch.append(self._queue.popleft())
@@ -268,7 +285,7 @@ class GroupCommitWriter:
                 await asyncio.sleep(self.linger_s)
             while self._queue:
                 batch = self._take_batch()
-                self._inflight = [future for _, _, future in batch]
+                self._inflight = [request.ack for request in batch]
                 pause = RETRY_FIRST_S
                 while not await self._commit(batch):  # the database is away: same batch again
                     self.commit_retries += 1
@@ -277,11 +294,11 @@ class GroupCommitWriter:
                 self._inflight = []
             self._wakeup.clear()
 
-    async def _commit(self, batch: list[tuple[str, Sequence[Event], Ack]]) -> bool:
+    async def _commit(self, batch: list[_Request]) -> bool:
         """Commit ``batch`` and resolve its acks; False (nothing resolved) if the database
         could not be reached, so the caller retries it."""
         try:
-            results = await self.store.append_many([(sid, events) for sid, events, _ in batch])
+            results = await self.store.append_many([request.to_append() for request in batch])
         except Exception as exc:  # the whole transaction failed: every request in it did
             if database_unreachable(exc):
                 if self._outage_since is None:
@@ -289,8 +306,8 @@ class GroupCommitWriter:
                     log.error("event store unreachable, appends queued and retried: %r", exc)
                 return False
             log.exception("group commit of %d requests failed", len(batch))
-            for _, _, future in batch:
-                future._resolve(None, exc)
+            for request in batch:
+                request.ack._resolve(None, exc)
             return True
         if self._outage_since is not None:
             log.warning(
@@ -300,7 +317,7 @@ class GroupCommitWriter:
             )
             self._outage_since = None
         self.batches += 1
-        for (call_sid, events, future), result in zip(batch, results, strict=True):
+        for (call_sid, events, _, future), result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
                 log.warning("append refused for call %s: %s", call_sid, result)
                 future._resolve(None, result)

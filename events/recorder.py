@@ -64,11 +64,11 @@ class CallRecorder:
             at_ms = self.ms_at(self._clock() if at is None else at)
             event = kind(call_sid=self.call_sid, seq=self._seq, at_ms=at_ms, **fields)
             try:
-                encode(event)  # a bad field fails here, in the code that built it
+                payload = encode(event)  # a bad field fails here, in the code that built it
             except (TypeError, ValueError):
                 self._seq -= 1
                 raise
-            ack = self._writer.submit(self.call_sid, [event])
+            ack = self._writer.submit(self.call_sid, [event], [payload])
             ack.add_done_callback(self._log_refusal)
             self.last_ack = ack
             for listener in self._listeners:

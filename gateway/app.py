@@ -129,7 +129,7 @@ class EarshotApp:
             twiml = busy()
             self._record_refusal(call_sid, params, "store unavailable")
         elif self.services.admission.admit(call_sid, time.monotonic()):
-            twiml = connect_stream(self.settings, self.services.tokens, call_sid)
+            twiml = connect_stream(self.settings, self.services.tokens, params)
         else:
             twiml = busy()
             self._record_refusal(call_sid, params, "busy")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from actors.liveness import BOUND_S, GIVE_UP_S
+from actors.playback_clock import LEAD_MS
+from actors.transport import BACKLOG_FRAMES
+from actors.twilio_stream import REFUSAL_BURST
 from events.database import default_url
 
 DEV_AUTH_TOKEN = "earshot-dev-auth-token"
@@ -32,10 +36,10 @@ class Settings:
     store_outage_bound_s: float = 10.0
     db_url: str = field(default_factory=default_url)
     greeting: str = "Hello, thanks for calling Earshot. How can I help you today?"
-    playout_lead_ms: float = 200.0
+    playout_lead_ms: float = LEAD_MS
     max_frame_bytes: int = 1 << 20
-    inbound_backlog_frames: int = 250  # caller audio queued for a call beyond this is dropped
-    refusal_burst: int = 50  # invalid frames within a second that close a stream (1008)
+    inbound_backlog_frames: int = BACKLOG_FRAMES  # a call's caller audio queued beyond: dropped
+    refusal_burst: int = REFUSAL_BURST  # invalid frames within a second that close the stream
     tts_voice: str = "heart"
     tts_model: str | None = None  # a local Sesame CSM directory (GPU); None: the embedded voice
     gil_switch_interval_s: float = 0.0005
@@ -64,44 +68,12 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        env = os.environ
+        """Settings from the environment (each variable once, in ``ENVIRONMENT``), then
+        ``overrides``: the one place configuration is read."""
         values: dict[str, object] = {}
-        if "EARSHOT_PUBLIC_URL" in env:
-            values["public_url"] = env["EARSHOT_PUBLIC_URL"].rstrip("/")
-        if "TWILIO_AUTH_TOKEN" in env:
-            values["twilio_auth_token"] = env["TWILIO_AUTH_TOKEN"]
-        if "EARSHOT_STREAM_SECRET" in env:
-            values["stream_secret"] = env["EARSHOT_STREAM_SECRET"].encode()
-        if "EARSHOT_METRICS_TOKEN" in env:
-            values["metrics_token"] = env["EARSHOT_METRICS_TOKEN"]
-        if "EARSHOT_MAX_CALLS" in env:
-            values["max_calls"] = int(env["EARSHOT_MAX_CALLS"])
-        if "EARSHOT_LIVENESS_BOUND_S" in env:
-            values["liveness_bound_s"] = float(env["EARSHOT_LIVENESS_BOUND_S"])
-        if "EARSHOT_STORE_OUTAGE_BOUND_S" in env:
-            values["store_outage_bound_s"] = float(env["EARSHOT_STORE_OUTAGE_BOUND_S"])
-        if "EARSHOT_GREETING" in env:
-            values["greeting"] = env["EARSHOT_GREETING"]
-        if "EARSHOT_LLM_URL" in env:
-            values["llm_url"] = env["EARSHOT_LLM_URL"]
-        if "EARSHOT_TTS_MODEL" in env:
-            values["tts_model"] = env["EARSHOT_TTS_MODEL"]
-        if "EARSHOT_LLM_SERVERS" in env:
-            values["embedded_llm_servers"] = int(env["EARSHOT_LLM_SERVERS"])
-        if "EARSHOT_LLM_MODEL" in env:
-            values["llm_model"] = env["EARSHOT_LLM_MODEL"]
-        if "EARSHOT_SYSTEM_PROMPT" in env:
-            values["system_prompt"] = env["EARSHOT_SYSTEM_PROMPT"]
-        if "EARSHOT_PLAYOUT_LEAD_MS" in env:
-            values["playout_lead_ms"] = float(env["EARSHOT_PLAYOUT_LEAD_MS"])
-        if "EARSHOT_RETAIN_AUDIO" in env:
-            values["retain_audio"] = env["EARSHOT_RETAIN_AUDIO"].lower() in ("1", "true", "yes")
-        if "EARSHOT_STT_ROLLING_MS" in env:
-            values["stt_rolling_every_ms"] = float(env["EARSHOT_STT_ROLLING_MS"])
-        for stage in ("stt", "llm", "tts"):
-            name = f"EARSHOT_{stage.upper()}_TIMEOUT_S"
-            if name in env:
-                values[f"{stage}_timeout_s"] = float(env[name])
+        for variable, (name, parse) in ENVIRONMENT.items():
+            if variable in os.environ:
+                values[name] = parse(os.environ[variable])
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
@@ -110,3 +82,31 @@ class Settings:
         """The ``wss://`` URL Twilio connects to (``ws://`` when the public URL is plain http)."""
         base = self.public_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         return f"{base}/twilio/media"
+
+
+def _flag(text: str) -> bool:
+    return text.lower() in ("1", "true", "yes")
+
+
+ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
+    "EARSHOT_PUBLIC_URL": ("public_url", lambda text: text.rstrip("/")),
+    "TWILIO_AUTH_TOKEN": ("twilio_auth_token", str),
+    "EARSHOT_STREAM_SECRET": ("stream_secret", str.encode),
+    "EARSHOT_METRICS_TOKEN": ("metrics_token", str),
+    "EARSHOT_MAX_CALLS": ("max_calls", int),
+    "EARSHOT_LIVENESS_BOUND_S": ("liveness_bound_s", float),
+    "EARSHOT_STORE_OUTAGE_BOUND_S": ("store_outage_bound_s", float),
+    "EARSHOT_GREETING": ("greeting", str),
+    "EARSHOT_LLM_URL": ("llm_url", str),
+    "EARSHOT_TTS_MODEL": ("tts_model", str),
+    "EARSHOT_LLM_SERVERS": ("embedded_llm_servers", int),
+    "EARSHOT_LLM_MODEL": ("llm_model", str),
+    "EARSHOT_SYSTEM_PROMPT": ("system_prompt", str),
+    "EARSHOT_PLAYOUT_LEAD_MS": ("playout_lead_ms", float),
+    "EARSHOT_RETAIN_AUDIO": ("retain_audio", _flag),
+    "EARSHOT_STT_ROLLING_MS": ("stt_rolling_every_ms", float),
+    "EARSHOT_STT_TIMEOUT_S": ("stt_timeout_s", float),
+    "EARSHOT_LLM_TIMEOUT_S": ("llm_timeout_s", float),
+    "EARSHOT_TTS_TIMEOUT_S": ("tts_timeout_s", float),
+}
+"""Each environment variable the gateway reads: the setting it sets, and how it is parsed."""

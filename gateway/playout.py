@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from actors.audio_formats import FRAME_MS, MULAW_FRAME_BYTES
-from actors.playback_clock import PlaybackClock
+from actors.playback_clock import LEAD_MS, PlaybackClock
 from actors.twilio_stream import clear_message, mark_message, media_message
 from events.catalogue import (
     AudioRetained,
@@ -69,7 +69,7 @@ class Playout:
         send_text: Callable[[str], Awaitable[None]],
         close_socket: Callable[[int, str], Awaitable[None]],
         recorder: CallRecorder,
-        lead_ms: float = 200.0,
+        lead_ms: float = LEAD_MS,
         on_reply_played: Callable[[int], None] | None = None,
         *,
         retain_audio: bool = False,

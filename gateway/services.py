@@ -123,20 +123,20 @@ class Services:
         fixed_lines = FixedLines(tts)
         await asyncio.to_thread(fixed_lines.prepare, HOLD_LINE, FALLBACK_LINE, FAILED_GOODBYE)
         self.engines = Engines(
-            tts,
-            vad,
-            stt,
-            llm,
-            settings.llm_model,
-            settings.system_prompt,
-            settings.max_reply_tokens,
-            settings.stt_timeout_s,
-            settings.llm_timeout_s,
-            settings.tts_timeout_s,
-            settings.stt_rolling_every_ms,
-            settings.liveness_bound_s,
-            settings.liveness_give_up_s,
+            tts=tts,
+            vad=vad,
+            stt=stt,
+            llm=llm,
             fixed_lines=fixed_lines,
+            llm_model=settings.llm_model,
+            system_prompt=settings.system_prompt,
+            max_reply_tokens=settings.max_reply_tokens,
+            stt_timeout_s=settings.stt_timeout_s,
+            llm_timeout_s=settings.llm_timeout_s,
+            tts_timeout_s=settings.tts_timeout_s,
+            stt_rolling_every_ms=settings.stt_rolling_every_ms,
+            liveness_bound_s=settings.liveness_bound_s,
+            liveness_give_up_s=settings.liveness_give_up_s,
         )
         log.info("gateway ready at %s", self.settings.public_url)
 

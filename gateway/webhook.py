@@ -56,12 +56,16 @@ def verified_call(
     return params
 
 
-def connect_stream(settings: Settings, tokens: StreamTokens, call_sid: str) -> str:
-    """TwiML that connects the call to our Media Stream, with its one-use stream token."""
+def connect_stream(settings: Settings, tokens: StreamTokens, params: dict[str, str]) -> str:
+    """TwiML that connects the call to our Media Stream, with its one-use stream token and
+    the caller's and the called number (the stream's ``start`` carries them back, so the
+    process that takes the stream records them in ``CallStarted``)."""
     response = VoiceResponse()
     connect = Connect()
     stream = connect.stream(url=settings.media_stream_url)
-    stream.parameter(name="token", value=tokens.mint(call_sid))
+    stream.parameter(name="token", value=tokens.mint(params["CallSid"]))
+    stream.parameter(name="from", value=params.get("From", "")[:32])
+    stream.parameter(name="to", value=params.get("To", "")[:32])
     response.append(connect)
     return str(response)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from events.catalogue import CallEnded, CallRefused
+from events.catalogue import CallEnded, CallRefused, CallStarted
 from gateway.admission import Admission
 from gateway.app import EarshotApp
 from gateway.simulate import CallRejected, SimulatedCaller, parse_twiml, sign_and_post_webhook
@@ -94,6 +94,9 @@ async def test_a_third_caller_gets_a_busy_tone_and_the_two_admitted_calls_are_un
     assert 'earshot_calls_refused_total{reason="busy"} 1' in metrics
     for truth in truths:
         events = await stored_call(app, truth.call_sid)
+        started = events[0]
+        assert isinstance(started, CallStarted)  # the numbers came through the stream's start
+        assert (started.from_number, started.to_number) == ("+15005550006", "+15005550001")
         greeting = fold_all(events).heard.agent_turns()[0]
         assert greeting.heard_text == app.settings.greeting  # heard in full
         assert next(e for e in events if isinstance(e, CallEnded)).reason == "caller hung up"
