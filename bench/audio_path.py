@@ -34,7 +34,7 @@ from actors.vad import SileroVadModel
 from gateway import playout
 from gateway.simulate import SimulatedCaller
 from projections.metrics import percentile
-from tests.gateway.server import AUTH_TOKEN, running_gateway
+from tests.support.gateway import AUTH_TOKEN, running_gateway
 
 SID = "MZ" + "0" * 32
 

@@ -37,8 +37,8 @@ from projections.context import INTERRUPTED_MARKER
 from projections.metrics import percentile
 from projections.replay import fold_all, to_text
 from projections.words import heard_words
-from tests.gateway.fault_llm import FaultInjectingLlm, fault_injecting_llm
-from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
+from tests.support.fault_llm import FaultInjectingLlm, fault_injecting_llm
+from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 
 REPLY = (
     "We open at noon every day and close at ten in the evening. Lunch is served until "

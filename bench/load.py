@@ -43,7 +43,7 @@ from gateway.simulate import Network, SimulatedCaller, Truth, Utterance, voice_t
 from projections import liveness
 from projections.metrics import percentile
 from projections.replay import fold_all
-from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
+from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 
 SCRIPTS = [
     ("Hi, I would like to book a table for two tonight.", "Sorry, is there parking?",

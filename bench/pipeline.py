@@ -26,7 +26,7 @@ from events.store import EventStore
 from gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
 from projections.metrics import percentile
 from projections.replay import fold_all
-from tests.gateway.server import AUTH_TOKEN, running_gateway
+from tests.support.gateway import AUTH_TOKEN, running_gateway, seen
 
 QUESTIONS = [
     "Hi, I would like to book a table for two tonight.",
@@ -76,7 +76,7 @@ async def run(calls: int, turns: int) -> None:
                 for name, value in turn.latencies().items():
                     if name in samples and value is not None:
                         samples[name].append(value)
-            t0 = app.services.call_origins[truth.call_sid]
+            t0 = seen(app).origins[truth.call_sid]
             rolling += sum(isinstance(e, TranscriptPartial) and e.rolling for e in events)
             for stopped in (e for e in events if isinstance(e, SpeechStopped)):
                 # Caller audio arrives in real time from the stream's start, so the speech

@@ -20,8 +20,7 @@ import numpy as np
 
 from actors.speech_recognition import Transcript, WhisperEngine
 from bench.pipeline import QUESTIONS
-from tests.actors.test_speech_recognition import as_caller_audio
-from tests.actors.test_vad import UTTERANCES, VOICES
+from tests.support.voices import UTTERANCES, VOICES, as_caller_audio
 
 
 def normalise(text: str) -> str:

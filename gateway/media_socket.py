@@ -120,10 +120,9 @@ async def media_stream(
         log.warning("media stream for call %s refused: call already started", started.call_sid)
         await _close(send, 1008, "call already started")
         return
-    services.call_began(recorder)
     live = LiveHeard(heard_projection.fold(Heard(), started_event))
     recorder.subscribe(live.fold)
-    services.keep_live_view(started.call_sid, live)
+    services.call_began(recorder, live)
     await _run_call(receive, send, services, started, protocol, recorder, live)
 
 

@@ -6,7 +6,8 @@ import asyncio
 import logging
 import os
 import sys
-from collections import Counter, OrderedDict
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from actors.call_supervisor import Engines
@@ -27,9 +28,6 @@ from gateway.stream_tokens import StreamTokens
 from projections.heard import LiveHeard
 
 log = logging.getLogger(__name__)
-
-RECENT_CALLS = 1000
-RECENT_LIVE_VIEWS = 20
 
 
 @dataclass
@@ -54,29 +52,18 @@ class Services:
     engines: Engines | None = None
     llm_servers: list[EmbeddedServer] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
-    active_calls: dict[str, CallRecorder] = field(default_factory=dict)
-    # Monotonic origin of each recent call's at_ms clock (the last ``RECENT_CALLS``), so a
-    # test or bench can relate its own clock to the stored events after the call ended.
-    call_origins: OrderedDict[str, float] = field(default_factory=OrderedDict)
-    live_views: OrderedDict[str, LiveHeard] = field(default_factory=OrderedDict)
+    # Told of each call as its stream starts (its recorder, its live Heard), on the loop:
+    # the place for whatever watches live calls (the tests' and benches' harness reads
+    # each call's clock origin and live view from here).
+    call_observers: list[Callable[[CallRecorder, LiveHeard], None]] = field(default_factory=list)
 
-    def call_began(self, recorder: CallRecorder) -> None:
+    def call_began(self, recorder: CallRecorder, live: LiveHeard) -> None:
         self.admission.stream_started(recorder.call_sid)
-        self.active_calls[recorder.call_sid] = recorder
-        self.call_origins[recorder.call_sid] = recorder.t0
-        while len(self.call_origins) > RECENT_CALLS:
-            self.call_origins.popitem(last=False)
-
-    def keep_live_view(self, call_sid: str, live: LiveHeard) -> None:
-        """Keep the live Heard of the last ``RECENT_LIVE_VIEWS`` calls (called on the loop):
-        a replay from the store must reproduce it exactly, and this is what to compare."""
-        self.live_views[call_sid] = live
-        while len(self.live_views) > RECENT_LIVE_VIEWS:
-            self.live_views.popitem(last=False)
+        for observe in self.call_observers:
+            observe(recorder, live)
 
     def call_finished(self, call_sid: str) -> None:
         self.admission.call_ended(call_sid)
-        self.active_calls.pop(call_sid, None)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Services:

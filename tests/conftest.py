@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from events.database import create_engine, upgrade
 from events.store import EventStore
-from tests import postgres
+from tests.support import postgres
 
 
 @pytest.fixture(scope="session")

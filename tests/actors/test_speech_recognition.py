@@ -6,17 +6,9 @@ import jiwer
 import numpy as np
 import pytest
 
-from actors.audio_formats import InboundConverter, phrase_to_mulaw
 from actors.speech_recognition import WhisperEngine
 from actors.speech_synthesis import HibariEngine
-
-
-def as_caller_audio(samples: np.ndarray, rate: int) -> np.ndarray:
-    """Speech as the STT gets it from a call: 8 kHz mu-law in 20 ms frames -> 16 kHz PCM16."""
-    mulaw = phrase_to_mulaw(samples, rate)
-    converter = InboundConverter()
-    frames = [converter.convert(mulaw[i : i + 160]) for i in range(0, len(mulaw), 160)]
-    return np.concatenate(frames)
+from tests.support.voices import as_caller_audio
 
 
 def normalise(text: str) -> str:

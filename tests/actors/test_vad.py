@@ -14,10 +14,7 @@ of it (each detection used once); F1 from segment precision and recall.
 from __future__ import annotations
 
 import functools
-import io
 import random
-import subprocess
-import wave
 from collections.abc import Callable
 
 import numpy as np
@@ -25,56 +22,11 @@ import pytest
 import soxr
 
 from actors.audio_formats import InboundConverter, mulaw_to_pcm16, pcm16_to_mulaw, rms_dbfs
-from actors.speech_synthesis import HibariEngine
 from actors.speech_turns import SpeechTurns
 from actors.vad import SileroVadModel
-
-UTTERANCES = [
-    "I would like to book a table",
-    "Tomorrow at seven please",
-    "Two people",
-    "Can you hear me",
-    "What time do you open",
-    "That sounds good",
-    "No thank you",
-    "My name is Alex",
-    "Is there parking nearby",
-    "I need to change my booking",
-    "Yes",
-    "Please call me back later",
-    "How much does it cost",
-    "Goodbye",
-]
+from tests.support.voices import UTTERANCES, VOICES
 
 Segments = list[tuple[float, float]]
-
-
-def espeak_ng(text: str) -> tuple[np.ndarray, int]:
-    """espeak-ng's American English voice: (float samples, rate)."""
-    wav = subprocess.run(
-        ["espeak-ng", "-v", "en-us", "-s", "160", "--stdout", text],
-        capture_output=True, check=True, timeout=30,
-    ).stdout  # fmt: skip
-    with wave.open(io.BytesIO(wav)) as reader:
-        rate = reader.getframerate()
-        pcm = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
-    return pcm.astype(np.float32) / 32768.0, rate
-
-
-@functools.cache
-def hibari_engine() -> HibariEngine:
-    return HibariEngine()
-
-
-def hibari(text: str) -> tuple[np.ndarray, int]:
-    phrase = hibari_engine().synthesize(text)
-    return phrase.samples, phrase.rate
-
-
-VOICES: dict[str, Callable[[str], tuple[np.ndarray, int]]] = {
-    "espeak-ng": espeak_ng,
-    "hibari": hibari,
-}
 
 
 @functools.cache

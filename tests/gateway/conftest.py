@@ -9,8 +9,8 @@ import pytest
 from actors.audio_formats import phrase_to_mulaw
 from actors.speech_synthesis import HibariEngine
 from gateway.app import EarshotApp
-from tests.gateway.fault_llm import LONG_REPLY, REPLY, FaultInjectingLlm, fault_injecting_llm
-from tests.gateway.server import STAGE_TIMEOUT_S, running_gateway
+from tests.support.fault_llm import LONG_REPLY, REPLY, FaultInjectingLlm, fault_injecting_llm
+from tests.support.gateway import STAGE_TIMEOUT_S, running_gateway
 
 
 @pytest.fixture(scope="module")

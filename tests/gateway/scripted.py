@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
-from actors.audio_formats import phrase_to_mulaw
-from actors.speech_synthesis import HibariEngine
 from events.catalogue import (
     AnyEvent,
     AudioSent,
@@ -17,18 +13,8 @@ from events.catalogue import (
 from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller, Truth, Utterance
 from projections.replay import fold_all
-from tests.gateway.server import AUTH_TOKEN, stored_call
-
-
-@functools.cache
-def _voice() -> HibariEngine:
-    return HibariEngine()
-
-
-def spoken(text: str) -> bytes:
-    """``text`` in the neural voice, as the 8 kHz mu-law a phone would carry."""
-    phrase = _voice().synthesize(text)
-    return phrase_to_mulaw(phrase.samples, phrase.rate)
+from tests.support.gateway import AUTH_TOKEN, stored_call
+from tests.support.voices import spoken
 
 
 async def ask_then_cut_in(

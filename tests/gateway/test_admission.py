@@ -15,7 +15,7 @@ from gateway.admission import Admission
 from gateway.app import EarshotApp
 from gateway.simulate import CallRejected, SimulatedCaller, parse_twiml, sign_and_post_webhook
 from projections.replay import fold_all
-from tests.gateway.server import (
+from tests.support.gateway import (
     AUTH_TOKEN,
     http_get,
     running_gateway,

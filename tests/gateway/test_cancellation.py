@@ -34,9 +34,10 @@ from gateway.simulate import SimulatedCaller, Utterance
 from projections import heard as heard_projection
 from projections.context import context_messages, to_chat
 from projections.replay import fold_all
-from tests.gateway.fault_llm import LONG_REPLY, FaultInjectingLlm
-from tests.gateway.scripted import ask_then_cut_in, nothing_of_the_reply_after_its_clear, spoken
-from tests.gateway.server import AUTH_TOKEN, STAGE_TIMEOUT_S, stored_call
+from tests.gateway.scripted import ask_then_cut_in, nothing_of_the_reply_after_its_clear
+from tests.support.fault_llm import LONG_REPLY, FaultInjectingLlm
+from tests.support.gateway import AUTH_TOKEN, STAGE_TIMEOUT_S, seen, stored_call
+from tests.support.voices import spoken
 
 
 async def cut_in_call(base: str, app: EarshotApp) -> tuple[list[AnyEvent], int]:
@@ -109,7 +110,7 @@ async def test_a_barge_in_during_synthesis_drops_the_phrase_and_skips_the_rest(
     # Work the engine did for the old reply: everything that began before the next reply
     # was requested. The first phrase, and the second (in synthesis at the cut, then
     # dropped); the four queued behind it were skipped without work.
-    t0 = app.services.call_origins[events[0].call_sid]
+    t0 = seen(app).origins[events[0].call_sid]
     next_reply = next(e for e in events if isinstance(e, ReplyRequested) and e.reply_id > cut)
     old_work = [text for began, text in started if began < t0 + next_reply.at_ms / 1000]
     assert old_work == ["We open at noon every day.", "Lunch is served until three."]
@@ -136,7 +137,7 @@ async def test_a_stored_call_replays_to_the_live_heard_and_context_byte_for_byte
     truth = await caller.run()
     await asyncio.sleep(1.0)
     events = await stored_call(app, truth.call_sid)
-    live = app.services.live_views[truth.call_sid].state
+    live = seen(app).live_views[truth.call_sid].state
     replayed = heard_projection.fold_all(events)
     assert sum(t.interrupted for t in replayed.agent_turns()) == 3
     assert msgspec.json.encode(live) == msgspec.json.encode(replayed)

@@ -37,9 +37,9 @@ from tests.gateway.scripted import (
     ask_then_cut_in,
     no_empty_completed_reply,
     nothing_of_the_reply_after_its_clear,
-    spoken,
 )
-from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
+from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
+from tests.support.voices import spoken
 
 # Each turn's words that only an answer to *that* question would use: none of the
 # system prompt's words (a reply that restates the prompt, or the greeting, answers no

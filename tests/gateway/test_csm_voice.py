@@ -17,7 +17,7 @@ from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller
 from projections.replay import fold_all
 from tests.actors.tiny_csm import save_tiny_csm
-from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
+from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from events.catalogue import AudioSent, ClearSent, MarkPlayed, ReplyTruncated
 from gateway.app import EarshotApp
 from gateway.simulate import Network, SimulatedCaller, Truth, Utterance, write_heard_wav
 from projections.replay import fold_all
-from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
+from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 
 STOP_LIMIT_MS = 300.0  # generous: 64 ms of speech to pause, a VAD chunk, the clear's leg
 

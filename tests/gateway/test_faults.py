@@ -34,8 +34,8 @@ from gateway.playout import Playout
 from gateway.simulate import SimulatedCaller, Truth, Utterance
 from projections.heard import AgentTurn
 from projections.replay import fold_all
-from tests.gateway.fault_llm import REPLY, FaultInjectingLlm
-from tests.gateway.server import AUTH_TOKEN, STAGE_TIMEOUT_S, running_gateway, stored_call
+from tests.support.fault_llm import REPLY, FaultInjectingLlm
+from tests.support.gateway import AUTH_TOKEN, STAGE_TIMEOUT_S, running_gateway, stored_call
 
 STALL_S = 6.0  # an injected stall: longer than every stage timeout
 TIMEOUT_S = STAGE_TIMEOUT_S

@@ -26,8 +26,10 @@ from gateway.app import EarshotApp
 from gateway.simulate import Truth
 from projections.heard import AgentTurn
 from projections.replay import fold_all
-from tests.gateway.fault_llm import LONG_REPLY, FaultInjectingLlm
-from tests.gateway.scripted import ask_then_cut_in, spoken
+from tests.gateway.scripted import ask_then_cut_in
+from tests.support.fault_llm import LONG_REPLY, FaultInjectingLlm
+from tests.support.gateway import seen
+from tests.support.voices import spoken
 
 ASK = "When are you open?"
 
@@ -75,7 +77,7 @@ def check_replayed_audio(app: EarshotApp, truth: Truth, turns: list[AgentTurn], 
     with wave.open(str(wav)) as audio:
         assert (audio.getnchannels(), audio.getframerate()) == (2, 8000)
         frames = np.frombuffer(audio.readframes(audio.getnframes()), dtype="<i2").reshape(-1, 2)
-    origin = app.services.call_origins[truth.call_sid]
+    origin = seen(app).origins[truth.call_sid]
 
     def loud(channel: int, start_s: float, end_s: float) -> float:
         """Share of 20 ms blocks in [start, end) (caller's clock) that carry sound."""

@@ -27,7 +27,7 @@ from actors.speech_synthesis import HibariEngine
 from events.catalogue import AudioRetained, CallEnded, CallStarted, FrameRefused, SpeechStarted
 from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller, Utterance, parse_twiml, sign_and_post_webhook
-from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
+from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 
 PARAMS = {
     "AccountSid": "AC" + "0" * 32,

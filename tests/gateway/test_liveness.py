@@ -26,9 +26,9 @@ from gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
 from projections.context import INTERRUPTED_MARKER
 from projections.heard import AgentTurn
 from projections.replay import fold_all
-from tests.gateway.fault_llm import REPLY, FaultInjectingLlm
 from tests.gateway.scripted import no_empty_completed_reply
-from tests.gateway.server import AUTH_TOKEN, stored_call
+from tests.support.fault_llm import REPLY, FaultInjectingLlm
+from tests.support.gateway import AUTH_TOKEN, stored_call
 
 BOUND_S = 2.5  # the default liveness bound, which the talking gateway keeps
 MARGIN_MS = 400.0  # the watch's timer and the pacer, on a loaded 2-core machine

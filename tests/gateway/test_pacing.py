@@ -12,7 +12,7 @@ from actors.speech_synthesis import HibariEngine
 from events.catalogue import ClearSent
 from gateway.app import EarshotApp
 from gateway.simulate import Network, SimulatedCaller, Utterance
-from tests.gateway.server import AUTH_TOKEN, running_gateway, stored_call
+from tests.support.gateway import AUTH_TOKEN, running_gateway, seen, stored_call
 
 LONG_REPLY = " ".join(
     ["Our opening hours are nine to five on weekdays, and ten to four on Saturdays."] * 6
@@ -58,7 +58,7 @@ async def test_clear_stops_playout_within_one_leg_plus_20_ms(
     truth = await caller.run()
     events = await stored_call(app, truth.call_sid)
     clear = next(e for e in events if isinstance(e, ClearSent))
-    sent_at = app.services.call_origins[truth.call_sid] + clear.at_ms / 1000
+    sent_at = seen(app).origins[truth.call_sid] + clear.at_ms / 1000
     stop_ms = (truth.clears[0].at - sent_at) * 1000
     one_leg = network.one_way_ms + network.jitter_ms
     assert 0 <= stop_ms <= one_leg + 20, stop_ms

@@ -22,11 +22,12 @@ import pytest
 from events.catalogue import CallEnded, CallRefused, CallStarted
 from gateway.simulate import SimulatedCaller, sign_and_post_webhook
 from projections.replay import fold_all
-from tests import postgres
-from tests.gateway.server import (
+from tests.support import postgres
+from tests.support.gateway import (
     AUTH_TOKEN,
     http_get_status,
     running_gateway,
+    seen,
     stored_call,
     webhook_params,
 )
@@ -74,7 +75,7 @@ async def test_a_database_outage_mid_call_loses_nothing_and_the_caller_hears_it_
         await asyncio.to_thread(own_server.start)
         truth = await call
         events = await stored_call(app, truth.call_sid, wait_s=30.0)
-        live = app.services.live_views[truth.call_sid].state
+        live = seen(app).live_views[truth.call_sid].state
         retries = writer.commit_retries
         status, _ = await asyncio.to_thread(http_get_status, base + "/healthz")
         assert status == 200 and writer.outage_s() == 0.0

@@ -6,8 +6,10 @@ import asyncio
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
@@ -15,12 +17,36 @@ import uvicorn
 
 from events.catalogue import AnyEvent, CallEnded
 from events.database import create_engine
+from events.recorder import CallRecorder
 from events.store import EventStore
 from gateway.app import EarshotApp
 from gateway.config import Settings
+from projections.heard import LiveHeard
 
 AUTH_TOKEN = "test-auth-token-0123456789"
 STAGE_TIMEOUT_S = 3.0  # the fault tests' stage timeouts (STT, LLM, TTS)
+
+
+@dataclass
+class SeenCalls:
+    """What the harness saw of each call as it ran: the monotonic origin of its ``at_ms``
+    clock (to relate a caller's own clock to the stored events) and its live Heard (which
+    a replay from the store must reproduce exactly)."""
+
+    origins: dict[str, float] = field(default_factory=dict)
+    live_views: dict[str, LiveHeard] = field(default_factory=dict)
+
+    def __call__(self, recorder: CallRecorder, live: LiveHeard) -> None:
+        self.origins[recorder.call_sid] = recorder.t0
+        self.live_views[recorder.call_sid] = live
+
+
+SEEN: weakref.WeakKeyDictionary[EarshotApp, SeenCalls] = weakref.WeakKeyDictionary()
+
+
+def seen(app: EarshotApp) -> SeenCalls:
+    """The calls a gateway started by ``running_gateway`` has taken."""
+    return SEEN[app]
 
 
 def _free_port() -> int:
@@ -41,6 +67,7 @@ def running_gateway(db_url: str, **overrides: object) -> Iterator[tuple[str, Ear
         **overrides,
     )
     app = EarshotApp(settings)
+    app.services.call_observers.append(SEEN.setdefault(app, SeenCalls()))
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
