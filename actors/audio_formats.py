@@ -9,6 +9,8 @@ filter. soxr's HQ holds back about 89 ms at 8->16 kHz, LQ/MQ 47-75 ms; QQ (cubic
 holds back 0.25 ms, which is what a 20 ms inbound frame can afford. Outbound
 audio arrives a whole phrase at a time, so it is resampled in one call with HQ
 (a real anti-alias filter for the 24->8 kHz decimation), which holds nothing back.
+The G.711 mu-law codec itself lives with the events (``events.mulaw``): retained call
+audio is stored as mu-law, and projections decode it without reaching up into actors.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import soxr
+
+from events.mulaw import Pcm16, mulaw_to_pcm16, pcm16_to_mulaw
+
+__all__ = ["Pcm16", "mulaw_to_pcm16", "pcm16_to_mulaw"]  # the codec, used beside the rates
 
 TWILIO_RATE = 8000
 PIPELINE_RATE = 16000
@@ -25,41 +31,7 @@ BYTES_PER_MS = TWILIO_RATE // 1000  # 8: the outbound stream's ms <-> byte ratio
 INBOUND_QUALITY = "QQ"
 OUTBOUND_QUALITY = "HQ"
 
-Pcm16 = npt.NDArray[np.int16]
 Float32 = npt.NDArray[np.float32]
-
-
-def _mulaw_decode_table() -> Pcm16:
-    codes = ~np.arange(256, dtype=np.int32) & 0xFF
-    sign = codes & 0x80
-    exponent = (codes >> 4) & 0x07
-    mantissa = codes & 0x0F
-    magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84
-    return np.where(sign != 0, -magnitude, magnitude).astype(np.int16)
-
-
-def _mulaw_encode_table() -> npt.NDArray[np.uint8]:
-    samples = np.arange(-32768, 32768, dtype=np.int32)
-    sign = np.where(samples < 0, 0x80, 0)
-    magnitude = np.minimum(np.abs(samples), 32635) + 0x84
-    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    code = ~(sign | (exponent << 4) | mantissa) & 0xFF
-    table = np.empty(65536, dtype=np.uint8)
-    table[samples.astype(np.uint16)] = code  # index by the int16's bit pattern
-    return table
-
-
-MULAW_DECODE = _mulaw_decode_table()
-MULAW_ENCODE = _mulaw_encode_table()
-
-
-def mulaw_to_pcm16(payload: bytes) -> Pcm16:
-    return MULAW_DECODE[np.frombuffer(payload, dtype=np.uint8)]
-
-
-def pcm16_to_mulaw(samples: Pcm16) -> bytes:
-    return MULAW_ENCODE[samples.view(np.uint16)].tobytes()
 
 
 def float_to_pcm16(samples: Float32) -> Pcm16:

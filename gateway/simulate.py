@@ -34,7 +34,8 @@ import numpy as np
 import websockets
 from twilio.request_validator import RequestValidator
 
-from actors.audio_formats import BYTES_PER_MS, MULAW_DECODE, MULAW_FRAME_BYTES
+from actors.audio_formats import BYTES_PER_MS, MULAW_FRAME_BYTES
+from events.mulaw import MULAW_DECODE
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from actors.audio_formats import MULAW_DECODE
 from events.catalogue import AudioRetained, CallStarted, Event, MarkPlayed
+from events.mulaw import MULAW_DECODE
 from projections import heard as heard_projection
 
 RATE = 8000
