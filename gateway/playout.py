@@ -24,13 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
-from actors.audio_formats import FRAME_MS, MULAW_FRAME_BYTES
+from actors.audio_formats import FRAME_MS
+from actors.phrase_frames import Frame, end_mark, phrase_frames
 from actors.playback_clock import LEAD_MS, PlaybackClock
 from actors.twilio_stream import clear_message, mark_message, media_message
 from events.catalogue import (
@@ -48,18 +47,10 @@ from events.recorder import CallRecorder
 
 log = logging.getLogger(__name__)
 
-TICK_FRAMES = 5  # besides word ends, a mark after every 5th frame (100 ms)
 MAX_RESTARTS = 2  # the pacer failing more often than this in one call ends the call
 
 LATENESS_SAMPLES: deque[float] = deque(maxlen=20_000)
 """Pacer lateness (ms) of scheduled frames, all calls in this process (for /metrics and benches)."""
-
-
-@dataclass
-class _Frame:
-    reply_id: int
-    mulaw: bytes
-    marks: list[str] = field(default_factory=list)
 
 
 class Playout:
@@ -86,7 +77,7 @@ class Playout:
         self._send_text = send_text
         self._close_socket = close_socket
         self._loop = asyncio.get_running_loop()
-        self._queue: deque[_Frame] = deque()
+        self._queue: deque[Frame] = deque()
         self._clears: deque[int] = deque()
         self._reply_start: dict[int, float] = {}
         self._final_marks: dict[str, int] = {}
@@ -152,10 +143,7 @@ class Playout:
         if reply_id in self._cleared or self.closed:
             return  # synthesized after the caller cut in: never sent
         out_start = self.clock.sent_ms + self.queued_ms
-        frames = [
-            _Frame(reply_id, mulaw[i : i + MULAW_FRAME_BYTES])
-            for i in range(0, len(mulaw), MULAW_FRAME_BYTES)
-        ]
+        frames = phrase_frames(reply_id, segment, mulaw, words)
         if not frames:
             if final:  # the reply ended after its last phrase was queued
                 self._reply_ended(reply_id)
@@ -173,17 +161,10 @@ class Playout:
             self.recorder.record(
                 AudioRetained, track="agent", start_ms=out_start, mulaw=mulaw, reply_id=reply_id
             )
-        for index, word in enumerate(words):
-            frame = min(max(math.ceil(word.end_ms / FRAME_MS) - 1, 0), len(frames) - 1)
-            frames[frame].marks.append(f"r{reply_id}s{segment}w{index}")
-        for index in range(TICK_FRAMES - 1, len(frames) - 1, TICK_FRAMES):
-            if not frames[index].marks:  # a mark every 100 ms: echoes keep the clock honest
-                frames[index].marks.append(f"r{reply_id}s{segment}f{index}")
-        end_mark = f"r{reply_id}s{segment}end"
-        frames[-1].marks.append(end_mark)
-        self._last_end_mark[reply_id] = end_mark
+        end = end_mark(reply_id, segment)
+        self._last_end_mark[reply_id] = end
         if final:
-            self._final_marks[end_mark] = reply_id
+            self._final_marks[end] = reply_id
         self._queue.extend(frames)
         self._wake.set()
 

@@ -1,0 +1,50 @@
+"""A phrase's audio as the pacer sends it: 20 ms frames, with the marks placed among them.
+
+Pure scheduling, beside the playback clock whose inputs the marks are. A mark
+follows the frame in which each word ends (its echo proves the word played),
+one every 100 ms where no word ends (every echo keeps the clock honest), and one
+at the phrase's end (its echo says the phrase played in full). Names encode
+reply, segment and position: ``r{reply}s{segment}w{word}``, ``...f{frame}``,
+``...end``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from actors.audio_formats import FRAME_MS, MULAW_FRAME_BYTES
+from events.catalogue import WordTiming
+
+TICK_FRAMES = 5  # besides word ends, a mark after every 5th frame (100 ms)
+
+
+@dataclass
+class Frame:
+    reply_id: int
+    mulaw: bytes
+    marks: list[str] = field(default_factory=list)  # sent right after this frame
+
+
+def end_mark(reply_id: int, segment: int) -> str:
+    return f"r{reply_id}s{segment}end"
+
+
+def phrase_frames(
+    reply_id: int, segment: int, mulaw: bytes, words: tuple[WordTiming, ...]
+) -> list[Frame]:
+    """The phrase cut into frames (the last may be short) with its marks; [] for no audio."""
+    frames = [
+        Frame(reply_id, mulaw[i : i + MULAW_FRAME_BYTES])
+        for i in range(0, len(mulaw), MULAW_FRAME_BYTES)
+    ]
+    if not frames:
+        return frames
+    for index, word in enumerate(words):
+        frame = min(max(math.ceil(word.end_ms / FRAME_MS) - 1, 0), len(frames) - 1)
+        frames[frame].marks.append(f"r{reply_id}s{segment}w{index}")
+    for index in range(TICK_FRAMES - 1, len(frames) - 1, TICK_FRAMES):
+        if not frames[index].marks:
+            frames[index].marks.append(f"r{reply_id}s{segment}f{index}")
+    frames[-1].marks.append(end_mark(reply_id, segment))
+    return frames
