@@ -20,7 +20,7 @@ from typing import Any
 import pykka
 
 from actors.audio_retention import CallerAudioRetention
-from actors.call_policy import (
+from actors.core.call_policy import (
     Action,
     CallPolicy,
     EndCall,
@@ -28,11 +28,17 @@ from actors.call_policy import (
     Record,
     Restart,
     Say,
+    Stage,
     StopReply,
+    Transcribed,
 )
-from actors.fixed_lines import FixedLines
+from actors.core.twilio_stream import TwilioStreamProtocol
+from actors.engines.fixed_lines import FixedLines
+from actors.engines.llm_endpoints import LlmEndpoints
+from actors.engines.speech_recognition import WhisperEngine
+from actors.engines.speech_synthesis import SpeechEngine
+from actors.engines.vad import SileroVadModel
 from actors.llm import Llm
-from actors.llm_endpoints import LlmEndpoints
 from actors.messages import (
     CallerSpeech,
     CallerUtterance,
@@ -41,22 +47,16 @@ from actors.messages import (
     GenerateReply,
     PlayoutPort,
     ReplyPlayed,
-    Stage,
     StageError,
     StreamStopped,
     Synthesize,
-    Transcribed,
 )
 from actors.reply_streams import ReplyStreams
-from actors.speech_recognition import WhisperEngine
-from actors.speech_synthesis import SpeechEngine
-from actors.speech_turns import SpeechDetector
+from actors.speech_detector import SpeechDetector
 from actors.stt import Stt
 from actors.supervised import Pulse
 from actors.transport import InboundBacklog, Transport
 from actors.tts import Tts
-from actors.twilio_stream import TwilioStreamProtocol
-from actors.vad import SileroVadModel
 from events.catalogue import (
     CallEnded,
     ReplyCompleted,

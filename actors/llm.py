@@ -16,12 +16,13 @@ from typing import Any
 
 import pykka
 
-from actors.language_model import ChatStream, ModelUnavailable, phrases
-from actors.liveness import BOUND_S, retry_allowed
-from actors.llm_endpoints import LlmEndpoints
-from actors.messages import GenerateReply, Stage, StageError, Synthesize
+from actors.core.call_policy import Stage
+from actors.core.liveness import BOUND_S, retry_allowed
+from actors.core.spoken_text import clean_phrase, speakable
+from actors.engines.language_model import ChatStream, ModelUnavailable, phrases
+from actors.engines.llm_endpoints import LlmEndpoints
+from actors.messages import GenerateReply, StageError, Synthesize
 from actors.reply_streams import ReplyStreams
-from actors.spoken_text import clean_phrase, speakable
 from actors.supervised import ReportsFailure
 from events.catalogue import ReplyCompleted, ReplyTextGenerated, StageCancelled, StageFailed
 from events.recorder import CallRecorder

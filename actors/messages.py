@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
-from actors.audio_formats import Pcm16
-from actors.speech_synthesis import Phrase
+from actors.core.audio_formats import Pcm16
+from actors.core.call_policy import Stage
+from actors.engines.speech_synthesis import Phrase
 from events.catalogue import WordTiming
 
 
@@ -61,32 +61,9 @@ class CallerUtterance:
 
 
 @dataclass(frozen=True)
-class Transcribed:
-    turn: int
-    text: str
-    no_speech_probability: float
-    inbound_start_ms: float
-    inbound_end_ms: float
-    speech_end_ms: float
-    tentative: bool = False
-    rolling: bool = False
-
-
-@dataclass(frozen=True)
 class GenerateReply:
     reply_id: int
     chat: list[dict[str, str]]
-
-
-class Stage(StrEnum):
-    """The parts of a call that can fail on their own (recorded in ``StageFailed.stage``)."""
-
-    TRANSPORT = "transport"
-    STT = "stt"
-    LLM = "llm"
-    TTS = "tts"
-    PLAYOUT = "playout"
-    SUPERVISOR = "supervisor"
 
 
 @dataclass(frozen=True)

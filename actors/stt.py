@@ -12,8 +12,9 @@ from typing import Any
 
 import pykka
 
-from actors.messages import CallerUtterance, Stage, StageError, Transcribed
-from actors.speech_recognition import WhisperEngine
+from actors.core.call_policy import Stage, Transcribed
+from actors.engines.speech_recognition import WhisperEngine
+from actors.messages import CallerUtterance, StageError
 from actors.supervised import ReportsFailure
 
 log = logging.getLogger(__name__)

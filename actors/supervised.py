@@ -24,7 +24,8 @@ from typing import Any
 
 import pykka
 
-from actors.messages import Stage, StageError
+from actors.core.call_policy import Stage
+from actors.messages import StageError
 
 log = logging.getLogger(__name__)
 

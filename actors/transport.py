@@ -16,20 +16,10 @@ from typing import Any
 
 import pykka
 
-from actors.audio_formats import InboundConverter, phrase_to_mulaw
 from actors.audio_retention import CallerAudioRetention
-from actors.messages import (
-    CallerSpeech,
-    CallerUtterance,
-    InboundFrame,
-    PlayoutPort,
-    Speak,
-    Stage,
-    StreamStopped,
-)
-from actors.speech_turns import CallerAudioLog, SpeechDetector
-from actors.supervised import ReportsFailure
-from actors.twilio_stream import (
+from actors.core.audio_formats import InboundConverter, phrase_to_mulaw
+from actors.core.call_policy import Stage
+from actors.core.twilio_stream import (
     CallerAudio,
     CloseStream,
     DtmfPressed,
@@ -38,6 +28,16 @@ from actors.twilio_stream import (
     Stopped,
     TwilioStreamProtocol,
 )
+from actors.messages import (
+    CallerSpeech,
+    CallerUtterance,
+    InboundFrame,
+    PlayoutPort,
+    Speak,
+    StreamStopped,
+)
+from actors.speech_detector import CallerAudioLog, SpeechDetector
+from actors.supervised import ReportsFailure
 from events.catalogue import CallerAudioGap, DtmfReceived, FrameRefused
 from events.recorder import CallRecorder
 

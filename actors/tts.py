@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 import pykka
 
-from actors.messages import CancelReply, Speak, Stage, Synthesize
+from actors.core.call_policy import Stage
+from actors.engines.speech_synthesis import Phrase, SpeechEngine
+from actors.messages import CancelReply, Speak, Synthesize
 from actors.reply_streams import ReplyStreams
-from actors.speech_synthesis import Phrase, SpeechEngine
 from actors.supervised import ReportsFailure
 from events.catalogue import StageCancelled
 from events.recorder import CallRecorder

@@ -29,8 +29,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actors.audio_formats import phrase_to_mulaw
-from actors.speech_synthesis import HibariEngine
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
 from gateway.app import EarshotApp
 from gateway.simulate import Network, SimulatedCaller, Truth, Utterance
 from projections.context import INTERRUPTED_MARKER

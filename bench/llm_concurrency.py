@@ -19,7 +19,7 @@ import itertools
 import time
 from dataclasses import dataclass
 
-from actors.language_model import ChatStream, EmbeddedServer, ModelUnavailable, warm_up
+from actors.engines.language_model import ChatStream, EmbeddedServer, ModelUnavailable, warm_up
 from gateway.config import Settings
 from projections.metrics import percentile
 

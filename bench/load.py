@@ -34,8 +34,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actors.audio_formats import phrase_to_mulaw
-from actors.speech_synthesis import HibariEngine
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
 from events.catalogue import AnyEvent, ReplyCompleted, SilenceFilled, StageFailed
 from gateway.app import EarshotApp
 from gateway.playout import LATENESS_SAMPLES

@@ -18,8 +18,8 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from actors.audio_formats import phrase_to_mulaw
-from actors.speech_synthesis import HibariEngine
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
 from events.catalogue import SpeechStopped, TranscriptPartial
 from events.database import create_engine
 from events.store import EventStore

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import jiwer
 import numpy as np
 
-from actors.speech_recognition import Transcript, WhisperEngine
+from actors.engines.speech_recognition import Transcript, WhisperEngine
 from bench.pipeline import QUESTIONS
 from tests.support.voices import UTTERANCES, VOICES, as_caller_audio
 

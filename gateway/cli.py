@@ -160,8 +160,8 @@ def _serve(args: argparse.Namespace, db_url: str) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from actors.audio_formats import phrase_to_mulaw
-    from actors.speech_synthesis import HibariEngine
+    from actors.core.audio_formats import phrase_to_mulaw
+    from actors.engines.speech_synthesis import HibariEngine
     from gateway.config import Settings
     from gateway.simulate import (
         CallRejected,
@@ -226,7 +226,7 @@ def _wav_to_mulaw(path: str) -> bytes:
     import numpy as np
     import soxr
 
-    from actors.audio_formats import pcm16_to_mulaw
+    from actors.core.audio_formats import pcm16_to_mulaw
 
     with wave.open(path, "rb") as wav:
         rate, width, channels = wav.getframerate(), wav.getsampwidth(), wav.getnchannels()

@@ -7,10 +7,10 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from actors.liveness import BOUND_S, GIVE_UP_S
-from actors.playback_clock import LEAD_MS
+from actors.core.liveness import BOUND_S, GIVE_UP_S
+from actors.core.playback_clock import LEAD_MS
+from actors.core.twilio_stream import REFUSAL_BURST
 from actors.transport import BACKLOG_FRAMES
-from actors.twilio_stream import REFUSAL_BURST
 from events.database import default_url
 
 DEV_AUTH_TOKEN = "earshot-dev-auth-token"

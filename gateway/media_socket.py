@@ -17,11 +17,12 @@ from typing import Any
 import pykka
 
 from actors.call_supervisor import CallSupervisor
-from actors.liveness import FAILED_GOODBYE
-from actors.messages import InboundFrame, ReplyPlayed, Stage, StageError, StreamStopped
+from actors.core.call_policy import Stage
+from actors.core.liveness import FAILED_GOODBYE
+from actors.core.twilio_stream import CloseStream, Refused, Started, TwilioStreamProtocol
+from actors.messages import InboundFrame, ReplyPlayed, StageError, StreamStopped
 from actors.supervised import Pulse
 from actors.transport import InboundBacklog
-from actors.twilio_stream import CloseStream, Refused, Started, TwilioStreamProtocol
 from events.catalogue import CallStarted
 from events.recorder import CallRecorder
 from events.store import ConcurrencyConflict

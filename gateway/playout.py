@@ -28,10 +28,10 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from actors.audio_formats import FRAME_MS
-from actors.phrase_frames import Frame, end_mark, phrase_frames
-from actors.playback_clock import LEAD_MS, PlaybackClock
-from actors.twilio_stream import clear_message, mark_message, media_message
+from actors.core.audio_formats import FRAME_MS
+from actors.core.phrase_frames import Frame, end_mark, phrase_frames
+from actors.core.playback_clock import LEAD_MS, PlaybackClock
+from actors.core.twilio_stream import clear_message, mark_message, media_message
 from events.catalogue import (
     AudioRetained,
     AudioSent,

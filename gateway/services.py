@@ -11,13 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from actors.call_supervisor import Engines
-from actors.fixed_lines import FixedLines
-from actors.language_model import EmbeddedServer, warm_up
-from actors.liveness import FAILED_GOODBYE, FALLBACK_LINE, HOLD_LINE
-from actors.llm_endpoints import LlmEndpoints
-from actors.speech_recognition import WhisperEngine
-from actors.speech_synthesis import HibariEngine, SpeechEngine
-from actors.vad import SileroVadModel
+from actors.core.liveness import FAILED_GOODBYE, FALLBACK_LINE, HOLD_LINE
+from actors.engines.fixed_lines import FixedLines
+from actors.engines.language_model import EmbeddedServer, warm_up
+from actors.engines.llm_endpoints import LlmEndpoints
+from actors.engines.speech_recognition import WhisperEngine
+from actors.engines.speech_synthesis import HibariEngine, SpeechEngine
+from actors.engines.vad import SileroVadModel
 from events.database import create_engine, upgrade_async
 from events.group_commit import GroupCommitWriter
 from events.recorder import CallRecorder
@@ -86,7 +86,7 @@ class Services:
         settings = self.settings
         tts: SpeechEngine
         if settings.tts_model is not None:
-            from actors.csm_synthesis import CsmEngine  # imports torch: only when asked for
+            from actors.engines.csm_synthesis import CsmEngine  # imports torch: only when asked for
 
             tts = await asyncio.to_thread(CsmEngine, settings.tts_model)
         else:

@@ -34,7 +34,7 @@ import numpy as np
 import websockets
 from twilio.request_validator import RequestValidator
 
-from actors.audio_formats import BYTES_PER_MS, MULAW_FRAME_BYTES
+from actors.core.audio_formats import BYTES_PER_MS, MULAW_FRAME_BYTES
 from events.mulaw import MULAW_DECODE
 
 log = logging.getLogger(__name__)

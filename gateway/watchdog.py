@@ -21,7 +21,7 @@ from typing import Any
 
 import pykka
 
-from actors.fixed_lines import RenderedLine
+from actors.engines.fixed_lines import RenderedLine
 from actors.messages import Heartbeat
 from actors.supervised import Pulse
 from events.catalogue import (

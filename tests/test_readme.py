@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from actors.csm_synthesis import CsmEngine
-from actors.language_model import phrases
-from actors.liveness import BOUND_S, FALLBACK_LINE, GIVE_UP_S, HOLD_LINE
-from actors.speech_turns import SpeechTurns
+from actors.core.liveness import BOUND_S, FALLBACK_LINE, GIVE_UP_S, HOLD_LINE
+from actors.core.speech_turns import SpeechTurns
+from actors.engines.csm_synthesis import CsmEngine
+from actors.engines.language_model import phrases
 from events.group_commit import GroupCommitWriter
 from gateway.config import ENVIRONMENT, Settings
 

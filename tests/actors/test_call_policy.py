@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.call_policy import (
+from actors.core.call_policy import (
     ACKNOWLEDGEMENT,
     APOLOGY,
     Action,
@@ -12,10 +12,11 @@ from actors.call_policy import (
     Record,
     Restart,
     Say,
+    Stage,
     StopReply,
+    Transcribed,
 )
-from actors.liveness import FALLBACK_LINE, HOLD_LINE
-from actors.messages import Stage, Transcribed
+from actors.core.liveness import FALLBACK_LINE, HOLD_LINE
 from events.catalogue import (
     BargeInDetected,
     SilenceFilled,

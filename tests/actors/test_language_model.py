@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors.language_model import ChatStream, EmbeddedServer, phrases, warm_up
+from actors.engines.language_model import ChatStream, EmbeddedServer, phrases, warm_up
 
 CHAT = [
     {"role": "system", "content": "You are a phone receptionist. Answer briefly."},

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from actors.liveness import DeadAirWatch, GiveUp, Hold, retry_allowed
+from actors.core.liveness import DeadAirWatch, GiveUp, Hold, retry_allowed
 from events.catalogue import AudioSent, Event, SpeechStarted, SpeechStopped, TurnNotAnswered
 from projections import liveness
 

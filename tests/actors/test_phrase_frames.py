@@ -3,7 +3,7 @@ where no word ends, and at the end."""
 
 from __future__ import annotations
 
-from actors.phrase_frames import end_mark, phrase_frames
+from actors.core.phrase_frames import end_mark, phrase_frames
 from events.catalogue import WordTiming
 
 

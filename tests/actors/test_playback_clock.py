@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.playback_clock import PlaybackClock
+from actors.core.playback_clock import PlaybackClock
 
 
 def send(clock: PlaybackClock, at: float, frames: int) -> None:

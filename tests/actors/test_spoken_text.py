@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.language_model import phrases
-from actors.spoken_text import clean_phrase, speakable
+from actors.core.spoken_text import clean_phrase, speakable
+from actors.engines.language_model import phrases
 from projections.context import INTERRUPTED_MARKER
 
 

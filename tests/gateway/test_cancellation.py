@@ -19,8 +19,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from actors.audio_formats import phrase_to_mulaw
-from actors.speech_synthesis import HibariEngine, Phrase, SpeechEngine
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine, Phrase, SpeechEngine
 from events.catalogue import (
     AnyEvent,
     BargeInDetected,

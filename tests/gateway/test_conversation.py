@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import jiwer
 import pytest
 
-from actors.audio_formats import phrase_to_mulaw
-from actors.speech_synthesis import HibariEngine
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
 from events.catalogue import (
     AnyEvent,
     BargeInDetected,

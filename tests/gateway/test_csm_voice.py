@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors.csm_synthesis import CsmEngine
+from actors.engines.csm_synthesis import CsmEngine
 from events.catalogue import SpeechSynthesized
 from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.audio_formats import phrase_to_mulaw
-from actors.speech_synthesis import HibariEngine
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
 from events.catalogue import AudioSent, ClearSent, MarkPlayed, ReplyTruncated
 from gateway.app import EarshotApp
 from gateway.simulate import Network, SimulatedCaller, Truth, Utterance, write_heard_wav

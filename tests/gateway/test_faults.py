@@ -20,11 +20,11 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.call_policy import APOLOGY
 from actors.call_supervisor import CallSupervisor
-from actors.liveness import FAILED_GOODBYE
+from actors.core.call_policy import APOLOGY
+from actors.core.liveness import FAILED_GOODBYE
+from actors.engines.speech_synthesis import Phrase, SpeechEngine
 from actors.llm import Llm
-from actors.speech_synthesis import Phrase, SpeechEngine
 from actors.stt import Stt
 from actors.transport import Transport
 from events.catalogue import AnyEvent, CallEnded, CallerAudioGap, StageFailed, TranscriptFinal

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from actors.audio_formats import pcm16_to_mulaw
-from actors.call_policy import ACKNOWLEDGEMENT
+from actors.core.audio_formats import pcm16_to_mulaw
+from actors.core.call_policy import ACKNOWLEDGEMENT
 from events.catalogue import AnyEvent, BargeInDetected
 from gateway.app import EarshotApp
 from gateway.simulate import Truth

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from actors.audio_formats import phrase_to_mulaw
-from actors.speech_synthesis import HibariEngine
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
 from events.catalogue import AudioRetained, CallEnded, CallStarted, FrameRefused, SpeechStarted
 from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller, Utterance, parse_twiml, sign_and_post_webhook

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from actors.call_policy import APOLOGY
-from actors.liveness import FALLBACK_LINE, HOLD_LINE
+from actors.core.call_policy import APOLOGY
+from actors.core.liveness import FALLBACK_LINE, HOLD_LINE
 from events.catalogue import (
     AnyEvent,
     AudioSent,

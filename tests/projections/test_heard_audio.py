@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from actors.audio_formats import pcm16_to_mulaw
+from actors.core.audio_formats import pcm16_to_mulaw
 from events.catalogue import (
     AudioRetained,
     AudioSent,

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from actors.audio_formats import InboundConverter, phrase_to_mulaw
-from actors.speech_synthesis import HibariEngine
+from actors.core.audio_formats import InboundConverter, phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
 
 UTTERANCES = [
     "I would like to book a table",

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from actors.liveness import BOUND_S, GIVE_UP_S, DeadAirWatch, GiveUp, Hold
-from actors.messages import Stage, Transcribed
-from actors.turn_taking import NO_SPEECH_ABOVE, TranscriptGate, TurnTaking, interruption_kind
+from actors.core.liveness import BOUND_S, GIVE_UP_S, DeadAirWatch, GiveUp, Hold
+from actors.core.turn_taking import NO_SPEECH_ABOVE, TranscriptGate, TurnTaking, interruption_kind
 from events.catalogue import (
     BargeInDetected,
     Event,
@@ -36,6 +36,29 @@ from events.catalogue import (
 APOLOGY = "Sorry, I missed that. Could you say it again?"
 ACKNOWLEDGEMENT = "Yes? Go ahead."
 MAX_STAGE_FAILURES = 3  # a stage failing this often in one call ends the call
+
+
+class Stage(StrEnum):
+    """The parts of a call that can fail on their own (recorded in ``StageFailed.stage``)."""
+
+    TRANSPORT = "transport"
+    STT = "stt"
+    LLM = "llm"
+    TTS = "tts"
+    PLAYOUT = "playout"
+    SUPERVISOR = "supervisor"
+
+
+@dataclass(frozen=True)
+class Transcribed:
+    turn: int
+    text: str
+    no_speech_probability: float
+    inbound_start_ms: float
+    inbound_end_ms: float
+    speech_end_ms: float
+    tentative: bool = False
+    rolling: bool = False
 
 
 # --- actions: what the supervisor carries out -----------------------------------------------

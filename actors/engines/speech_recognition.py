@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from actors.audio_formats import Pcm16
+from actors.core.audio_formats import Pcm16
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from actors.audio_formats import phrase_to_mulaw
-from actors.speech_synthesis import SpeechEngine
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import SpeechEngine
 from events.catalogue import WordTiming
 
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from actors.audio_formats import Float32
+from actors.core.audio_formats import Float32
 from events.catalogue import WordTiming
 
 log = logging.getLogger(__name__)
