@@ -2,6 +2,6 @@
 
 VAD (silero), STT (faster-whisper), TTS (hibari, Sesame CSM), the LLM client and its
 endpoints, and the cache of lines rendered once. An engine imports cores and
-``events``, never an actor: a new engine goes here, behind the interface its stage
+``events`` (and projections), never an actor: a new engine goes here, behind the interface its stage
 already uses (``SpeechEngine``, ``WhisperEngine``, ``LlmEndpoints``).
 """
