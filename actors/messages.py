@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from actors.core.audio_formats import Pcm16
+from actors.core.audio_formats import Float32, Pcm16
 from actors.core.call_policy import Stage
 from actors.engines.speech_synthesis import Phrase
 from events.catalogue import WordTiming
@@ -35,10 +35,24 @@ class Synthesize:
 
 @dataclass(frozen=True)
 class Speak:
+    """A phrase to play. ``streamed``: its audio went ahead in ``SpeakAudio`` chunks; this
+    closes it, with its words."""
+
     reply_id: int
     segment: int
     phrase: Phrase
     final: bool = True
+    streamed: bool = False
+
+
+@dataclass(frozen=True)
+class SpeakAudio:
+    """A chunk of a phrase still being generated (a streaming voice), to play at once."""
+
+    reply_id: int
+    segment: int
+    samples: Float32
+    rate: int
 
 
 @dataclass(frozen=True)
@@ -112,7 +126,14 @@ class PlayoutPort(Protocol):
         mulaw: bytes,
         words: tuple[WordTiming, ...],
         final: bool = True,
-    ) -> None: ...
+        *,
+        streamed: bool = False,
+    ) -> None:
+        """Queue a phrase; ``streamed``: its audio was queued ahead by ``enqueue_audio``, and
+        ``mulaw`` is only its tail."""
+
+    def enqueue_audio(self, reply_id: int, segment: int, mulaw: bytes) -> None:
+        """Queue audio of a phrase still being generated (whole 20 ms frames)."""
 
     def clear(self, reply_id: int) -> None: ...
 

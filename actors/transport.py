@@ -17,7 +17,7 @@ from typing import Any
 import pykka
 
 from actors.audio_retention import CallerAudioRetention
-from actors.core.audio_formats import InboundConverter, phrase_to_mulaw
+from actors.core.audio_formats import InboundConverter, OutboundStream, phrase_to_mulaw
 from actors.core.call_policy import Stage
 from actors.core.twilio_stream import (
     CallerAudio,
@@ -34,6 +34,7 @@ from actors.messages import (
     InboundFrame,
     PlayoutPort,
     Speak,
+    SpeakAudio,
     StreamStopped,
 )
 from actors.speech_detector import CallerAudioLog, SpeechDetector
@@ -100,6 +101,7 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
         self.protocol = protocol
         self.recorder = recorder
         self.playout = playout
+        self._outbound: dict[tuple[int, int], OutboundStream] = {}  # phrases streaming in
         self.supervisor = supervisor
         self.converter = InboundConverter()
         self.detector = detector
@@ -118,15 +120,27 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
     def on_receive(self, message: Any) -> None:
         if isinstance(message, InboundFrame):
             self._on_frame(message)
+        elif isinstance(message, SpeakAudio):
+            key = (message.reply_id, message.segment)
+            stream = self._outbound.setdefault(key, OutboundStream(message.rate))
+            mulaw = stream.convert(message.samples)
+            if mulaw:
+                self.playout.enqueue_audio(message.reply_id, message.segment, mulaw)
         elif isinstance(message, Speak):
-            mulaw = phrase_to_mulaw(message.phrase.samples, message.phrase.rate)
+            phrase = message.phrase
+            if message.streamed:  # its audio went ahead: flush the resampler's tail
+                tail = self._outbound.pop((message.reply_id, message.segment), None)
+                mulaw = tail.convert(phrase.samples[:0], last=True) if tail else b""
+            else:
+                mulaw = phrase_to_mulaw(phrase.samples, phrase.rate)
             self.playout.enqueue_phrase(
                 message.reply_id,
                 message.segment,
-                message.phrase.text,
+                phrase.text,
                 mulaw,
-                message.phrase.words,
+                phrase.words,
                 message.final,
+                streamed=message.streamed,
             )
 
     def _on_frame(self, frame: InboundFrame) -> None:

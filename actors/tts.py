@@ -13,8 +13,8 @@ import numpy as np
 import pykka
 
 from actors.core.call_policy import Stage
-from actors.engines.speech_synthesis import Phrase, SpeechEngine
-from actors.messages import CancelReply, Speak, Synthesize
+from actors.engines.speech_synthesis import Phrase, SpeechEngine, StreamingSpeechEngine
+from actors.messages import CancelReply, Speak, SpeakAudio, Synthesize
 from actors.reply_streams import ReplyStreams
 from actors.supervised import ReportsFailure
 from events.catalogue import StageCancelled
@@ -59,6 +59,9 @@ class Tts(ReportsFailure, pykka.ThreadingActor):
                 return
             if self.context[0] != reply_id:
                 self.context = (reply_id, [])
+            if isinstance(self.engine, StreamingSpeechEngine):
+                self._stream(self.engine, message)
+                return
             with self.deadline(self.timeout_s, reply_id) as deadline:
                 phrase = self.engine.synthesize(
                     message.text,
@@ -69,3 +72,24 @@ class Tts(ReportsFailure, pykka.ThreadingActor):
             if deadline.expired or self.replies.is_cancelled(message.reply_id):  # drop it
                 return
             self.transport.tell(Speak(message.reply_id, message.segment, phrase, message.final))
+
+    def _stream(self, engine: StreamingSpeechEngine, message: Synthesize) -> None:
+        """Each chunk goes to the playout as soon as it is decoded; the phrase's words
+        follow once it is whole. A cut-in stops generation at the next step."""
+        reply_id, segment = message.reply_id, message.segment
+        pieces = []
+        with self.deadline(self.timeout_s, reply_id) as deadline:
+            for samples in engine.stream(
+                message.text,
+                self.context[1][-2:],
+                should_stop=lambda: self.replies.is_cancelled(reply_id),
+            ):
+                if deadline.expired or self.replies.is_cancelled(reply_id):
+                    return
+                pieces.append(samples)
+                self.transport.tell(SpeakAudio(reply_id, segment, samples, engine.rate))
+        phrase = engine.phrase_of(message.text, pieces)
+        self.context[1].append(phrase)
+        if deadline.expired or self.replies.is_cancelled(reply_id):
+            return
+        self.transport.tell(Speak(reply_id, segment, phrase, message.final, streamed=True))

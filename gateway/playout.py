@@ -29,7 +29,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from actors.core.audio_formats import FRAME_MS
-from actors.core.phrase_frames import Frame, end_mark, phrase_frames
+from actors.core.phrase_frames import (
+    Frame,
+    close_streamed,
+    end_mark,
+    phrase_frames,
+    streamed_frames,
+)
 from actors.core.playback_clock import LEAD_MS, PlaybackClock
 from actors.core.twilio_stream import clear_message, mark_message, media_message
 from events.catalogue import (
@@ -83,6 +89,8 @@ class Playout:
         self._final_marks: dict[str, int] = {}
         self._last_end_mark: dict[int, str] = {}  # each reply's last phrase end, until echoed
         self._cleared: set[int] = set()
+        # (reply, segment) of phrases still streaming in: where they started, their frames
+        self._streaming: dict[tuple[int, int], tuple[float, list[Frame]]] = {}
         self._close: tuple[int, str] | None = None
         # (reply_id, deadline, out_ms beyond which an echo can only be a flush)
         self._truncation: tuple[int, float, float] | None = None
@@ -100,9 +108,24 @@ class Playout:
         mulaw: bytes,
         words: tuple[WordTiming, ...],
         final: bool = True,
+        *,
+        streamed: bool = False,
     ) -> None:
         self._loop.call_soon_threadsafe(
-            self._guarded, self._enqueue_phrase, reply_id, segment, text, mulaw, words, final
+            self._guarded,
+            self._enqueue_phrase,
+            reply_id,
+            segment,
+            text,
+            mulaw,
+            words,
+            final,
+            streamed,
+        )
+
+    def enqueue_audio(self, reply_id: int, segment: int, mulaw: bytes) -> None:
+        self._loop.call_soon_threadsafe(
+            self._guarded, self._enqueue_audio, reply_id, segment, mulaw
         )
 
     def clear(self, reply_id: int) -> None:
@@ -129,7 +152,20 @@ class Playout:
 
     @property
     def queued_ms(self) -> float:
-        return len(self._queue) * FRAME_MS
+        return sum(FRAME_MS for frame in self._queue if frame.mulaw)
+
+    def _enqueue_audio(self, reply_id: int, segment: int, mulaw: bytes) -> None:
+        """Audio of a phrase still being generated: queued at once, its start kept for the
+        phrase's record (made when the phrase is whole)."""
+        if reply_id in self._cleared or self.closed:
+            return
+        _, frames = self._streaming.setdefault(
+            (reply_id, segment), (self.clock.sent_ms + self.queued_ms, [])
+        )
+        more = streamed_frames(reply_id, segment, mulaw, len(frames))
+        frames.extend(more)
+        self._queue.extend(more)
+        self._wake.set()
 
     def _enqueue_phrase(
         self,
@@ -139,9 +175,13 @@ class Playout:
         mulaw: bytes,
         words: tuple[WordTiming, ...],
         final: bool,
+        streamed: bool = False,
     ) -> None:
         if reply_id in self._cleared or self.closed:
             return  # synthesized after the caller cut in: never sent
+        if streamed:
+            self._close_streamed(reply_id, segment, text, mulaw, words, final)
+            return
         out_start = self.clock.sent_ms + self.queued_ms
         frames = phrase_frames(reply_id, segment, mulaw, words)
         if not frames:
@@ -166,6 +206,48 @@ class Playout:
         if final:
             self._final_marks[end] = reply_id
         self._queue.extend(frames)
+        self._wake.set()
+
+    def _close_streamed(
+        self,
+        reply_id: int,
+        segment: int,
+        text: str,
+        tail: bytes,
+        words: tuple[WordTiming, ...],
+        final: bool,
+    ) -> None:
+        """A streamed phrase is whole: its tail queued, its words and end marked on the frames
+        not yet sent, and it is recorded as one phrase from where its first audio went."""
+        if tail:
+            self._enqueue_audio(reply_id, segment, tail)
+        streamed = self._streaming.pop((reply_id, segment), None)
+        if streamed is None:  # no audio at all
+            if final:
+                self._reply_ended(reply_id)
+            return
+        out_start, frames = streamed
+        self.recorder.record(
+            SpeechSynthesized,
+            reply_id=reply_id,
+            segment=segment,
+            text=text,
+            words=words,
+            audio_ms=len(frames) * FRAME_MS,
+            out_start_ms=out_start,
+        )
+        if self.retain_audio:
+            mulaw = b"".join(frame.mulaw for frame in frames)
+            self.recorder.record(
+                AudioRetained, track="agent", start_ms=out_start, mulaw=mulaw, reply_id=reply_id
+            )
+        marks_only = close_streamed(reply_id, segment, frames, words)
+        if marks_only is not None:
+            self._queue.append(marks_only)
+        end = end_mark(reply_id, segment)
+        self._last_end_mark[reply_id] = end
+        if final:
+            self._final_marks[end] = reply_id
         self._wake.set()
 
     def _reply_ended(self, reply_id: int) -> None:
@@ -266,7 +348,11 @@ class Playout:
 
     async def _send_frame(self, now: float) -> None:
         frame = self._queue.popleft()
+        frame.sent = True
         self._playing = frame.reply_id
+        if not frame.mulaw:  # a streamed phrase's end mark, after audio already sent
+            await self._send_marks(frame)
+            return
         await self._send_text(media_message(self.stream_sid, frame.mulaw))
         sent_at = time.monotonic()
         out_start, out_end = self.clock.on_frame_sent(sent_at)
@@ -278,6 +364,9 @@ class Playout:
             out_start_ms=out_start,
             out_end_ms=out_end,
         )
+        await self._send_marks(frame)
+
+    async def _send_marks(self, frame: Frame) -> None:
         for name in frame.marks:
             await self._send_text(mark_message(self.stream_sid, name))
             out_ms = self.clock.on_mark_sent(name, frame.reply_id)

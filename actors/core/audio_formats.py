@@ -68,6 +68,33 @@ def phrase_to_mulaw(samples: Float32, rate: int) -> bytes:
     return pcm16_to_mulaw(pcm)
 
 
+class OutboundStream:
+    """A phrase that arrives in chunks (a streaming voice) -> 8 kHz mu-law in whole 20 ms
+    frames, as each chunk comes: soxr's HQ filter run as a stream, so chunk boundaries
+    leave no seams; samples short of a frame wait for the next chunk, and the last
+    chunk (``last``) flushes the filter and pads to a whole frame, as ``phrase_to_mulaw``."""
+
+    def __init__(self, rate: int) -> None:
+        self._resampler = (
+            soxr.ResampleStream(rate, TWILIO_RATE, 1, dtype="float32", quality=OUTBOUND_QUALITY)
+            if rate != TWILIO_RATE
+            else None
+        )
+        self._held = np.zeros(0, dtype=np.int16)
+
+    def convert(self, samples: Float32, last: bool = False) -> bytes:
+        chunk = np.asarray(samples, dtype=np.float32)
+        if self._resampler is not None:
+            chunk = self._resampler.resample_chunk(chunk, last=last)
+        pcm = np.concatenate([self._held, float_to_pcm16(chunk)])
+        whole = len(pcm) - len(pcm) % MULAW_FRAME_BYTES
+        if last and whole < len(pcm):
+            pcm = np.concatenate([pcm, np.zeros(MULAW_FRAME_BYTES - len(pcm) + whole, np.int16)])
+            whole = len(pcm)
+        self._held = pcm[whole:]
+        return pcm16_to_mulaw(pcm[:whole])
+
+
 def rms_dbfs(samples: Pcm16) -> float:
     """Loudness of a frame in dB relative to full scale (-inf for digital silence)."""
     if len(samples) == 0:

@@ -24,10 +24,16 @@ class Frame:
     reply_id: int
     mulaw: bytes
     marks: list[str] = field(default_factory=list)  # sent right after this frame
+    sent: bool = False  # marks can still be added until it is
 
 
 def end_mark(reply_id: int, segment: int) -> str:
     return f"r{reply_id}s{segment}end"
+
+
+def word_frame(word: WordTiming, frames: int) -> int:
+    """The frame in which a word ends (a word past the audio: the last frame)."""
+    return min(max(math.ceil(word.end_ms / FRAME_MS) - 1, 0), frames - 1)
 
 
 def phrase_frames(
@@ -41,10 +47,39 @@ def phrase_frames(
     if not frames:
         return frames
     for index, word in enumerate(words):
-        frame = min(max(math.ceil(word.end_ms / FRAME_MS) - 1, 0), len(frames) - 1)
-        frames[frame].marks.append(f"r{reply_id}s{segment}w{index}")
+        frames[word_frame(word, len(frames))].marks.append(f"r{reply_id}s{segment}w{index}")
     for index in range(TICK_FRAMES - 1, len(frames) - 1, TICK_FRAMES):
         if not frames[index].marks:
             frames[index].marks.append(f"r{reply_id}s{segment}f{index}")
     frames[-1].marks.append(end_mark(reply_id, segment))
     return frames
+
+
+def streamed_frames(reply_id: int, segment: int, mulaw: bytes, first_index: int) -> list[Frame]:
+    """Frames of a phrase still being generated, from frame ``first_index`` of it on, with
+    the 100 ms ticks due among them (its words are not known yet)."""
+    frames = [
+        Frame(reply_id, mulaw[i : i + MULAW_FRAME_BYTES])
+        for i in range(0, len(mulaw), MULAW_FRAME_BYTES)
+    ]
+    for offset, frame in enumerate(frames):
+        index = first_index + offset
+        if index % TICK_FRAMES == TICK_FRAMES - 1:
+            frame.marks.append(f"r{reply_id}s{segment}f{index}")
+    return frames
+
+
+def close_streamed(
+    reply_id: int, segment: int, frames: list[Frame], words: tuple[WordTiming, ...]
+) -> Frame | None:
+    """The phrase is whole: each word's mark on its frame if that frame is still queued (an
+    earlier one has played; the clock and the ticks place it), and its end mark on the last
+    frame, or, if that was sent already, on a frame of its own (returned, to queue)."""
+    for index, word in enumerate(words):
+        frame = frames[word_frame(word, len(frames))]
+        if not frame.sent:
+            frame.marks.append(f"r{reply_id}s{segment}w{index}")
+    if frames[-1].sent:
+        return Frame(reply_id, b"", [end_mark(reply_id, segment)])
+    frames[-1].marks.append(end_mark(reply_id, segment))
+    return None

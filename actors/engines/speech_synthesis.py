@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -68,6 +68,21 @@ class SpeechEngine(Protocol):
         context: Sequence[Phrase] = (),
         should_stop: Callable[[], bool] | None = None,
     ) -> Phrase: ...
+
+
+@runtime_checkable
+class StreamingSpeechEngine(SpeechEngine, Protocol):
+    """A voice whose audio comes out while the phrase is still being generated (CSM): the
+    Tts sends each chunk on at once, and the phrase's words once it is whole."""
+
+    def stream(
+        self,
+        text: str,
+        context: Sequence[Phrase] = (),
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Iterator[Float32]: ...
+
+    def phrase_of(self, text: str, pieces: Sequence[Float32]) -> Phrase: ...
 
 
 class HibariEngine:

@@ -7,6 +7,7 @@ import numpy as np
 from actors.core.audio_formats import (
     MULAW_FRAME_BYTES,
     InboundConverter,
+    OutboundStream,
     mulaw_to_pcm16,
     pcm16_to_mulaw,
     phrase_to_mulaw,
@@ -56,3 +57,19 @@ def test_outbound_phrase_resampling_adds_no_delay() -> None:
     out = mulaw_to_pcm16(mulaw).astype(np.int32)
     peak_ms = np.argmax(np.abs(out)) / 8.0
     assert abs(peak_ms - 502.5) <= 5.0, peak_ms
+
+
+def test_a_phrase_streamed_in_chunks_comes_out_as_whole_frames_like_the_whole_phrase() -> None:
+    rate = 24000
+    t = np.arange(int(rate * 0.77)) / rate
+    samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    stream = OutboundStream(rate)
+    pieces = [stream.convert(samples[i : i + 7680]) for i in range(0, len(samples), 7680)]
+    pieces.append(stream.convert(np.zeros(0, dtype=np.float32), last=True))
+    assert all(len(p) % 160 == 0 for p in pieces)
+    assert pieces[0], "the first chunk's audio left at once"
+    streamed, whole = b"".join(pieces), phrase_to_mulaw(samples, rate)
+    assert len(streamed) == len(whole)
+    a = mulaw_to_pcm16(streamed).astype(np.float64)
+    b = mulaw_to_pcm16(whole).astype(np.float64)
+    assert np.sqrt(np.mean((a - b) ** 2)) < 0.02 * np.sqrt(np.mean(b**2))  # no seams

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from actors.engines.csm_synthesis import CsmEngine
-from events.catalogue import SpeechSynthesized
+from events.catalogue import AudioSent, SpeechSynthesized
 from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller
 from projections.replay import fold_all
@@ -44,6 +44,14 @@ async def test_the_greeting_is_spoken_by_csm_and_heard(gateway: tuple[str, Earsh
     spoken = [e for e in events if isinstance(e, SpeechSynthesized)]
     assert [e.text for e in spoken] == [app.settings.greeting]
     assert spoken[0].audio_ms > 0 and len(spoken[0].words) == len(app.settings.greeting.split())
+    # CSM streams: the phrase's first audio went to the caller while the rest of it was still
+    # being generated (its record, made when the phrase is whole, comes well after).
+    sent = [e for e in events if isinstance(e, AudioSent) and e.reply_id == spoken[0].reply_id]
+    assert sent[0].seq < spoken[0].seq and spoken[0].at_ms - sent[0].at_ms > 300, (
+        sent[0].at_ms,
+        spoken[0].at_ms,
+    )
+    assert sent[0].out_start_ms == spoken[0].out_start_ms  # recorded where it began
     greeting = fold_all(events).heard.agent_turns()[0]
     assert greeting.heard_ms > 0  # the caller's player played it (and echoed its marks)
     assert truth.played
