@@ -30,11 +30,24 @@ from pathlib import Path
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
+import msgspec
 import numpy as np
 import websockets
 from twilio.request_validator import RequestValidator
 
 from actors.core.audio_formats import BYTES_PER_MS, MULAW_FRAME_BYTES
+from actors.core.twilio_stream import (
+    ConnectedMessage,
+    MarkInfo,
+    MarkMessage,
+    MediaFormat,
+    MediaInfo,
+    MediaMessage,
+    StartInfo,
+    StartMessage,
+    StopInfo,
+    StopMessage,
+)
 from events.mulaw import MULAW_DECODE
 
 log = logging.getLogger(__name__)
@@ -219,6 +232,11 @@ def sign_and_post_webhook(
         return str(response.read().decode())
 
 
+def _json(message: msgspec.Struct) -> str:
+    """A Media Streams message as Twilio writes it, from the protocol's own structs."""
+    return msgspec.json.encode(message).decode()
+
+
 class CallRejected(Exception):
     """The gateway answered ``<Reject>``: the caller hears a busy tone (or a fast busy)."""
 
@@ -292,43 +310,23 @@ class SimulatedCaller:
                 Network(self.network.one_way_ms, self.network.jitter_ms, self.network.seed + 1),
                 lambda message: self._on_agent_message(player, message),
             )
-            up.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-            up.send(
-                json.dumps(
-                    {
-                        "event": "start",
-                        "sequenceNumber": self._next_sequence(),
-                        "start": {
-                            "accountSid": params["AccountSid"],
-                            "streamSid": truth.stream_sid,
-                            "callSid": truth.call_sid,
-                            "tracks": ["inbound"],
-                            "customParameters": parameters,
-                            "mediaFormat": {
-                                "encoding": "audio/x-mulaw",
-                                "sampleRate": 8000,
-                                "channels": 1,
-                            },
-                        },
-                        "streamSid": truth.stream_sid,
-                    }
-                )
+            up.send(_json(ConnectedMessage()))
+            start = StartInfo(
+                streamSid=truth.stream_sid,
+                accountSid=params["AccountSid"],
+                callSid=truth.call_sid,
+                mediaFormat=MediaFormat("audio/x-mulaw", 8000, 1),
+                tracks=("inbound",),
+                customParameters=parameters,
             )
+            up.send(_json(StartMessage(self._next_sequence(), start, truth.stream_sid)))
             receiver = asyncio.create_task(self._receive(ws, down))
             try:
                 await self._speak(up, player)
             finally:
                 player.finish(time.monotonic())
-                up.send(
-                    json.dumps(
-                        {
-                            "event": "stop",
-                            "sequenceNumber": self._next_sequence(),
-                            "streamSid": truth.stream_sid,
-                            "stop": {"accountSid": params["AccountSid"], "callSid": truth.call_sid},
-                        }
-                    )
-                )
+                stop = StopInfo(params["AccountSid"], truth.call_sid)
+                up.send(_json(StopMessage(self._next_sequence(), truth.stream_sid, stop)))
                 await up.drain()
                 receiver.cancel()
                 up.cancel()
@@ -336,14 +334,7 @@ class SimulatedCaller:
         return truth
 
     def _mark_echo(self, name: str) -> str:
-        return json.dumps(
-            {
-                "event": "mark",
-                "sequenceNumber": self._next_sequence(),
-                "streamSid": self.truth.stream_sid,
-                "mark": {"name": name},
-            }
-        )
+        return _json(MarkMessage(self._next_sequence(), self.truth.stream_sid, MarkInfo(name)))
 
     async def _receive(self, ws: websockets.ClientConnection, down: _Link) -> None:
         try:
@@ -399,21 +390,13 @@ class SimulatedCaller:
                     and now - truth.utterances[-1][1] > self.linger_s
                 ):
                     break
-            up.send(
-                json.dumps(
-                    {
-                        "event": "media",
-                        "sequenceNumber": self._next_sequence(),
-                        "media": {
-                            "track": "inbound",
-                            "chunk": str(frame_index + 1),
-                            "timestamp": str(frame_index * 20),
-                            "payload": base64.b64encode(frame).decode(),
-                        },
-                        "streamSid": truth.stream_sid,
-                    }
-                )
+            media = MediaInfo(
+                track="inbound",
+                chunk=str(frame_index + 1),
+                timestamp=str(frame_index * 20),
+                payload=base64.b64encode(frame).decode(),
             )
+            up.send(_json(MediaMessage(self._next_sequence(), media, truth.stream_sid)))
             frame_index += 1
             await asyncio.sleep(max(0.0, start + frame_index * 0.02 - time.monotonic()))
 
