@@ -9,6 +9,7 @@ in ``migrations/``.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,25 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS_DIR = REPO_ROOT / "migrations"
-DEFAULT_DB_PATH = REPO_ROOT / "var" / "earshot.db"
+
+def var_dir() -> Path:
+    """Where the gateway keeps its files (the SQLite store, the assembled model):
+    ``EARSHOT_VAR_DIR``, else ``var/`` in the working directory (the checkout, under
+    ``make``). Never beside the code: installed, that is site-packages."""
+    return Path(os.environ.get("EARSHOT_VAR_DIR", "var"))
+
+
+def migrations_dir() -> Path:
+    """The Alembic scripts, found as the installed ``migrations`` package is."""
+    spec = importlib.util.find_spec("migrations")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the migrations package is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def default_url() -> str:
     """``EARSHOT_DB_URL`` or the embedded SQLite file."""
-    return os.environ.get("EARSHOT_DB_URL") or f"sqlite+aiosqlite:///{DEFAULT_DB_PATH}"
+    return os.environ.get("EARSHOT_DB_URL") or f"sqlite+aiosqlite:///{var_dir() / 'earshot.db'}"
 
 
 def is_sqlite(url: str) -> bool:
@@ -76,7 +88,7 @@ def alembic_config(url: str) -> Any:
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 

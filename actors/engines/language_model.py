@@ -28,11 +28,10 @@ import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
-from events.database import REPO_ROOT
+from events.database import var_dir
 
 log = logging.getLogger(__name__)
 
-MODEL_DIR = REPO_ROOT / "var" / "models"
 EMBEDDED_MODEL = "qwen2.5-0.5b-instruct-q4_k_m.gguf"
 EMBEDDED_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 
@@ -46,8 +45,10 @@ class IncompleteReply(ModelUnavailable):
     server did so whenever another request arrived). Never a finished reply."""
 
 
-def embedded_model_path(target_dir: Path = MODEL_DIR) -> Path:
-    """The packaged GGUF, concatenated from its six parts on first use (atomically)."""
+def embedded_model_path(target_dir: Path | None = None) -> Path:
+    """The packaged GGUF, concatenated from its six parts on first use (atomically), kept in
+    ``models/`` of the gateway's var directory."""
+    target_dir = target_dir or var_dir() / "models"
     target = target_dir / EMBEDDED_MODEL
     if target.exists():
         return target
