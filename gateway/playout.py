@@ -188,6 +188,22 @@ class Playout:
             if final:  # the reply ended after its last phrase was queued
                 self._reply_ended(reply_id)
             return
+        self._record_phrase(reply_id, segment, text, words, frames, out_start, final)
+        self._queue.extend(frames)
+        self._wake.set()
+
+    def _record_phrase(
+        self,
+        reply_id: int,
+        segment: int,
+        text: str,
+        words: tuple[WordTiming, ...],
+        frames: list[Frame],
+        out_start: float,
+        final: bool,
+    ) -> None:
+        """Record a whole phrase where its audio starts (and its audio, with consent), and
+        remember its end mark: the reply has played once the last one echoes."""
         self.recorder.record(
             SpeechSynthesized,
             reply_id=reply_id,
@@ -198,6 +214,7 @@ class Playout:
             out_start_ms=out_start,
         )
         if self.retain_audio:
+            mulaw = b"".join(frame.mulaw for frame in frames)
             self.recorder.record(
                 AudioRetained, track="agent", start_ms=out_start, mulaw=mulaw, reply_id=reply_id
             )
@@ -205,8 +222,6 @@ class Playout:
         self._last_end_mark[reply_id] = end
         if final:
             self._final_marks[end] = reply_id
-        self._queue.extend(frames)
-        self._wake.set()
 
     def _close_streamed(
         self,
@@ -227,27 +242,10 @@ class Playout:
                 self._reply_ended(reply_id)
             return
         out_start, frames = streamed
-        self.recorder.record(
-            SpeechSynthesized,
-            reply_id=reply_id,
-            segment=segment,
-            text=text,
-            words=words,
-            audio_ms=len(frames) * FRAME_MS,
-            out_start_ms=out_start,
-        )
-        if self.retain_audio:
-            mulaw = b"".join(frame.mulaw for frame in frames)
-            self.recorder.record(
-                AudioRetained, track="agent", start_ms=out_start, mulaw=mulaw, reply_id=reply_id
-            )
         marks_only = close_streamed(reply_id, segment, frames, words)
+        self._record_phrase(reply_id, segment, text, words, frames, out_start, final)
         if marks_only is not None:
             self._queue.append(marks_only)
-        end = end_mark(reply_id, segment)
-        self._last_end_mark[reply_id] = end
-        if final:
-            self._final_marks[end] = reply_id
         self._wake.set()
 
     def _reply_ended(self, reply_id: int) -> None:
