@@ -95,6 +95,7 @@ class EmbeddedServer:
         self._argv = [
             sys.executable,
             "-m",
+            "actors.engines.child_process",  # it dies with the gateway, even on kill -9
             "llama_cpp.server",
             "--model",
             str(self.model),
@@ -118,7 +119,10 @@ class EmbeddedServer:
     def start(self, timeout_s: float = 120.0) -> None:
         log.info("starting the embedded LLM server on port %d", self.port)
         self._process = subprocess.Popen(
-            self._argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            self._argv,
+            stdin=subprocess.PIPE,  # held open by this process only: see child_process
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -136,6 +140,10 @@ class EmbeddedServer:
         self.stop()
         raise ModelUnavailable("the LLM server did not become ready")
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
@@ -143,6 +151,8 @@ class EmbeddedServer:
                 self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._process.kill()
+        if self._process is not None and self._process.stdin is not None:
+            self._process.stdin.close()
 
 
 class ChatStream:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +114,40 @@ def test_a_failed_warm_up_is_only_logged() -> None:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     assert warm_up(f"http://127.0.0.1:{port}/v1", "You are helpful.") is False
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting for a parent that is gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_the_embedded_server_dies_with_a_gateway_killed_with_sigkill() -> None:
+    """A stand-in gateway starts the embedded server and is killed with -9: no orphan is
+    left holding 800 MB and a port."""
+    script = (
+        "from actors.engines.language_model import EmbeddedServer\n"
+        "server = EmbeddedServer(threads=1)\n"
+        "server.start()\n"
+        "print(server.pid, flush=True)\n"
+        "import time; time.sleep(600)\n"
+    )
+    gateway = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=Path(__file__).parents[2]
+    )
+    assert gateway.stdout is not None
+    child = int(gateway.stdout.readline())
+    try:
+        assert running(child)
+        gateway.kill()
+        gateway.wait()
+        deadline = time.monotonic() + 10.0
+        while running(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not running(child), "the LLM server outlived the gateway"
+    finally:
+        if running(child):
+            os.kill(child, signal.SIGKILL)
