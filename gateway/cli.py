@@ -19,6 +19,8 @@ from events.store import EventStore
 from projections import heard_audio
 from projections.replay import fold_all, to_json, to_text
 
+log = logging.getLogger(__name__)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="earshot", description="Earshot voice agent")
@@ -140,11 +142,19 @@ def _serve(args: argparse.Namespace, db_url: str) -> int:
     import uvicorn
 
     from gateway.app import EarshotApp
-    from gateway.config import Settings
+    from gateway.config import DEV_AUTH_TOKEN, Settings, refusal_to_serve
 
     settings = Settings.from_env(db_url=db_url)
     if "EARSHOT_PUBLIC_URL" not in os.environ:
         settings = Settings.from_env(db_url=db_url, public_url=f"http://{args.host}:{args.port}")
+    refusal = refusal_to_serve(settings, args.host)
+    if refusal is not None:
+        print(f"earshot serve: {refusal}", file=sys.stderr)
+        return 2
+    if settings.twilio_auth_token == DEV_AUTH_TOKEN:
+        log.warning(
+            "TWILIO_AUTH_TOKEN is not set: webhooks are checked against a development token"
+        )
     uvicorn.run(
         EarshotApp(settings),
         host=args.host,

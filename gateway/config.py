@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable
@@ -110,3 +111,27 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "EARSHOT_TTS_TIMEOUT_S": ("tts_timeout_s", float),
 }
 """Each environment variable the gateway reads: the setting it sets, and how it is parsed."""
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def refusal_to_serve(settings: Settings, host: str) -> str | None:
+    """Why the gateway must not start listening on ``host`` with these settings, if it must
+    not: beyond this machine, the development auth token (printed in the source) would let
+    anyone sign a webhook."""
+    if settings.twilio_auth_token == DEV_AUTH_TOKEN and not is_loopback(host):
+        return (
+            f"refusing to listen on {host} with the development auth token: "
+            "set TWILIO_AUTH_TOKEN to your Twilio account's auth token"
+        )
+    return None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from events.database import create_engine, upgrade_async
 from events.store import EventStore
+from gateway.config import Settings, refusal_to_serve
 from tests.projections.test_heard import interrupted_call
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,3 +76,23 @@ async def test_unknown_call_and_corrupt_rows_fail_clearly(tmp_path: Path) -> Non
     assert (
         broken.returncode == 2 and "call CA1 event #5: corrupt SpeechSynthesized" in broken.stderr
     )
+
+
+def test_serve_refuses_the_development_token_beyond_loopback() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TWILIO_AUTH_TOKEN"}
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "serve", "--host", "0.0.0.0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "earshot serve: refusing to listen on 0.0.0.0 with the development auth token: "
+        "set TWILIO_AUTH_TOKEN to your Twilio account's auth token"
+    ]
+    assert refusal_to_serve(Settings(), "127.0.0.1") is None
+    assert refusal_to_serve(Settings(twilio_auth_token="real-token"), "0.0.0.0") is None
