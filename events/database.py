@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -94,17 +95,88 @@ def alembic_config(url: str) -> Any:
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
-    """Apply pending migrations (blocking; call from a thread when a loop is running)."""
+    """Apply pending migrations (blocking; call from a thread when a loop is running).
+    Raises ``StoreUnavailable`` for a URL that is not a database or cannot be reached."""
     from alembic import command
 
     url = url or default_url()
+    try:
+        make_url(url).get_dialect()
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise StoreUnavailable(f"cannot use {describe(url)}: {_first_line(exc)}") from None
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), revision)
+    try:
+        command.upgrade(alembic_config(url), revision)
+    except (OSError, DBAPIError) as exc:
+        raise StoreUnavailable(
+            f"cannot reach the event store at {describe(url)}: {_first_line(exc)}"
+        ) from None
 
 
 async def upgrade_async(url: str | None = None) -> None:
     """``upgrade`` from async code: Alembic's env runs its own event loop, so use a thread."""
     await asyncio.to_thread(upgrade, url)
+
+
+class StoreUnavailable(Exception):
+    """What is wrong with the event store a command was pointed at, in one line."""
+
+
+def describe(url: str) -> str:
+    """The URL as it may be printed (no password)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url)
+
+
+def _first_line(error: BaseException) -> str:
+    cause = getattr(error, "orig", None) or error
+    text = str(cause).strip().splitlines()
+    return text[0] if text else type(cause).__name__
+
+
+async def check_readable(url: str) -> None:
+    """For commands that only read: the store must exist and have this build's schema.
+
+    Raises ``StoreUnavailable`` with the reason; creates, migrates and writes nothing
+    (a mistyped SQLite path must not become an empty store)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreUnavailable(f"not a database URL: {url!r}") from None
+    if is_sqlite(url):
+        path = parsed.database or ""
+        if path in ("", ":memory:") or not Path(path).is_file():
+            raise StoreUnavailable(
+                f"no event store at {path or url!r} (the gateway creates it on start; "
+                "check --db or EARSHOT_DB_URL)"
+            )
+        url = f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true"  # opened read-only
+    try:
+        engine = create_async_engine(url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise StoreUnavailable(f"cannot use {describe(url)}: {_first_line(exc)}") from None
+    try:
+        async with engine.connect() as connection:
+            current = await connection.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+    except (OSError, DBAPIError) as exc:
+        raise StoreUnavailable(
+            f"cannot reach the event store at {describe(url)}: {_first_line(exc)}"
+        ) from None
+    finally:
+        await engine.dispose()
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    if current != head:
+        raise StoreUnavailable(
+            f"the event store at {describe(url)} has schema {current or 'none'}, this build "
+            f"reads {head}: run `earshot db upgrade`"
+        )

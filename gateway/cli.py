@@ -14,7 +14,14 @@ from pathlib import Path
 
 from events.catalogue import AnyEvent
 from events.codec import EventDecodeError
-from events.database import create_engine, default_url, upgrade
+from events.database import (
+    StoreUnavailable,
+    check_readable,
+    create_engine,
+    default_url,
+    describe,
+    upgrade,
+)
 from events.store import EventStore
 from projections import heard_audio
 from projections.replay import fold_all, to_json, to_text
@@ -151,6 +158,7 @@ def _serve(args: argparse.Namespace, db_url: str) -> int:
     if refusal is not None:
         print(f"earshot serve: {refusal}", file=sys.stderr)
         return 2
+    upgrade(db_url)  # here, so a bad store is one line before anything starts
     if settings.twilio_auth_token == DEV_AUTH_TOKEN:
         log.warning(
             "TWILIO_AUTH_TOKEN is not set: webhooks are checked against a development token"
@@ -212,6 +220,10 @@ def _simulate(args: argparse.Namespace) -> int:
     except CallRejected as rejected:
         print(f"{rejected}: the gateway is at capacity (EARSHOT_MAX_CALLS); try again later")
         return 1
+    except OSError as exc:  # refused, unreachable, reset (urllib's URLError is one)
+        reason = getattr(exc, "reason", None) or exc
+        print(f"earshot simulate: no gateway answering at {args.url}: {reason}", file=sys.stderr)
+        return 2
     print(
         f"call {truth.call_sid}: heard {sum(t - f for _, f, t in truth.played) / 1000:.1f} s "
         f"of agent audio, {truth.marks_echoed} marks echoed, {len(truth.clears)} clears"
@@ -251,8 +263,9 @@ def _wav_to_mulaw(path: str) -> bytes:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(  # the gateway logs what it does; a one-shot command only what fails
+        level=logging.INFO if args.command == "serve" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     url = args.db or default_url()
     try:
@@ -262,13 +275,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args, url)
         if args.command == "db":
             upgrade(url)
-            print(f"database at head: {url}")
+            print(f"database at head: {describe(url)}")
             return 0
-        upgrade(url)
+        asyncio.run(check_readable(url))  # reading never creates or migrates a store
         if args.command == "replay":
             return asyncio.run(_replay(url, args.call_sid, args.json, args.at, args.audio))
         if args.command == "calls":
             return asyncio.run(_calls(url))
+    except StoreUnavailable as exc:
+        print(f"earshot: {exc}", file=sys.stderr)
+        return 2
     except EventDecodeError as exc:
         print(f"earshot: cannot replay: {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,48 @@ def test_serve_refuses_the_development_token_beyond_loopback() -> None:
     ]
     assert refusal_to_serve(Settings(), "127.0.0.1") is None
     assert refusal_to_serve(Settings(twilio_auth_token="real-token"), "0.0.0.0") is None
+
+
+def one_line_refusal(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, (result.returncode, result.stderr)
+    return lines[0]
+
+
+def test_reading_a_mistyped_sqlite_path_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "calls.db"
+    for command in (["calls"], ["replay", "CA1"]):
+        line = one_line_refusal(earshot("--db", f"sqlite+aiosqlite:///{missing}", *command))
+        assert line.startswith(f"earshot: no event store at '{missing}'")
+    assert list(tmp_path.iterdir()) == []  # no directory, no empty store
+
+
+def test_an_unreachable_or_malformed_database_is_one_line() -> None:
+    nobody = "postgresql+asyncpg://u@127.0.0.1:1/x"
+    line = one_line_refusal(earshot("--db", nobody, "calls"))
+    assert line.startswith("earshot: cannot reach the event store at postgresql+asyncpg://")
+    assert one_line_refusal(earshot("--db", "notaurl", "calls")) == (
+        "earshot: not a database URL: 'notaurl'"
+    )
+    line = one_line_refusal(
+        earshot("--db", "postgresql+asyncpg://u@127.0.0.1:1/x", "db", "upgrade")
+    )
+    assert line.startswith("earshot: cannot reach the event store")
+
+
+def test_reading_a_store_of_another_schema_asks_for_an_upgrade_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    old = tmp_path / "old.db"
+    sqlite3.connect(old).close()  # a store from before any migration
+    before = old.read_bytes()
+    line = one_line_refusal(earshot("--db", f"sqlite+aiosqlite:///{old}", "calls"))
+    assert line.endswith("has schema none, this build reads 0001: run `earshot db upgrade`")
+    assert old.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["old.db"]
+    assert earshot("--db", f"sqlite+aiosqlite:///{old}", "db", "upgrade").returncode == 0
+    assert earshot("--db", f"sqlite+aiosqlite:///{old}", "calls").returncode == 0
+
+
+def test_simulate_against_no_gateway_is_one_line() -> None:
+    result = earshot("simulate", "--url", "http://127.0.0.1:1", "--duration", "1")
+    assert one_line_refusal(result).startswith("earshot simulate: no gateway answering at")
