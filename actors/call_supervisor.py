@@ -44,6 +44,7 @@ from actors.messages import (
     CallerUtterance,
     CancelReply,
     CheckLiveness,
+    Drain,
     GenerateReply,
     PlayoutPort,
     ReplyPlayed,
@@ -213,6 +214,8 @@ class CallSupervisor(pykka.ThreadingActor):
             self._carry_out(policy.check_liveness(time.monotonic(), self._audio_since_turn()))
         elif isinstance(message, StreamStopped):
             self._carry_out(policy.end(message.reason))
+        elif isinstance(message, Drain):
+            self._carry_out(policy.drain())
         elif message == "transport":
             return self.transport
         return None

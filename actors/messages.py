@@ -106,6 +106,11 @@ class Heartbeat:
 
 
 @dataclass(frozen=True)
+class Drain:
+    """The gateway is shutting down and this call outlasted the drain: say goodbye, end."""
+
+
+@dataclass(frozen=True)
 class CheckLiveness:
     """The supervisor's own timer: has the caller heard the agent since their turn ended?"""
 

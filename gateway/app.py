@@ -86,15 +86,17 @@ class EarshotApp:
             writer = self.services.writer
             outage_s = writer.outage_s() if writer is not None else 0.0
             store_away = self._store_away()
+            draining = self.services.draining
+            status = "draining" if draining else "store unavailable" if store_away else "ok"
             health = {
-                "status": "store unavailable" if store_away else "ok",
+                "status": status,
                 "calls_active": self.services.counters.calls_active,
                 "calls_admitted": self.services.admission.in_use(time.monotonic()),
                 "capacity": self.services.admission.capacity,
                 "store_unreachable_s": round(outage_s, 1),
             }
             body = json.dumps(health).encode()
-            await _respond(send, 503 if store_away else 200, body, "application/json")
+            await _respond(send, 503 if status != "ok" else 200, body, "application/json")
         elif path == "/metrics" and method == "GET":
             expected = f"Bearer {self.settings.metrics_token}"
             given = headers.get("authorization", "")
@@ -125,7 +127,10 @@ class EarshotApp:
             await _respond(send, refusal.status, f"{refusal.reason}\n".encode(), "text/plain")
             return
         call_sid = params["CallSid"]
-        if self._store_away():  # a call now could not be recorded: the caller hears busy
+        if self.services.draining:  # shutting down: the load balancer sends callers elsewhere
+            twiml = busy()
+            self._record_refusal(call_sid, params, "draining")
+        elif self._store_away():  # a call now could not be recorded: the caller hears busy
             twiml = busy()
             self._record_refusal(call_sid, params, "store unavailable")
         elif self.services.admission.admit(call_sid, time.monotonic()):

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 import wave
 from collections.abc import Sequence
@@ -150,6 +151,7 @@ def _serve(args: argparse.Namespace, db_url: str) -> int:
 
     from gateway.app import EarshotApp
     from gateway.config import DEV_AUTH_TOKEN, Settings, refusal_to_serve
+    from gateway.drain import DrainingServer
 
     settings = Settings.from_env(db_url=db_url)
     if "EARSHOT_PUBLIC_URL" not in os.environ:
@@ -163,8 +165,9 @@ def _serve(args: argparse.Namespace, db_url: str) -> int:
         log.warning(
             "TWILIO_AUTH_TOKEN is not set: webhooks are checked against a development token"
         )
-    uvicorn.run(
-        EarshotApp(settings),
+    app = EarshotApp(settings)
+    config = uvicorn.Config(
+        app,
         host=args.host,
         port=args.port,
         ws="websockets-sansio",
@@ -172,6 +175,10 @@ def _serve(args: argparse.Namespace, db_url: str) -> int:
         lifespan="on",
         log_level="info",
     )
+    # uvicorn re-raises the signal that stopped it once it is done: a drained gateway
+    # has finished its work, so that SIGTERM exits 0.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: None)
+    DrainingServer(config, app.services, settings.drain_s).run()
     return 0
 
 

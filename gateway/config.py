@@ -35,6 +35,9 @@ class Settings:
     # The event store unreachable this long: new calls are refused (busy) until it is back;
     # calls already talking go on, their events queued and retried.
     store_outage_bound_s: float = 10.0
+    # On SIGTERM, calls in progress have this long to end by themselves; then each hears a
+    # goodbye and is ended, and the process exits.
+    drain_s: float = 60.0
     db_url: str = field(default_factory=default_url)
     greeting: str = "Hello, thanks for calling Earshot. How can I help you today?"
     playout_lead_ms: float = LEAD_MS
@@ -97,6 +100,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "EARSHOT_MAX_CALLS": ("max_calls", int),
     "EARSHOT_LIVENESS_BOUND_S": ("liveness_bound_s", float),
     "EARSHOT_STORE_OUTAGE_BOUND_S": ("store_outage_bound_s", float),
+    "EARSHOT_DRAIN_S": ("drain_s", float),
+    "EARSHOT_CONVERSE": ("converse", _flag),
     "EARSHOT_GREETING": ("greeting", str),
     "EARSHOT_LLM_URL": ("llm_url", str),
     "EARSHOT_TTS_MODEL": ("tts_model", str),

@@ -123,7 +123,6 @@ async def media_stream(
         return
     live = LiveHeard(heard_projection.fold(Heard(), started_event))
     recorder.subscribe(live.fold)
-    services.call_began(recorder, live)
     await _run_call(receive, send, services, started, protocol, recorder, live)
 
 
@@ -181,6 +180,7 @@ async def _run_call(
         pulse,
     )
     supervisor_box.append(supervisor)
+    services.call_began(recorder, live, supervisor)
     goodbye = services.engines.fixed_lines.get(FAILED_GOODBYE)
     watchdog = SupervisorWatchdog(supervisor, pulse, recorder, playout, live, goodbye)
     watchdog_box.append(watchdog)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
 
 from actors.call_supervisor import Engines
+from actors.core.call_policy import DRAIN_GOODBYE
 from actors.core.liveness import FAILED_GOODBYE, FALLBACK_LINE, HOLD_LINE
 from actors.engines.fixed_lines import FixedLines
 from actors.engines.language_model import EmbeddedServer, warm_up
@@ -18,6 +24,7 @@ from actors.engines.llm_endpoints import LlmEndpoints
 from actors.engines.speech_recognition import WhisperEngine
 from actors.engines.speech_synthesis import HibariEngine, SpeechEngine
 from actors.engines.vad import SileroVadModel
+from actors.messages import StreamStopped
 from events.database import create_engine, upgrade_async
 from events.group_commit import GroupCommitWriter
 from events.recorder import CallRecorder
@@ -56,14 +63,35 @@ class Services:
     # the place for whatever watches live calls (the tests' and benches' harness reads
     # each call's clock origin and live view from here).
     call_observers: list[Callable[[CallRecorder, LiveHeard], None]] = field(default_factory=list)
+    # Each call's supervisor, until it has stopped: a drain tells them to say goodbye, and
+    # shutting down waits for each to record its call's end.
+    supervisors: dict[str, pykka.ActorRef[Any]] = field(default_factory=dict)
+    draining: bool = False  # shutting down: no new call is admitted
 
-    def call_began(self, recorder: CallRecorder, live: LiveHeard) -> None:
+    def call_began(
+        self, recorder: CallRecorder, live: LiveHeard, supervisor: pykka.ActorRef[Any]
+    ) -> None:
         self.admission.stream_started(recorder.call_sid)
+        self.supervisors[recorder.call_sid] = supervisor
         for observe in self.call_observers:
             observe(recorder, live)
 
     def call_finished(self, call_sid: str) -> None:
         self.admission.call_ended(call_sid)
+        self.supervisors = {sid: ref for sid, ref in self.supervisors.items() if ref.is_alive()}
+
+    def calls_in_progress(self) -> list[pykka.ActorRef[Any]]:
+        return [ref for ref in self.supervisors.values() if ref.is_alive()]
+
+    async def end_calls(self, reason: str, wait_s: float = 5.0) -> None:
+        """Every call still going ends now, with ``reason`` recorded as its end (each
+        supervisor records it before it stops, so the store has it before it closes)."""
+        for supervisor in self.calls_in_progress():
+            with contextlib.suppress(pykka.ActorDeadError):
+                supervisor.tell(StreamStopped(reason))
+        deadline = time.monotonic() + wait_s
+        while self.calls_in_progress() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Services:
@@ -108,7 +136,9 @@ class Services:
                 await asyncio.to_thread(warm_up, url, settings.system_prompt, settings.llm_model)
             llm = LlmEndpoints(urls)
         fixed_lines = FixedLines(tts)
-        await asyncio.to_thread(fixed_lines.prepare, HOLD_LINE, FALLBACK_LINE, FAILED_GOODBYE)
+        await asyncio.to_thread(
+            fixed_lines.prepare, HOLD_LINE, FALLBACK_LINE, FAILED_GOODBYE, DRAIN_GOODBYE
+        )
         self.engines = Engines(
             tts=tts,
             vad=vad,
@@ -128,6 +158,7 @@ class Services:
         log.info("gateway ready at %s", self.settings.public_url)
 
     async def stop(self) -> None:
+        await self.end_calls("gateway stopped")
         if self.writer is not None:
             await self.writer.close()
         await self._engine.dispose()

@@ -35,6 +35,8 @@ from events.catalogue import (
 
 APOLOGY = "Sorry, I missed that. Could you say it again?"
 ACKNOWLEDGEMENT = "Yes? Go ahead."
+# The gateway is shutting down and the call outlasted the drain: said, heard, then hung up.
+DRAIN_GOODBYE = "I'm sorry, I have to end the call now. Please call again in a minute. Goodbye."
 MAX_STAGE_FAILURES = 3  # a stage failing this often in one call ends the call
 
 
@@ -136,6 +138,7 @@ class CallPolicy:
     apology_owed: bool = False  # a stage failed while the caller spoke: say so when they stop
     first_reply_after_turn: int = 0  # replies from this id on answer the watched turn
     ended: bool = False
+    closing: tuple[int, str] | None = None  # (the goodbye's reply, why): end once it is heard
 
     def __post_init__(self) -> None:
         self.watch = DeadAirWatch(self.bound_s, self.give_up_s)
@@ -150,6 +153,8 @@ class CallPolicy:
 
     def caller_started(self, inbound_ms: float) -> list[Action]:
         actions: list[Action] = [record(SpeechStarted, inbound_ms=inbound_ms)]
+        if self.closing is not None:
+            return actions  # the goodbye is said in full: nothing else is answered
         self.watch.settled()  # the caller talks again: the end of this turn re-arms it
         barge_in = self.turns.caller_started(inbound_ms)
         if barge_in is not None:
@@ -166,6 +171,8 @@ class CallPolicy:
         reply the caller did not hear, for resuming it)."""
         self.turns.caller_stopped()
         actions: list[Action] = [record(SpeechStopped, inbound_ms=inbound_ms, speech_ms=0.0)]
+        if self.closing is not None:
+            return actions
         if not self.converses:
             actions.append(record(TurnNotAnswered, turn=0, reason="listening_only"))
         else:
@@ -216,6 +223,8 @@ class CallPolicy:
                 )
             )
         interrupted = self.turns.take_interrupted()
+        if self.closing is not None:
+            return actions
         if self.turns.caller_speaking or self.turns.agent_reply is not None:
             return actions  # the caller is already talking again, or the agent already answers
         if interrupted is not None:
@@ -236,7 +245,25 @@ class CallPolicy:
 
     def reply_played(self, reply_id: int) -> list[Action]:
         self.turns.reply_played(reply_id)
+        if self.closing is not None and self.closing[0] == reply_id:
+            return self.end(self.closing[1])  # the goodbye was heard in full
         return []
+
+    def drain(self, reason: str = "gateway draining") -> list[Action]:
+        """The gateway is shutting down and this call outlasted the drain: whatever the agent
+        was saying stops, it says goodbye (no barge-in, no answer), and once the goodbye has
+        been heard in full the call ends."""
+        if self.ended or self.closing is not None:
+            return []
+        actions: list[Action] = []
+        if self.turns.agent_reply is not None:
+            cut = self.turns.agent_reply
+            self.turns.reply_played(cut)
+            actions.append(StopReply(cut, clear=True))
+        self.watch.settled()
+        goodbye = self._say(DRAIN_GOODBYE, "goodbye", fixed=True)
+        self.closing = (goodbye.reply_id, reason)
+        return actions + [goodbye]
 
     def stage_failed(
         self, stage: Stage, reply_id: int | None, error: str, *, crashed: bool

@@ -5,6 +5,7 @@ from __future__ import annotations
 from actors.core.call_policy import (
     ACKNOWLEDGEMENT,
     APOLOGY,
+    DRAIN_GOODBYE,
     Action,
     CallPolicy,
     EndCall,
@@ -210,3 +211,15 @@ def test_a_failure_that_names_no_reply_is_charged_to_the_reply_holding_the_floor
     # A crash names no reply; reply 2 held the floor: it is stopped and apologised for.
     assert kinds(actions) == ["StageFailed", "Restart", "StopReply", "StageCancelled", "Say"]
     assert records(actions, TranscriptFinal) == []
+
+
+def test_a_drain_stops_the_reply_says_goodbye_and_ends_once_it_is_heard() -> None:
+    policy = greeted()  # the greeting (reply 1) is still playing
+    actions = policy.drain()
+    assert actions == [StopReply(1, clear=True), Say(2, DRAIN_GOODBYE, "goodbye", fixed=True)]
+    assert policy.drain() == []  # once
+    assert kinds(policy.caller_started(9000.0)) == ["SpeechStarted"]  # no barge-in on it
+    policy.transcribed(transcript("wait what", 9800.0), unheard)
+    assert kinds(policy.caller_stopped(9800.0, 20.0, unheard)) == ["SpeechStopped"]  # no answer
+    assert policy.reply_played(1) == []
+    assert policy.reply_played(2) == [EndCall("gateway draining")] and policy.ended

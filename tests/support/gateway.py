@@ -49,7 +49,7 @@ def seen(app: EarshotApp) -> SeenCalls:
     return SEEN[app]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -57,7 +57,7 @@ def _free_port() -> int:
 
 @contextmanager
 def running_gateway(db_url: str, **overrides: object) -> Iterator[tuple[str, EarshotApp]]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     settings = Settings.from_env(
         db_url=db_url,
@@ -131,10 +131,13 @@ def http_get(url: str, token: str | None = None) -> str:
     return http_get_status(url, token)[1]
 
 
-def http_get_status(url: str, token: str | None = None) -> tuple[int, str]:
+def http_get_status(url: str, token: str | None = None, timeout: float = 10.0) -> tuple[int, str]:
+    """Status and body of a GET; (0, reason) when nothing answers."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urlopen(Request(url, headers=headers), timeout=10) as response:
+        with urlopen(Request(url, headers=headers), timeout=timeout) as response:
             return int(response.status), str(response.read().decode())
     except HTTPError as error:
         return error.code, str(error.read().decode())
+    except OSError as error:  # refused, or not listening yet
+        return 0, str(error)
