@@ -88,6 +88,7 @@ class Engines:
     llm_model: str
     system_prompt: str
     max_reply_tokens: int
+    context_budget_tokens: int  # the conversation shown to the LLM is kept within this
     # How long each stage may take before it counts as stalled (handled as a failure).
     stt_timeout_s: float
     llm_timeout_s: float
@@ -288,7 +289,11 @@ class CallSupervisor(pykka.ThreadingActor):
             caller_turn=generate.caller_turn,
         )
         assert self.llm is not None
-        chat = to_chat(context_messages(self.live.state), self.engines.system_prompt)
+        chat = to_chat(
+            context_messages(self.live.state),
+            self.engines.system_prompt,
+            self.engines.context_budget_tokens,
+        )
         self.llm.tell(GenerateReply(generate.reply_id, chat))
 
     def _restart(self, stage: Stage) -> None:

@@ -63,6 +63,9 @@ class Settings:
         "spoken sentences, no lists or symbols."
     )
     max_reply_tokens: int = 60
+    # The conversation the LLM is shown is kept within this (the oldest turns dropped
+    # whole): the embedded model's window is 2,048 tokens, replies and prompt included.
+    context_budget_tokens: int = 1500
     # A stage that takes longer than this has stalled: apologise and replace it.
     stt_timeout_s: float = 5.0
     llm_timeout_s: float = 10.0
@@ -108,6 +111,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "EARSHOT_LLM_SERVERS": ("embedded_llm_servers", int),
     "EARSHOT_LLM_MODEL": ("llm_model", str),
     "EARSHOT_SYSTEM_PROMPT": ("system_prompt", str),
+    "EARSHOT_CONTEXT_TOKENS": ("context_budget_tokens", int),
     "EARSHOT_PLAYOUT_LEAD_MS": ("playout_lead_ms", float),
     "EARSHOT_RETAIN_AUDIO": ("retain_audio", _flag),
     "EARSHOT_STT_ROLLING_MS": ("stt_rolling_every_ms", float),

@@ -148,6 +148,7 @@ class Services:
             llm_model=settings.llm_model,
             system_prompt=settings.system_prompt,
             max_reply_tokens=settings.max_reply_tokens,
+            context_budget_tokens=settings.context_budget_tokens,
             stt_timeout_s=settings.stt_timeout_s,
             llm_timeout_s=settings.llm_timeout_s,
             tts_timeout_s=settings.tts_timeout_s,

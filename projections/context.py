@@ -34,12 +34,25 @@ def context_messages(heard: Heard) -> list[Message]:
     return messages
 
 
-def to_chat(messages: list[Message], system_prompt: str) -> list[dict[str, str]]:
+EARLIER_OMITTED = "(The earlier part of this call is not shown.)"
+
+
+def estimated_tokens(text: str) -> int:
+    """A conservative token count for English chat text (about four characters a token,
+    plus the chat template's few tokens a message)."""
+    return len(text) // 4 + 4
+
+
+def to_chat(
+    messages: list[Message], system_prompt: str, budget_tokens: int | None = None
+) -> list[dict[str, str]]:
     """OpenAI-style chat messages, with interruptions spelled out for the model.
 
     An agent turn cut before any of its words was heard is left out of the chat: the
     caller heard nothing of it, and a turn that is only the marker is what a small
-    model copies and says aloud."""
+    model copies and says aloud. With a ``budget_tokens``, the oldest turns are dropped
+    whole until the rest fits (the newest turn always stays): what remains is
+    still exactly what was heard, and the model is told that earlier turns are missing."""
     chat = [{"role": "system", "content": system_prompt}]
     for message in messages:
         content = message.content
@@ -51,4 +64,22 @@ def to_chat(messages: list[Message], system_prompt: str) -> list[dict[str, str]]
             chat[-1] = {"role": message.role, "content": f"{chat[-1]['content']} {content}"}
         else:
             chat.append({"role": message.role, "content": content})
-    return chat
+    if budget_tokens is None:
+        return chat
+    return _within(chat, budget_tokens)
+
+
+def _within(chat: list[dict[str, str]], budget_tokens: int) -> list[dict[str, str]]:
+    system, turns = chat[0], chat[1:]
+    used = sum(estimated_tokens(m["content"]) for m in chat)
+    dropped = 0
+    while used > budget_tokens and len(turns) - dropped > 1:
+        used -= estimated_tokens(turns[dropped]["content"])
+        dropped += 1
+    if dropped and turns[dropped]["role"] == "assistant" and len(turns) - dropped > 1:
+        used -= estimated_tokens(turns[dropped]["content"])
+        dropped += 1  # a conversation shown from a caller's turn
+    if not dropped:
+        return chat
+    note = {"role": "system", "content": f"{system['content']} {EARLIER_OMITTED}"}
+    return [note, *turns[dropped:]]

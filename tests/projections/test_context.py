@@ -1,0 +1,60 @@
+"""The Context a long call shows the LLM: within its token budget, and still only what was
+heard (a generated 200-turn call)."""
+
+from __future__ import annotations
+
+import random
+
+from projections.context import (
+    EARLIER_OMITTED,
+    INTERRUPTED_MARKER,
+    Message,
+    estimated_tokens,
+    to_chat,
+)
+
+SYSTEM = "You are the phone receptionist of The Harbour."
+
+
+def long_call(turns: int = 200, seed: int = 3) -> list[Message]:
+    rng = random.Random(seed)
+    words = [
+        "table",
+        "booking",
+        "seven",
+        "tonight",
+        "fish",
+        "parking",
+        "menu",
+        "noon",
+        "name",
+        "thanks",
+    ]
+    messages = []
+    for n in range(turns):
+        said = " ".join(rng.choice(words) for _ in range(rng.randint(2, 30)))
+        if n % 2 == 0:
+            messages.append(Message("user", f"{n}: {said}"))
+        else:
+            messages.append(Message("assistant", f"{n}: {said}", interrupted=rng.random() < 0.2))
+    return messages
+
+
+def test_a_long_call_fits_its_budget_keeping_the_newest_turns_exactly_as_heard() -> None:
+    messages = long_call()
+    whole = to_chat(messages, SYSTEM)
+    assert sum(estimated_tokens(m["content"]) for m in whole) > 1500  # it would not fit
+    fitted = to_chat(messages, SYSTEM, budget_tokens=1500)
+    assert sum(estimated_tokens(m["content"]) for m in fitted) <= 1500
+    assert fitted[0] == {"role": "system", "content": f"{SYSTEM} {EARLIER_OMITTED}"}
+    kept = fitted[1:]
+    assert kept == whole[-len(kept) :]  # the newest turns, unchanged: still what was heard
+    assert kept[0]["role"] == "user" and kept[-1] == whole[-1]
+    assert len(kept) > 20 and any(INTERRUPTED_MARKER in m["content"] for m in kept)
+
+
+def test_a_short_call_is_shown_whole_and_the_newest_turn_always_stays() -> None:
+    messages = long_call(6)
+    assert to_chat(messages, SYSTEM, budget_tokens=10_000) == to_chat(messages, SYSTEM)
+    tiny = to_chat(messages, SYSTEM, budget_tokens=1)
+    assert tiny[1:] == to_chat(messages, SYSTEM)[-1:]  # over budget, but never empty
