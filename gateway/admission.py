@@ -10,6 +10,7 @@ stream ends; a burst of webhooks therefore cannot overfill the process.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 
@@ -42,3 +43,35 @@ class Admission:
     def call_ended(self, call_sid: str) -> None:
         self.pending.pop(call_sid, None)
         self.active.discard(call_sid)
+
+
+@dataclass
+class CallerRateLimit:
+    """At most ``calls`` calls from one number within ``window_s``, so a number dialling in a
+    loop (a robot, a stuck redialler) cannot take every line from the other callers.
+    Twilio retrying one call's webhook counts once."""
+
+    calls: int = 5
+    window_s: float = 60.0
+    recent: dict[str, deque[tuple[float, str]]] = field(default_factory=dict)
+    max_numbers: int = 100_000  # beyond this many numbers remembered, the stale are forgotten
+
+    def allow(self, number: str, call_sid: str, now: float) -> bool:
+        calls = self.recent.setdefault(number or "anonymous", deque())
+        while calls and calls[0][0] <= now - self.window_s:
+            calls.popleft()
+        if any(sid == call_sid for _, sid in calls):
+            return True
+        if len(calls) >= self.calls:
+            return False
+        calls.append((now, call_sid))
+        if len(self.recent) > self.max_numbers:
+            self._forget_stale(now)
+        return True
+
+    def _forget_stale(self, now: float) -> None:
+        self.recent = {
+            number: calls
+            for number, calls in self.recent.items()
+            if calls and calls[-1][0] > now - self.window_s
+        }

@@ -133,6 +133,9 @@ class EarshotApp:
         elif self._store_away():  # a call now could not be recorded: the caller hears busy
             twiml = busy()
             self._record_refusal(call_sid, params, "store unavailable")
+        elif not self.services.rate_limit.allow(params.get("From", ""), call_sid, time.monotonic()):
+            twiml = busy()
+            self._record_refusal(call_sid, params, "rate limited")
         elif self.services.admission.admit(call_sid, time.monotonic()):
             twiml = connect_stream(self.settings, self.services.tokens, params)
         else:

@@ -28,6 +28,9 @@ class Settings:
     # the capacity bench/load.py measured with the embedded models on a 2-core machine
     # (see the README); a GPU server for the models raises it: measure, then set it.
     max_calls: int = 2
+    # One caller number may place this many calls within the window; more hear busy.
+    calls_per_number: int = 5
+    calls_window_s: float = 60.0
     # After each caller turn the agent is heard within this (else a holding line), and a
     # reply still silent this long after the holding line gives way to the fallback line.
     liveness_bound_s: float = BOUND_S
@@ -101,6 +104,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "EARSHOT_STREAM_SECRET": ("stream_secret", str.encode),
     "EARSHOT_METRICS_TOKEN": ("metrics_token", str),
     "EARSHOT_MAX_CALLS": ("max_calls", int),
+    "EARSHOT_CALLS_PER_NUMBER": ("calls_per_number", int),
+    "EARSHOT_CALLS_WINDOW_S": ("calls_window_s", float),
     "EARSHOT_LIVENESS_BOUND_S": ("liveness_bound_s", float),
     "EARSHOT_STORE_OUTAGE_BOUND_S": ("store_outage_bound_s", float),
     "EARSHOT_DRAIN_S": ("drain_s", float),

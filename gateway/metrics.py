@@ -20,7 +20,7 @@ def render(services: Services) -> str:
         "# TYPE earshot_calls_refused_total counter",
         *(
             f'earshot_calls_refused_total{{reason="{reason}"}} {counters.calls_refused[reason]}'
-            for reason in ("busy", "store unavailable", "draining")
+            for reason in ("busy", "store unavailable", "draining", "rate limited")
         ),
         "# TYPE earshot_calls_capacity gauge",
         f"earshot_calls_capacity {services.admission.capacity}",

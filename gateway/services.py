@@ -29,7 +29,7 @@ from events.database import create_engine, upgrade_async
 from events.group_commit import GroupCommitWriter
 from events.recorder import CallRecorder
 from events.store import EventStore
-from gateway.admission import Admission
+from gateway.admission import Admission, CallerRateLimit
 from gateway.config import Settings
 from gateway.stream_tokens import StreamTokens
 from projections.heard import LiveHeard
@@ -55,6 +55,7 @@ class Services:
     settings: Settings
     tokens: StreamTokens
     admission: Admission
+    rate_limit: CallerRateLimit
     writer: GroupCommitWriter | None = None
     engines: Engines | None = None
     llm_servers: list[EmbeddedServer] = field(default_factory=list)
@@ -99,6 +100,7 @@ class Services:
             settings,
             StreamTokens(settings.stream_secret, settings.stream_token_ttl_s),
             Admission(settings.max_calls, settings.stream_token_ttl_s),
+            CallerRateLimit(settings.calls_per_number, settings.calls_window_s),
         )
 
     async def start(self) -> None:

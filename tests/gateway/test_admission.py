@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from events.catalogue import CallEnded, CallRefused, CallStarted
-from gateway.admission import Admission
+from gateway.admission import Admission, CallerRateLimit
 from gateway.app import EarshotApp
 from gateway.simulate import CallRejected, SimulatedCaller, parse_twiml, sign_and_post_webhook
 from projections.replay import fold_all
@@ -51,6 +51,15 @@ def test_a_stream_answered_by_another_process_still_counts() -> None:
     admission = Admission(capacity=1)
     admission.stream_started("CA9")
     assert admission.in_use(0.0) == 1 and not admission.admit("CA1", 0.0)
+
+
+def test_one_number_may_call_so_often_and_a_retried_webhook_counts_once() -> None:
+    limit = CallerRateLimit(calls=2, window_s=60.0)
+    assert limit.allow("+1555", "CA1", 0.0) and limit.allow("+1555", "CA2", 10.0)
+    assert limit.allow("+1555", "CA2", 11.0)  # Twilio retried CA2's webhook
+    assert not limit.allow("+1555", "CA3", 20.0)
+    assert limit.allow("+1666", "CA4", 20.0)  # another number is not affected
+    assert limit.allow("+1555", "CA5", 60.5)  # CA1 has left the window
 
 
 # --- a live gateway at capacity -----------------------------------------------------------
@@ -105,3 +114,30 @@ async def test_a_third_caller_gets_a_busy_tone_and_the_two_admitted_calls_are_un
         sign_and_post_webhook, base, base, AUTH_TOKEN, webhook_params("CA" + "4" * 32)
     )
     assert ET.fromstring(again).find("./Connect/Stream") is not None
+
+
+async def test_a_number_calling_in_a_loop_hears_busy_and_others_still_get_through(
+    tmp_path: Path,
+) -> None:
+    with running_gateway(
+        f"sqlite+aiosqlite:///{tmp_path / 'rate.db'}",
+        converse=False,
+        max_calls=10,
+        calls_per_number=2,
+    ) as (base, app):
+        answers = []
+        for n in range(3):
+            params = webhook_params(f"CA{n:032d}")
+            answers.append(
+                await asyncio.to_thread(sign_and_post_webhook, base, base, AUTH_TOKEN, params)
+            )
+        other = {**webhook_params("CA" + "9" * 32), "From": "+15005550009"}
+        answers.append(
+            await asyncio.to_thread(sign_and_post_webhook, base, base, AUTH_TOKEN, other)
+        )
+        connected = [ET.fromstring(a).find("./Connect/Stream") is not None for a in answers]
+        assert connected == [True, True, False, True]
+        refused = await stored_call(app, f"CA{2:032d}", until=CallRefused)
+        assert [getattr(e, "reason", "") for e in refused] == ["rate limited"]
+        metrics = http_get(base + "/metrics", "metrics-secret")
+        assert 'earshot_calls_refused_total{reason="rate limited"} 1' in metrics
