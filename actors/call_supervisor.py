@@ -21,6 +21,7 @@ import pykka
 
 from actors.audio_retention import CallerAudioRetention
 from actors.core.call_policy import (
+    LIMIT_NOTICE_S,
     Action,
     CallPolicy,
     EndCall,
@@ -42,6 +43,7 @@ from actors.llm import Llm
 from actors.messages import (
     CallerSpeech,
     CallerUtterance,
+    CallTimeLimit,
     CancelReply,
     CheckLiveness,
     Drain,
@@ -99,6 +101,7 @@ class Engines:
     # a reply still silent this long after the holding line is abandoned for the fallback.
     liveness_bound_s: float
     liveness_give_up_s: float
+    max_call_s: float  # near this the caller hears the time-limit goodbye and the call ends
 
 
 class CallSupervisor(pykka.ThreadingActor):
@@ -137,6 +140,10 @@ class CallSupervisor(pykka.ThreadingActor):
         self.llm: pykka.ActorRef[Any] | None = None
         self.timer: threading.Timer | None = None
         self.timer_due: float | None = None
+        notice = min(LIMIT_NOTICE_S, engines.max_call_s / 2)
+        self.limit_timer = threading.Timer(engines.max_call_s - notice, self._time_is_up)
+        self.limit_timer.name = "call-limit-timer"
+        self.limit_timer.daemon = True
 
     def on_start(self) -> None:
         retention = CallerAudioRetention(self.recorder) if self.retain_audio else None
@@ -153,6 +160,7 @@ class CallSupervisor(pykka.ThreadingActor):
         self._start_tts()
         self._start_stt()
         self._start_llm()
+        self.limit_timer.start()
         self._carry_out(self.policy.greet(self.greeting))
 
     def _start_tts(self) -> None:
@@ -217,6 +225,8 @@ class CallSupervisor(pykka.ThreadingActor):
             self._carry_out(policy.end(message.reason))
         elif isinstance(message, Drain):
             self._carry_out(policy.drain())
+        elif isinstance(message, CallTimeLimit):
+            self._carry_out(policy.time_limit())
         elif message == "transport":
             return self.transport
         return None
@@ -326,6 +336,10 @@ class CallSupervisor(pykka.ThreadingActor):
         with contextlib.suppress(pykka.ActorDeadError):  # the call ended
             self.actor_ref.tell(CheckLiveness())
 
+    def _time_is_up(self) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(CallTimeLimit())
+
     def _end(self, reason: str, *, stopping: bool) -> None:
         if self.timer is not None:
             self.timer.cancel()
@@ -334,6 +348,7 @@ class CallSupervisor(pykka.ThreadingActor):
             self.actor_ref.stop(block=False)
 
     def on_stop(self) -> None:
+        self.limit_timer.cancel()
         if self.timer is not None:
             self.timer.cancel()
         for child in (self.llm, self.stt, self.tts, self.transport):

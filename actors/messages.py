@@ -111,6 +111,11 @@ class Drain:
 
 
 @dataclass(frozen=True)
+class CallTimeLimit:
+    """The supervisor's own timer: the call is near its length limit."""
+
+
+@dataclass(frozen=True)
 class CheckLiveness:
     """The supervisor's own timer: has the caller heard the agent since their turn ended?"""
 

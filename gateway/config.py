@@ -41,6 +41,8 @@ class Settings:
     # On SIGTERM, calls in progress have this long to end by themselves; then each hears a
     # goodbye and is ended, and the process exits.
     drain_s: float = 60.0
+    # A call this long hears a goodbye (from 10 s before) and is ended.
+    max_call_s: float = 1800.0
     db_url: str = field(default_factory=default_url)
     greeting: str = "Hello, thanks for calling Earshot. How can I help you today?"
     playout_lead_ms: float = LEAD_MS
@@ -109,6 +111,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "EARSHOT_LIVENESS_BOUND_S": ("liveness_bound_s", float),
     "EARSHOT_STORE_OUTAGE_BOUND_S": ("store_outage_bound_s", float),
     "EARSHOT_DRAIN_S": ("drain_s", float),
+    "EARSHOT_MAX_CALL_S": ("max_call_s", float),
     "EARSHOT_CONVERSE": ("converse", _flag),
     "EARSHOT_GREETING": ("greeting", str),
     "EARSHOT_LLM_URL": ("llm_url", str),

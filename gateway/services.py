@@ -16,7 +16,7 @@ from typing import Any
 import pykka
 
 from actors.call_supervisor import Engines
-from actors.core.call_policy import DRAIN_GOODBYE
+from actors.core.call_policy import DRAIN_GOODBYE, TIME_LIMIT_GOODBYE
 from actors.core.liveness import FAILED_GOODBYE, FALLBACK_LINE, HOLD_LINE
 from actors.engines.fixed_lines import FixedLines
 from actors.engines.language_model import EmbeddedServer, warm_up
@@ -139,7 +139,12 @@ class Services:
             llm = LlmEndpoints(urls)
         fixed_lines = FixedLines(tts)
         await asyncio.to_thread(
-            fixed_lines.prepare, HOLD_LINE, FALLBACK_LINE, FAILED_GOODBYE, DRAIN_GOODBYE
+            fixed_lines.prepare,
+            HOLD_LINE,
+            FALLBACK_LINE,
+            FAILED_GOODBYE,
+            DRAIN_GOODBYE,
+            TIME_LIMIT_GOODBYE,
         )
         self.engines = Engines(
             tts=tts,
@@ -157,6 +162,7 @@ class Services:
             stt_rolling_every_ms=settings.stt_rolling_every_ms,
             liveness_bound_s=settings.liveness_bound_s,
             liveness_give_up_s=settings.liveness_give_up_s,
+            max_call_s=settings.max_call_s,
         )
         log.info("gateway ready at %s", self.settings.public_url)
 

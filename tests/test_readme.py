@@ -64,6 +64,7 @@ def test_every_documented_variable_is_read_and_every_read_one_documented() -> No
         ("EARSHOT_LIVENESS_BOUND_S", "liveness_bound_s"),
         ("EARSHOT_STORE_OUTAGE_BOUND_S", "store_outage_bound_s"),
         ("EARSHOT_DRAIN_S", "drain_s"),
+        ("EARSHOT_MAX_CALL_S", "max_call_s"),
         ("EARSHOT_CONTEXT_TOKENS", "context_budget_tokens"),
     ],
 )

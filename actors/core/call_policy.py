@@ -37,6 +37,12 @@ APOLOGY = "Sorry, I missed that. Could you say it again?"
 ACKNOWLEDGEMENT = "Yes? Go ahead."
 # The gateway is shutting down and the call outlasted the drain: said, heard, then hung up.
 DRAIN_GOODBYE = "I'm sorry, I have to end the call now. Please call again in a minute. Goodbye."
+# The call reached its length limit (``Settings.max_call_s``): said, heard, then hung up.
+TIME_LIMIT_GOODBYE = (
+    "We've reached the time limit for this call, so I have to end it now. Thank you for "
+    "calling. Goodbye."
+)
+LIMIT_NOTICE_S = 10.0  # the goodbye starts this long before the limit (half a short limit)
 MAX_STAGE_FAILURES = 3  # a stage failing this often in one call ends the call
 
 
@@ -249,10 +255,17 @@ class CallPolicy:
             return self.end(self.closing[1])  # the goodbye was heard in full
         return []
 
-    def drain(self, reason: str = "gateway draining") -> list[Action]:
-        """The gateway is shutting down and this call outlasted the drain: whatever the agent
-        was saying stops, it says goodbye (no barge-in, no answer), and once the goodbye has
-        been heard in full the call ends."""
+    def drain(self) -> list[Action]:
+        """The gateway is shutting down and this call outlasted the drain."""
+        return self.end_politely(DRAIN_GOODBYE, "gateway draining")
+
+    def time_limit(self) -> list[Action]:
+        """The call is near its length limit."""
+        return self.end_politely(TIME_LIMIT_GOODBYE, "call time limit")
+
+    def end_politely(self, goodbye_text: str, reason: str) -> list[Action]:
+        """Whatever the agent was saying stops, it says ``goodbye_text`` (no barge-in, no
+        answer), and once that has been heard in full the call ends with ``reason``."""
         if self.ended or self.closing is not None:
             return []
         actions: list[Action] = []
@@ -261,7 +274,7 @@ class CallPolicy:
             self.turns.reply_played(cut)
             actions.append(StopReply(cut, clear=True))
         self.watch.settled()
-        goodbye = self._say(DRAIN_GOODBYE, "goodbye", fixed=True)
+        goodbye = self._say(goodbye_text, "goodbye", fixed=True)
         self.closing = (goodbye.reply_id, reason)
         return actions + [goodbye]
 

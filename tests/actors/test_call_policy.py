@@ -6,6 +6,7 @@ from actors.core.call_policy import (
     ACKNOWLEDGEMENT,
     APOLOGY,
     DRAIN_GOODBYE,
+    TIME_LIMIT_GOODBYE,
     Action,
     CallPolicy,
     EndCall,
@@ -223,3 +224,11 @@ def test_a_drain_stops_the_reply_says_goodbye_and_ends_once_it_is_heard() -> Non
     assert kinds(policy.caller_stopped(9800.0, 20.0, unheard)) == ["SpeechStopped"]  # no answer
     assert policy.reply_played(1) == []
     assert policy.reply_played(2) == [EndCall("gateway draining")] and policy.ended
+
+
+def test_near_the_time_limit_the_caller_hears_so_and_the_call_ends() -> None:
+    policy = greeted()
+    policy.reply_played(1)
+    assert policy.time_limit() == [Say(2, TIME_LIMIT_GOODBYE, "goodbye", fixed=True)]
+    assert policy.drain() == []  # one goodbye
+    assert policy.reply_played(2) == [EndCall("call time limit")]

@@ -15,13 +15,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pykka
 import pytest
 
 from actors.call_supervisor import CallSupervisor
-from actors.core.call_policy import APOLOGY
+from actors.core.call_policy import APOLOGY, TIME_LIMIT_GOODBYE
 from actors.core.liveness import FAILED_GOODBYE
 from actors.engines.speech_synthesis import Phrase, SpeechEngine
 from actors.llm import Llm
@@ -429,3 +430,16 @@ async def test_a_stalled_transport_drops_caller_audio_past_its_backlog_counted(
     gaps = [e for e in events if isinstance(e, CallerAudioGap)]
     assert sum(g.gap_ms for g in gaps) == pytest.approx(dropped * 20.0)
     assert ended(events) == "caller hung up"
+
+
+async def test_a_call_at_its_time_limit_hears_why_and_is_ended(tmp_path: Path) -> None:
+    with running_gateway(
+        f"sqlite+aiosqlite:///{tmp_path / 'limit.db'}", converse=False, max_call_s=8.0
+    ) as (base, app):
+        caller = SimulatedCaller(base, auth_token=AUTH_TOKEN, script=[], hang_up_after_s=30.0)
+        truth = await caller.run()
+        events = await stored_call(app, truth.call_sid)
+    assert ended(events) == "call time limit" and truth.close_code == 1000
+    goodbye = agent_turns(events)[-1]
+    assert (goodbye.reason, goodbye.heard_text) == ("goodbye", TIME_LIMIT_GOODBYE)  # in full
+    assert events[-1].at_ms < 8000.0 + 2000.0  # near the limit, not long after
