@@ -63,7 +63,8 @@ def test_signed_webhook_gets_a_stream_with_a_token(gateway: tuple[str, EarshotAp
     base, _ = gateway
     url, parameters = parse_twiml(sign_and_post_webhook(base, base, AUTH_TOKEN, PARAMS))
     assert url == base.replace("http://", "ws://") + "/twilio/media" and "?" not in url
-    assert set(parameters) == {"token"} and len(parameters["token"]) > 40
+    assert set(parameters) == {"token", "from", "to"} and len(parameters["token"]) > 40
+    assert (parameters["from"], parameters["to"]) == (PARAMS["From"], PARAMS["To"])
 
 
 @pytest.mark.parametrize("signature", [None, "", "bm90IGEgc2lnbmF0dXJl"])
