@@ -267,6 +267,7 @@ class SimulatedCaller:
         hang_up_after_s: float = 10.0,
         call_sid: str | None = None,
         linger_s: float | None = None,
+        from_number: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.public_url = (public_url or base_url).rstrip("/")
@@ -277,6 +278,8 @@ class SimulatedCaller:
         self.linger_s = linger_s  # hang up this long after the script's last line, if set
         suffix = f"{random.getrandbits(128):032x}"
         self.truth = Truth(call_sid=call_sid or "CA" + suffix, stream_sid="MZ" + suffix)
+        # Each simulated caller has a number of its own (a gateway limits calls per number).
+        self.from_number = from_number or f"+1500555{random.randrange(10_000):04d}"
         self._sequence = 0
 
     def _next_sequence(self) -> str:
@@ -291,9 +294,9 @@ class SimulatedCaller:
             "CallSid": truth.call_sid,
             "CallStatus": "ringing",
             "Direction": "inbound",
-            "From": "+15005550006",
+            "From": self.from_number,
             "To": "+15005550001",
-            "Caller": "+15005550006",
+            "Caller": self.from_number,
             "Called": "+15005550001",
         }
         twiml = await asyncio.to_thread(
