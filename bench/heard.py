@@ -32,7 +32,7 @@ from pathlib import Path
 from actors.core.audio_formats import phrase_to_mulaw
 from actors.engines.speech_synthesis import HibariEngine
 from gateway.app import EarshotApp
-from gateway.simulate import Network, SimulatedCaller, Truth, Utterance
+from gateway.simulate import Network, SimulatedCaller, Truth, Utterance, stop_latencies_ms
 from projections.context import INTERRUPTED_MARKER
 from projections.metrics import percentile
 from projections.replay import fold_all, to_text
@@ -123,13 +123,12 @@ async def one_call(
         true_texts[turn.reply_id] = heard_words(turn.words, clear.head_ms).text
         got, want = turn.heard_text.split(), true_texts[turn.reply_id].split()
         results.word_diffs.append(abs(len(got) - len(want)))
-        # The cut-in that caused this clear: the caller's voice onset last before it.
-        onsets = [onset for onset, _end in truth.speech if onset <= clear.at]
-        if onsets:
-            results.stops_ms.append((clear.at - onsets[-1]) * 1000.0)
-            if clear.at - onsets[-1] > SLOW_STOP_S:  # the timeline, to see why
-                print(f"slow stop in {truth.call_sid}: {(clear.at - onsets[-1]) * 1000:.0f} ms")
-                print(to_text(fold_all(events), truth.call_sid))
+
+    for _onset, stop_ms in stop_latencies_ms(truth):
+        results.stops_ms.append(stop_ms)
+        if stop_ms > SLOW_STOP_S * 1000.0:  # the timeline, to see why
+            print(f"slow stop in {truth.call_sid}: {stop_ms:.0f} ms")
+            print(to_text(fold_all(events), truth.call_sid))
     # The call's last LLM request holds every earlier agent turn, in order: compare each
     # interrupted one with the projection's heard text and with the caller's truth.
     chats = [c for c in llm.chats if c.get("user") == truth.call_sid]

@@ -39,7 +39,14 @@ from actors.engines.speech_synthesis import HibariEngine
 from events.catalogue import AnyEvent, ReplyCompleted, SilenceFilled, StageFailed
 from gateway.app import EarshotApp
 from gateway.playout import LATENESS_SAMPLES
-from gateway.simulate import Network, SimulatedCaller, Truth, Utterance, voice_to_voice_ms
+from gateway.simulate import (
+    Network,
+    SimulatedCaller,
+    Truth,
+    Utterance,
+    stop_latencies_ms,
+    voice_to_voice_ms,
+)
 from projections import liveness
 from projections.metrics import percentile
 from projections.replay import fold_all
@@ -113,9 +120,7 @@ def _score_call(level: Level, events: list[AnyEvent], truth: Truth) -> None:
     for clear, turn in zip(truth.clears, interrupted, strict=False):
         assert turn.out_start_ms is not None
         level.heard_errors.append(abs(turn.heard_ms - (clear.head_ms - turn.out_start_ms)))
-        onsets = [onset for onset, _end in truth.speech if onset <= clear.at]
-        if onsets:
-            level.stops.append((clear.at - onsets[-1]) * 1000.0)
+    level.stops += [stop_ms for _onset, stop_ms in stop_latencies_ms(truth)]
 
 
 async def _one_caller(

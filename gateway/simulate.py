@@ -432,6 +432,24 @@ def voice_to_voice_ms(truth: Truth) -> list[float]:
     return latencies
 
 
+# The VAD can hear a soft first sound ("Can…") before the loudness measure of
+# ``voiced_span_s`` calls the utterance voiced: a clear that early still belongs to it.
+ONSET_SLACK_S = 0.3
+
+
+def stop_latencies_ms(truth: Truth) -> list[tuple[float, float]]:
+    """Per clear: (the caller's voice onset of the utterance it cut into, the latency from
+    that onset to the agent's audio stopping at the caller, at least 0)."""
+    stops = []
+    for clear in truth.clears:
+        cut_into = [
+            onset for onset, end in truth.speech if onset - ONSET_SLACK_S <= clear.at <= end
+        ]
+        if cut_into:
+            stops.append((cut_into[-1], max(clear.at - cut_into[-1], 0.0) * 1000.0))
+    return stops
+
+
 def _first_audible_after(truth: Truth, t: float) -> float | None:
     for run_t0, from_ms, to_ms in sorted(truth.played):
         start_ms = max(from_ms, from_ms + (t - run_t0) * 1000.0)

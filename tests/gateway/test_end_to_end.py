@@ -16,7 +16,14 @@ from actors.core.audio_formats import phrase_to_mulaw
 from actors.engines.speech_synthesis import HibariEngine
 from events.catalogue import AudioSent, ClearSent, MarkPlayed, ReplyTruncated
 from gateway.app import EarshotApp
-from gateway.simulate import Network, SimulatedCaller, Truth, Utterance, write_heard_wav
+from gateway.simulate import (
+    Network,
+    SimulatedCaller,
+    Truth,
+    Utterance,
+    stop_latencies_ms,
+    write_heard_wav,
+)
 from projections.replay import fold_all
 from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 
@@ -75,9 +82,10 @@ async def test_cut_in_heard_ms_matches_what_the_caller_played(
     assert len(truth.clears) == 1, "the cut-in must clear playback exactly once"
     # Stop latency as the caller lives it: their voice starts -> the agent's audio stops at
     # their ear (the README's P95 is 89 / 220 ms; bench/heard.py holds the figures).
-    onset = truth.speech[0][0]
-    stop_ms = (truth.clears[0].at - onset) * 1000.0
-    assert 0.0 < stop_ms <= STOP_LIMIT_MS + 2 * one_way_ms, stop_ms
+    # (A clear up to 0.3 s before the loudness onset still cuts into this utterance: the
+    # VAD hears a soft first sound sooner; anything earlier is a clear nobody asked for.)
+    ((onset, stop_ms),) = stop_latencies_ms(truth)
+    assert onset == truth.speech[0][0] and stop_ms <= STOP_LIMIT_MS + 2 * one_way_ms, stop_ms
     assert agent.interrupted and agent.out_start_ms is not None
     true_heard = truth.clears[0].head_ms - agent.out_start_ms
     assert abs(agent.heard_ms - true_heard) <= 20.0, (agent.heard_ms, true_heard)
