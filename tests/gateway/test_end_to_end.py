@@ -81,7 +81,7 @@ async def test_cut_in_heard_ms_matches_what_the_caller_played(
 
     assert len(truth.clears) == 1, "the cut-in must clear playback exactly once"
     # Stop latency as the caller lives it: their voice starts -> the agent's audio stops at
-    # their ear (the README's P95 is 89 / 220 ms; bench/heard.py holds the figures).
+    # their ear (the README's P95 is 88 / 223 ms; bench/heard.py holds the figures).
     # (A clear up to 0.3 s before the loudness onset still cuts into this utterance: the
     # VAD hears a soft first sound sooner; anything earlier is a clear nobody asked for.)
     ((onset, stop_ms),) = stop_latencies_ms(truth)
