@@ -41,3 +41,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.llm_concurrency
 	$(BIN)/python -m bench.load
+	$(BIN)/python -m bench.soak
