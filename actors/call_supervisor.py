@@ -76,6 +76,14 @@ log = logging.getLogger(__name__)
 TICK_S = 0.01  # the liveness timer fires this long after the watch's due time
 
 
+def record_line(recorder: CallRecorder, reply_id: int, reason: str, text: str) -> None:
+    """A fixed line the agent says (greeting, apology, goodbye…), recorded as a reply
+    generated whole, so Heard and Context treat it as any other."""
+    recorder.record(ReplyRequested, reply_id=reply_id, reason=reason)
+    recorder.record(ReplyTextGenerated, reply_id=reply_id, text=text)
+    recorder.record(ReplyCompleted, reply_id=reply_id, finish_reason="stop")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Engines:
     """The process-wide engines a call uses (loaded once, shared, bounded), and the call
@@ -280,9 +288,7 @@ class CallSupervisor(pykka.ThreadingActor):
     def _say(self, say: Say) -> None:
         """A line recorded as generated whole, then spoken: by the Tts, or (a line rendered
         once per process) queued straight into the playout."""
-        self.recorder.record(ReplyRequested, reply_id=say.reply_id, reason=say.reason)
-        self.recorder.record(ReplyTextGenerated, reply_id=say.reply_id, text=say.text)
-        self.recorder.record(ReplyCompleted, reply_id=say.reply_id, finish_reason="stop")
+        record_line(self.recorder, say.reply_id, say.reason, say.text)
         if say.fixed:
             line = self.engines.fixed_lines.get(say.text)
             self.playout.enqueue_phrase(

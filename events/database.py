@@ -9,8 +9,10 @@ in ``migrations/``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,20 +102,13 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
     from alembic import command
 
     url = url or default_url()
-    try:
+    with _as_unavailable(url):
         make_url(url).get_dialect()
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise StoreUnavailable(f"cannot use {describe(url)}: {_first_line(exc)}") from None
-    if is_sqlite(url):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-    try:
+        if is_sqlite(url):
+            database = make_url(url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
         command.upgrade(alembic_config(url), revision)
-    except (OSError, DBAPIError) as exc:
-        raise StoreUnavailable(
-            f"cannot reach the event store at {describe(url)}: {_first_line(exc)}"
-        ) from None
 
 
 async def upgrade_async(url: str | None = None) -> None:
@@ -139,6 +134,19 @@ def _first_line(error: BaseException) -> str:
     return text[0] if text else type(cause).__name__
 
 
+@contextlib.contextmanager
+def _as_unavailable(url: str) -> Iterator[None]:
+    """A URL the drivers cannot use, or a database they cannot reach: one line naming it."""
+    try:
+        yield
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise StoreUnavailable(f"cannot use {describe(url)}: {_first_line(exc)}") from None
+    except (OSError, DBAPIError) as exc:
+        raise StoreUnavailable(
+            f"cannot reach the event store at {describe(url)}: {_first_line(exc)}"
+        ) from None
+
+
 async def check_readable(url: str) -> None:
     """For commands that only read: the store must exist and have this build's schema.
 
@@ -159,21 +167,15 @@ async def check_readable(url: str) -> None:
                 "check --db or EARSHOT_DB_URL)"
             )
         url = f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true"  # opened read-only
-    try:
+    with _as_unavailable(url):
         engine = create_async_engine(url)
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise StoreUnavailable(f"cannot use {describe(url)}: {_first_line(exc)}") from None
-    try:
-        async with engine.connect() as connection:
-            current = await connection.run_sync(
-                lambda sync: MigrationContext.configure(sync).get_current_revision()
-            )
-    except (OSError, DBAPIError) as exc:
-        raise StoreUnavailable(
-            f"cannot reach the event store at {describe(url)}: {_first_line(exc)}"
-        ) from None
-    finally:
-        await engine.dispose()
+        try:
+            async with engine.connect() as connection:
+                current = await connection.run_sync(
+                    lambda sync: MigrationContext.configure(sync).get_current_revision()
+                )
+        finally:
+            await engine.dispose()
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     if current != head:
         raise StoreUnavailable(

@@ -130,11 +130,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
 """Each environment variable the gateway reads: the setting it sets, and how it is parsed."""
 
 
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
-
-
 def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_HOSTS:
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -16,7 +16,6 @@ import contextlib
 import logging
 import signal
 import socket
-import time
 from types import FrameType
 
 import pykka
@@ -57,17 +56,13 @@ class DrainingServer(uvicorn.Server):
         services.draining = True
         calls = len(services.calls_in_progress())
         log.warning("draining: %d calls in progress, %.0f s for them to end", calls, self.drain_s)
-        deadline = time.monotonic() + self.drain_s
-        while services.calls_in_progress() and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        await services.calls_ended(self.drain_s)
         remaining = services.calls_in_progress()
         if remaining:
             log.warning("draining: saying goodbye on %d calls", len(remaining))
         for supervisor in remaining:
             with contextlib.suppress(pykka.ActorDeadError):
                 supervisor.tell(Drain())
-        deadline = time.monotonic() + GOODBYE_WAIT_S
-        while services.calls_in_progress() and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        await services.calls_ended(GOODBYE_WAIT_S)
         log.warning("drained: stopping")
         self.should_exit = True

@@ -90,9 +90,14 @@ class Services:
         for supervisor in self.calls_in_progress():
             with contextlib.suppress(pykka.ActorDeadError):
                 supervisor.tell(StreamStopped(reason))
+        await self.calls_ended(wait_s)
+
+    async def calls_ended(self, wait_s: float) -> bool:
+        """Wait up to ``wait_s`` for every call in progress to end; True if they all did."""
         deadline = time.monotonic() + wait_s
         while self.calls_in_progress() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        return not self.calls_in_progress()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Services:

@@ -21,14 +21,12 @@ from typing import Any
 
 import pykka
 
+from actors.call_supervisor import record_line
 from actors.engines.fixed_lines import RenderedLine
 from actors.messages import Heartbeat
 from actors.supervised import Pulse
 from events.catalogue import (
     CallEnded,
-    ReplyCompleted,
-    ReplyRequested,
-    ReplyTextGenerated,
     StageFailed,
 )
 from events.recorder import CallRecorder
@@ -105,9 +103,7 @@ class SupervisorWatchdog:
         reply_id = max((t.reply_id for t in self.live.state.agent_turns()), default=0) + 1
         self._goodbye_id = reply_id
         line = self.goodbye
-        record(ReplyRequested, reply_id=reply_id, reason="goodbye")
-        record(ReplyTextGenerated, reply_id=reply_id, text=line.text)
-        record(ReplyCompleted, reply_id=reply_id, finish_reason="stop")
+        record_line(self.recorder, reply_id, "goodbye", line.text)
         self.playout.enqueue_phrase(reply_id, 0, line.text, line.mulaw, line.words, final=True)
         audio_s = len(line.mulaw) / 8000.0
         with contextlib.suppress(TimeoutError):  # the caller hung up, or the echo was lost

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -15,10 +14,7 @@ from tests.support import postgres
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    if not postgres.available():
-        if os.environ.get("EARSHOT_REQUIRE_PG"):
-            pytest.fail("EARSHOT_REQUIRE_PG is set but PostgreSQL is not installed")
-        pytest.skip("PostgreSQL is not installed")
+    postgres.require()
     with postgres.postgres_server() as url:
         upgrade(url)
         yield url

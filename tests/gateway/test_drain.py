@@ -22,12 +22,16 @@ from pathlib import Path
 import pytest
 
 from actors.core.call_policy import DRAIN_GOODBYE
-from events.catalogue import AnyEvent, CallEnded, CallRefused
-from events.database import create_engine
-from events.store import EventStore
+from events.catalogue import CallEnded, CallRefused
 from gateway.simulate import SimulatedCaller, sign_and_post_webhook
 from projections.replay import fold_all
-from tests.support.gateway import AUTH_TOKEN, free_port, http_get_status, webhook_params
+from tests.support.gateway import (
+    AUTH_TOKEN,
+    free_port,
+    http_get_status,
+    stored_in,
+    webhook_params,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DRAIN_S = 3.0
@@ -69,14 +73,6 @@ def gateway_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], s
                 process.wait()
 
 
-async def stored(db_url: str, call_sid: str) -> list[AnyEvent]:
-    engine = create_engine(db_url)
-    try:
-        return await EventStore(engine).read_call(call_sid)
-    finally:
-        await engine.dispose()
-
-
 async def test_sigterm_drains_then_says_goodbye_heard_in_full_and_exits_0(
     gateway_process: tuple[subprocess.Popen[bytes], str, str],
 ) -> None:
@@ -99,12 +95,12 @@ async def test_sigterm_drains_then_says_goodbye_heard_in_full_and_exits_0(
     assert await asyncio.to_thread(process.wait, 30) == 0
     assert truth.close_code == 1000  # the gateway hung up, cleanly
     assert DRAIN_S <= ended_after < DRAIN_S + 12.0, ended_after
-    events = await stored(db_url, truth.call_sid)
+    events = await stored_in(db_url, truth.call_sid)
     assert [e.reason for e in events if isinstance(e, CallEnded)] == ["gateway draining"]
     goodbye = fold_all(events).heard.agent_turns()[-1]
     assert (goodbye.reason, goodbye.heard_text) == ("goodbye", DRAIN_GOODBYE)  # in full
     assert goodbye.proven_end_ms >= goodbye.out_end_ms  # its end mark came back
-    refusal = await stored(db_url, refused)
+    refusal = await stored_in(db_url, refused, until=CallRefused)
     assert [(type(e), getattr(e, "reason", "")) for e in refusal] == [(CallRefused, "draining")]
 
 
@@ -122,5 +118,5 @@ async def test_a_second_sigterm_stops_at_once_and_still_records_the_end(
     assert await asyncio.to_thread(process.wait, 30) == 0
     assert time.monotonic() - asked_at < DRAIN_S  # it did not wait for the drain
     truth = await asyncio.wait_for(call, timeout=20.0)
-    events = await stored(db_url, truth.call_sid)
+    events = await stored_in(db_url, truth.call_sid)
     assert len([e for e in events if isinstance(e, CallEnded)]) == 1

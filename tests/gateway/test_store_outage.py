@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -38,10 +37,7 @@ BOUND_S = 1.5  # store_outage_bound_s here: new calls are refused after this muc
 
 @pytest.fixture
 def own_server() -> Iterator[postgres.PostgresServer]:
-    if postgres._bindir() is None:
-        if os.environ.get("EARSHOT_REQUIRE_PG"):
-            pytest.fail("EARSHOT_REQUIRE_PG is set but PostgreSQL is not installed")
-        pytest.skip("PostgreSQL is not installed")
+    postgres.require(own_server=True)
     with postgres.own_postgres_server() as server:
         yield server
 

@@ -104,7 +104,18 @@ async def stored_call(
 ) -> list[AnyEvent]:
     """A call's events as the gateway stored them, once an ``until`` event is among them
     (by default its ``CallEnded``): waiting on the record, not on a clock."""
-    engine = create_engine(app.settings.db_url)
+    return await stored_in(app.settings.db_url, call_sid, until=until, wait_s=wait_s)
+
+
+async def stored_in(
+    db_url: str,
+    call_sid: str,
+    *,
+    until: type[AnyEvent] | None = CallEnded,
+    wait_s: float = 10.0,
+) -> list[AnyEvent]:
+    """``stored_call`` for a store named by URL (a gateway in another process)."""
+    engine = create_engine(db_url)
     deadline = time.monotonic() + wait_s
     try:
         while True:

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 
 def _bindir() -> Path | None:
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
@@ -37,6 +39,17 @@ def _as_server_user(argv: list[str]) -> list[str]:
 
 def available() -> bool:
     return bool(os.environ.get("EARSHOT_TEST_PG_URL")) or _bindir() is not None
+
+
+def require(*, own_server: bool = False) -> None:
+    """Skip the test without PostgreSQL (a test that stops and starts a server needs one of
+    its own, not ``EARSHOT_TEST_PG_URL``'s); fail instead when ``EARSHOT_REQUIRE_PG`` is set."""
+    installed = _bindir() is not None if own_server else available()
+    if installed:
+        return
+    if os.environ.get("EARSHOT_REQUIRE_PG"):
+        pytest.fail("EARSHOT_REQUIRE_PG is set but PostgreSQL is not installed")
+    pytest.skip("PostgreSQL is not installed")
 
 
 class PostgresServer:
