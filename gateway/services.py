@@ -64,8 +64,10 @@ class Services:
     # the place for whatever watches live calls (the tests' and benches' harness reads
     # each call's clock origin and live view from here).
     call_observers: list[Callable[[CallRecorder, LiveHeard], None]] = field(default_factory=list)
-    # Each call's supervisor, until it has stopped: a drain tells them to say goodbye, and
-    # shutting down waits for each to record its call's end.
+    # Each call's supervisor, until its media stream has finished (the supervisor has
+    # stopped and the socket is closed): a drain tells them to say goodbye and waits for
+    # the sockets to close with 1000 before the server would close them with 1012; shutting
+    # down waits for each to record its call's end.
     supervisors: dict[str, pykka.ActorRef[Any]] = field(default_factory=dict)
     draining: bool = False  # shutting down: no new call is admitted
 
@@ -79,10 +81,11 @@ class Services:
 
     def call_finished(self, call_sid: str) -> None:
         self.admission.call_ended(call_sid)
-        self.supervisors = {sid: ref for sid, ref in self.supervisors.items() if ref.is_alive()}
+        self.supervisors.pop(call_sid, None)
 
     def calls_in_progress(self) -> list[pykka.ActorRef[Any]]:
-        return [ref for ref in self.supervisors.values() if ref.is_alive()]
+        """The supervisors of the calls whose media stream is still open."""
+        return list(self.supervisors.values())
 
     async def end_calls(self, reason: str, wait_s: float = 5.0) -> None:
         """Every call still going ends now, with ``reason`` recorded as its end (each
