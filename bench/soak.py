@@ -2,11 +2,13 @@
 
     python -m bench.soak [--calls 200] [--long-s 1800]
 
-A real gateway in this process (greets and listens, so the calls are cheap and the
-count is high): ``--calls`` short calls one after another, then one call of
-``--long-s`` seconds in which the caller speaks every 15 s. After a warm-up call and
-after each phase it prints the process's RSS, threads, open file descriptors and live
-actors; the call-scoped ones (threads, fds, actors) must come back to the warm-up's.
+A real conversing gateway in this process (the embedded LLM answers): ``--calls``
+short calls one after another (greeted, then hung up on), then one call of ``--long-s``
+seconds in which the caller asks something every 15 s and cuts into the answer with a
+second line, so each turn has a reply, a barge-in and a cancelled generation. After a
+warm-up call and after each phase it prints the process's RSS, threads, open file
+descriptors and live actors; the call-scoped ones (threads, fds, actors) must come back
+to the warm-up's.
 """
 
 from __future__ import annotations
@@ -52,14 +54,24 @@ async def settle() -> None:
     await asyncio.sleep(2.0)
 
 
+async def watch(baseline: dict[str, float], every_s: float) -> None:
+    """The footprint during the long call, every ``every_s``: growth, or a plateau."""
+    started = asyncio.get_running_loop().time()
+    while True:
+        await asyncio.sleep(every_s)
+        elapsed = asyncio.get_running_loop().time() - started
+        show(f"long call at {elapsed:.0f} s (live)", footprint(), baseline)
+
+
 async def run(calls: int, long_s: float) -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
-        running_gateway(f"sqlite+aiosqlite:///{tmp}/soak.db", converse=False) as (base, _app),
+        running_gateway(f"sqlite+aiosqlite:///{tmp}/soak.db") as (base, _app),
     ):
         # The caller's line, synthesized before the baseline: the bench's own voice model
         # is not the gateway's memory.
-        said = spoken("Yes, I am still here. Could you tell me more?")
+        asked = spoken("What time do you close tonight, and do you have fish?")
+        cut_in = spoken("Sorry, one more thing.")
         await SimulatedCaller(base, auth_token=AUTH_TOKEN, script=[], hang_up_after_s=3.0).run()
         await settle()
         baseline = footprint()
@@ -73,13 +85,21 @@ async def run(calls: int, long_s: float) -> None:
         show(f"after {calls} short calls", footprint(), baseline)
         if long_s > 0:
             script = [
-                Utterance(said, at_s=t) for t in [15.0 * k for k in range(1, int(long_s // 15))]
+                utterance
+                for k in range(1, int(long_s // 15))
+                for utterance in (
+                    Utterance(asked, at_s=15.0 * k),
+                    Utterance(cut_in, cut_in_after_agent_ms=800),
+                )
             ]
             long_call = SimulatedCaller(
                 base, auth_token=AUTH_TOKEN, script=script, hang_up_after_s=long_s
             )
-            await long_call.run()
+            watching = asyncio.create_task(watch(baseline, every_s=300.0))
+            truth = await long_call.run()
+            watching.cancel()
             await settle()
+            print(f"long call: {len(truth.clears)} barge-ins cleared the agent's audio")
             show(f"after a {long_s:.0f} s call", footprint(), baseline)
 
 
