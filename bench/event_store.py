@@ -41,6 +41,7 @@ from events.catalogue import (
     WordTiming,
 )
 from events.database import create_engine, upgrade
+from events.encryption import MasterKey
 from events.group_commit import Ack, GroupCommitWriter
 from events.store import EventStore
 from projections import heard
@@ -119,10 +120,13 @@ def synthetic_call(call_sid: str, minutes: float = 30.0, seed: int = 7) -> list[
     return events
 
 
-async def append_rate(url: str, streams: list[list[Event]], synchronous: str) -> None:
-    """Saturating throughput: every call records as fast as it can."""
+async def append_rate(
+    url: str, streams: list[list[Event]], synchronous: str, master_key: MasterKey | None = None
+) -> None:
+    """Saturating throughput: every call records as fast as it can (``master_key``: with
+    callers' words encrypted, as a production gateway stores them)."""
     engine = create_engine(url, synchronous=synchronous)
-    store = EventStore(engine)
+    store = EventStore(engine, master_key)
     baseline_n = 1000
     baseline_events = synthetic_call(f"CAbaseline{synchronous}", minutes=5)[:baseline_n]
     started = time.perf_counter()
@@ -150,7 +154,8 @@ async def append_rate(url: str, streams: list[list[Event]], synchronous: str) ->
     await engine.dispose()
     grouped_rate = writer.events_committed / elapsed
     print(
-        f"append  {engine.dialect.name} synchronous={synchronous}  {len(streams)} calls, "
+        f"append  {engine.dialect.name} synchronous={synchronous}"
+        f"{'  encrypted' if master_key else ''}  {len(streams)} calls, "
         f"{writer.events_committed:,} events"
     )
     print(f"  one event per transaction : {single_rate:10,.0f} events/s")
@@ -231,6 +236,10 @@ def main() -> None:
             asyncio.run(
                 ack_latency(url, synchronous, calls=args.calls, events_per_s=5000, seconds=5)
             )
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.db or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        upgrade(url)
+        asyncio.run(append_rate(url, streams, "FULL", MasterKey(b"k" * 32)))
     bench_fold()
 
 

@@ -21,12 +21,10 @@ from pathlib import Path
 from actors.core.audio_formats import phrase_to_mulaw
 from actors.engines.speech_synthesis import HibariEngine
 from events.catalogue import SpeechStopped, TranscriptPartial
-from events.database import create_engine
-from events.store import EventStore
 from gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
 from projections.metrics import percentile
 from projections.replay import fold_all
-from tests.support.gateway import AUTH_TOKEN, running_gateway, seen
+from tests.support.gateway import AUTH_TOKEN, running_gateway, seen, stored_call
 
 QUESTIONS = [
     "Hi, I would like to book a table for two tonight.",
@@ -68,10 +66,7 @@ async def run(calls: int, turns: int) -> None:
             )
             truth = await caller.run()
             samples["voice_to_voice_ms"].extend(voice_to_voice_ms(truth))
-            await asyncio.sleep(0.5)
-            engine = create_engine(app.settings.db_url)
-            events = await EventStore(engine).read_call(truth.call_sid)
-            await engine.dispose()
+            events = await stored_call(app, truth.call_sid)
             for turn in fold_all(events).metrics.turns:
                 for name, value in turn.latencies().items():
                     if name in samples and value is not None:

@@ -31,6 +31,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="type
     """Fields every event has; subclasses add their own."""
 
     VERSION: ClassVar[int] = 1  # of this type's payload, stored with each row
+    # What the caller said or keyed, what the agent said to them, their numbers and
+    # voice: encrypted at rest under the call's key (events.encryption).
+    PRIVATE: ClassVar[tuple[str, ...]] = ()
 
     call_sid: str
     seq: int
@@ -49,6 +52,8 @@ class WordTiming(msgspec.Struct, frozen=True, array_like=True):
 
 
 class CallStarted(Event, frozen=True, kw_only=True):
+    PRIVATE: ClassVar[tuple[str, ...]] = ("from_number", "to_number")
+
     stream_sid: str
     wall_time_unix: float
     account_sid: str = ""
@@ -67,6 +72,8 @@ class CallRefused(Event, frozen=True, kw_only=True):
     """The webhook turned the call away before it was answered (``reason`` "busy": the
     process was at ``capacity`` with ``in_use`` calls). The call's only event."""
 
+    PRIVATE: ClassVar[tuple[str, ...]] = ("from_number", "to_number")
+
     reason: str
     in_use: int
     capacity: int
@@ -82,6 +89,8 @@ class AudioRetained(Event, frozen=True, kw_only=True):
     phrase of ``reply_id``, placed at ``start_ms`` on the outbound axis (what was sent,
     not what was heard: the Heard projection cuts it).
     """
+
+    PRIVATE: ClassVar[tuple[str, ...]] = ("mulaw",)
 
     track: str
     start_ms: float
@@ -107,6 +116,8 @@ class FrameRefused(Event, frozen=True, kw_only=True):
 
 
 class DtmfReceived(Event, frozen=True, kw_only=True):
+    PRIVATE: ClassVar[tuple[str, ...]] = ("digit",)
+
     digit: str
 
 
@@ -126,6 +137,8 @@ class TranscriptPartial(Event, frozen=True, kw_only=True):
     the final transcript), or ``rolling``: taken while the caller was still talking.
     ``inbound_end_ms``: where the audio it covers ends."""
 
+    PRIVATE: ClassVar[tuple[str, ...]] = ("text",)
+
     turn: int
     text: str
     rolling: bool = False
@@ -133,6 +146,8 @@ class TranscriptPartial(Event, frozen=True, kw_only=True):
 
 
 class TranscriptFinal(Event, frozen=True, kw_only=True):
+    PRIVATE: ClassVar[tuple[str, ...]] = ("text",)
+
     turn: int
     text: str
     inbound_start_ms: float = 0.0
@@ -162,6 +177,8 @@ class ReplyRequested(Event, frozen=True, kw_only=True):
 class ReplyTextGenerated(Event, frozen=True, kw_only=True):
     """A chunk of LLM output (generated, not necessarily heard)."""
 
+    PRIVATE: ClassVar[tuple[str, ...]] = ("text",)
+
     reply_id: int
     text: str
 
@@ -175,6 +192,8 @@ class ReplyCompleted(Event, frozen=True, kw_only=True):
 
 class SpeechSynthesized(Event, frozen=True, kw_only=True):
     """A phrase of the reply, synthesized and queued at ``out_start_ms`` on the outbound stream."""
+
+    PRIVATE: ClassVar[tuple[str, ...]] = ("text", "words")
 
     reply_id: int
     segment: int

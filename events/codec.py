@@ -5,7 +5,8 @@ type's own (``Event.VERSION``). A payload at its type's current version decodes
 straight into the struct. An older one is decoded to plain data, passed through
 that type's upcasters one version at a time, then converted. Anything that
 cannot be decoded raises ``EventDecodeError`` naming the call and sequence:
-nothing is skipped silently.
+nothing is skipped silently. An encrypted payload (``events.encryption``) decodes
+with its call's data key; without one (the key was destroyed) it decodes as forgotten.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from cryptography.exceptions import InvalidTag
 
+from events import encryption
 from events.catalogue import EVENT_TYPES, AnyEvent, Event
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -60,9 +63,16 @@ def version_of(event: Event) -> int:
 
 
 def decode(
-    call_sid: str, seq: int, type_name: str, schema_version: int, payload: bytes
+    call_sid: str,
+    seq: int,
+    type_name: str,
+    schema_version: int,
+    payload: bytes,
+    data_key: bytes | None = None,
 ) -> AnyEvent:
-    """Decode one stored event, checking it against the row it came from."""
+    """Decode one stored event, checking it against the row it came from.
+
+    ``data_key``: the call's key, for an encrypted payload; None reads it as forgotten."""
     kind = EVENT_TYPES.get(type_name)
     if kind is None:
         raise EventDecodeError(call_sid, seq, f"unknown event type {type_name!r}")
@@ -73,12 +83,24 @@ def decode(
             f"{type_name} schema version {schema_version} is not readable by this build",
         )
     try:
-        if schema_version == kind.VERSION:
+        if encryption.is_encrypted(payload) and data_key is not None:
+            data = encryption.decrypt(payload, call_sid, seq, type_name, data_key)
+            event = _upcast(type_name, schema_version, kind.VERSION, data)
+        elif encryption.is_encrypted(payload):  # its call was forgotten
+            public = encryption.public_part(payload)
+            event = _upcast(type_name, schema_version, kind.VERSION, _raw_decoder.decode(public))
+        elif schema_version == kind.VERSION:
             event = _decoder.decode(payload)
         else:
             event = _upcast(type_name, schema_version, kind.VERSION, _raw_decoder.decode(payload))
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise EventDecodeError(call_sid, seq, f"corrupt {type_name} payload: {exc}") from exc
+    except InvalidTag as exc:
+        raise EventDecodeError(call_sid, seq, f"{type_name} fails its authentication") from exc
+    return _checked(call_sid, seq, type_name, event)
+
+
+def _checked(call_sid: str, seq: int, type_name: str, event: AnyEvent) -> AnyEvent:
     if type(event).__name__ != type_name:
         raise EventDecodeError(
             call_sid, seq, f"payload is a {type(event).__name__}, row says {type_name}"

@@ -1,4 +1,4 @@
-"""The ``earshot`` command line: serve, replay, calls, db upgrade."""
+"""The ``earshot`` command line: serve, replay, calls, forget, purge, data-key, db upgrade."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import logging
 import os
 import signal
 import sys
+import time
 import wave
 from collections.abc import Sequence
 from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.catalogue import AnyEvent
 from events.codec import EventDecodeError
@@ -23,7 +26,9 @@ from events.database import (
     describe,
     upgrade,
 )
-from events.store import EventStore
+from events.encryption import FORGOTTEN, MasterKeyError, new_master_key_text
+from events.store import EventStore, Forgetting
+from gateway.config import Settings
 from projections import heard_audio
 from projections.replay import fold_all, to_json, to_text
 
@@ -53,6 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("calls", help="list stored calls")
+
+    forget = commands.add_parser(
+        "forget", help="make a call's words, numbers and audio unreadable for good"
+    )
+    forget.add_argument("call_sid")
+    purge = commands.add_parser("purge", help="forget every call older than an age")
+    purge.add_argument(
+        "--older-than", required=True, type=_age_s, metavar="AGE", help="e.g. 30d, 12h, 90m"
+    )
+    commands.add_parser("data-key", help="print a new master key for EARSHOT_DATA_KEY")
 
     serve = commands.add_parser("serve", help="run the gateway (applies pending migrations)")
     serve.add_argument("--host", default="127.0.0.1")
@@ -93,17 +108,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _age_s(text: str) -> float:
+    """An age like ``30d``, ``12h``, ``90m`` or ``45s``, in seconds."""
+    units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+    try:
+        return float(text[:-1]) * units[text[-1]]
+    except (KeyError, ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an age like 30d, 12h or 90m") from None
+
+
+def _store(engine: AsyncEngine) -> EventStore:
+    """The store as the settings read it (with the master key, if there is one)."""
+    return EventStore(engine, Settings.from_env().master_key())
+
+
 async def _replay(
     url: str, call_sid: str, as_json: bool, at: int | None, audio: str | None = None
 ) -> int:
     engine = create_engine(url)
     try:
-        events = await EventStore(engine).read_call(call_sid, up_to_seq=at)
+        store = _store(engine)
+        events = await store.read_call(call_sid, up_to_seq=at)
+        forgotten_at = await store.forgotten_at(call_sid)
     finally:
         await engine.dispose()
     if not events:
         print(f"no call {call_sid} in the store", file=sys.stderr)
         return 1
+    if forgotten_at is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(forgotten_at))
+        print(f"call {call_sid} was forgotten at {when}: its words read {FORGOTTEN}")
     if audio is not None:
         return _write_heard_audio(events, Path(audio), call_sid)
     view = fold_all(events)
@@ -127,10 +161,27 @@ def _write_heard_audio(events: list[AnyEvent], path: Path, call_sid: str) -> int
     return 0
 
 
+async def _forget(url: str, call_sids: list[str] | None, older_than_s: float = 0.0) -> int:
+    """Forget the named calls, or (None) every call older than ``older_than_s``."""
+    engine = create_engine(url)
+    try:
+        store = _store(engine)
+        if call_sids is None:
+            call_sids = await store.calls_started_before(time.time() - older_than_s)
+        outcomes = [(call_sid, await store.forget(call_sid)) for call_sid in call_sids]
+    finally:
+        await engine.dispose()
+    for call_sid, outcome in outcomes:
+        print(f"{call_sid}: {outcome}")
+    if not outcomes:
+        print("no calls that old")
+    return 1 if any(outcome is Forgetting.UNKNOWN for _, outcome in outcomes) else 0
+
+
 async def _calls(url: str) -> int:
     engine = create_engine(url)
     try:
-        calls = await EventStore(engine).calls()
+        calls = await _store(engine).calls()
     finally:
         await engine.dispose()
     for call in calls:
@@ -150,7 +201,7 @@ def _serve(args: argparse.Namespace, db_url: str) -> int:
     import uvicorn
 
     from gateway.app import EarshotApp
-    from gateway.config import DEV_AUTH_TOKEN, Settings, refusal_to_serve
+    from gateway.config import DEV_AUTH_TOKEN, refusal_to_serve
     from gateway.drain import DrainingServer
 
     settings = Settings.from_env(db_url=db_url)
@@ -187,7 +238,6 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from actors.core.audio_formats import phrase_to_mulaw
     from actors.engines.speech_synthesis import HibariEngine
-    from gateway.config import Settings
     from gateway.simulate import (
         CallRejected,
         Network,
@@ -284,7 +334,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             upgrade(url)
             print(f"database at head: {describe(url)}")
             return 0
+        if args.command == "data-key":
+            print(new_master_key_text())
+            return 0
         asyncio.run(check_readable(url))  # reading never creates or migrates a store
+        if args.command == "forget":
+            return asyncio.run(_forget(url, [args.call_sid]))
+        if args.command == "purge":
+            return asyncio.run(_forget(url, None, args.older_than))
         if args.command == "replay":
             return asyncio.run(_replay(url, args.call_sid, args.json, args.at, args.audio))
         if args.command == "calls":
@@ -294,6 +351,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except EventDecodeError as exc:
         print(f"earshot: cannot replay: {exc}", file=sys.stderr)
+        return 2
+    except MasterKeyError as exc:
+        print(f"earshot: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -13,6 +13,7 @@ from actors.core.playback_clock import LEAD_MS
 from actors.core.twilio_stream import REFUSAL_BURST
 from actors.transport import BACKLOG_FRAMES
 from events.database import default_url
+from events.encryption import MasterKey, parse_master_key
 
 DEV_AUTH_TOKEN = "earshot-dev-auth-token"
 
@@ -55,6 +56,11 @@ class Settings:
     # The operator has the callers' consent (say, announced before the call is connected)
     # to keep their audio: it is then stored with the call, for `earshot replay --audio`.
     retain_audio: bool = False
+    # The master key (base64, 32 bytes; `earshot data-key` makes one) under which each
+    # call's words, numbers and audio are encrypted at rest. Without one they are stored
+    # in plaintext, which a gateway beyond loopback does only with store_plaintext.
+    data_key: bytes | None = None
+    store_plaintext: bool = False
     converse: bool = True  # False: greet and listen only (no STT/LLM loaded)
     llm_url: str | None = None  # an OpenAI-compatible /v1 (vLLM); None: the embedded server
     # Embedded llama.cpp servers; each takes one request at a time, and the cores are shared
@@ -89,6 +95,9 @@ class Settings:
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
+    def master_key(self) -> MasterKey | None:
+        return None if self.data_key is None else MasterKey(self.data_key)
+
     @property
     def media_stream_url(self) -> str:
         """The ``wss://`` URL Twilio connects to (``ws://`` when the public URL is plain http)."""
@@ -112,6 +121,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "EARSHOT_STORE_OUTAGE_BOUND_S": ("store_outage_bound_s", float),
     "EARSHOT_DRAIN_S": ("drain_s", float),
     "EARSHOT_MAX_CALL_S": ("max_call_s", float),
+    "EARSHOT_DATA_KEY": ("data_key", parse_master_key),
+    "EARSHOT_STORE_PLAINTEXT": ("store_plaintext", _flag),
     "EARSHOT_CONVERSE": ("converse", _flag),
     "EARSHOT_GREETING": ("greeting", str),
     "EARSHOT_LLM_URL": ("llm_url", str),
@@ -142,10 +153,18 @@ def is_loopback(host: str) -> bool:
 def refusal_to_serve(settings: Settings, host: str) -> str | None:
     """Why the gateway must not start listening on ``host`` with these settings, if it must
     not: beyond this machine, the development auth token (printed in the source) would let
-    anyone sign a webhook."""
-    if settings.twilio_auth_token == DEV_AUTH_TOKEN and not is_loopback(host):
+    anyone sign a webhook, and callers' words must not be stored in plaintext unasked."""
+    if is_loopback(host):
+        return None
+    if settings.twilio_auth_token == DEV_AUTH_TOKEN:
         return (
             f"refusing to listen on {host} with the development auth token: "
             "set TWILIO_AUTH_TOKEN to your Twilio account's auth token"
+        )
+    if settings.data_key is None and not settings.store_plaintext:
+        return (
+            f"refusing to listen on {host} without EARSHOT_DATA_KEY: callers' words would be "
+            "stored in plaintext (`earshot data-key` makes a key; EARSHOT_STORE_PLAINTEXT=1 "
+            "stores plaintext knowingly)"
         )
     return None

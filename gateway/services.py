@@ -119,7 +119,7 @@ class Services:
         log.info("applying migrations to %s", self.settings.db_url)
         await upgrade_async(self.settings.db_url)
         self._engine = create_engine(self.settings.db_url)
-        self.writer = GroupCommitWriter(EventStore(self._engine))
+        self.writer = GroupCommitWriter(EventStore(self._engine, self.settings.master_key()))
         await self.writer.start()
         settings = self.settings
         tts: SpeechEngine

@@ -36,6 +36,6 @@ async def store(db_url: str) -> AsyncIterator[EventStore]:
     engine = create_engine(db_url)
     if engine.dialect.name == "postgresql":
         async with engine.begin() as conn:
-            await conn.execute(text("TRUNCATE events"))
+            await conn.execute(text("TRUNCATE events, call_keys"))
     yield EventStore(engine)
     await engine.dispose()

@@ -1,7 +1,9 @@
-"""``earshot replay`` and ``earshot calls`` over a real SQLite file."""
+"""The ``earshot`` commands over a real SQLite file: replay, calls, forget, purge, serve's
+refusals, and their one-line failures."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sqlite3
@@ -9,21 +11,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+from events.catalogue import CallStarted
 from events.database import create_engine, upgrade_async
+from events.encryption import MasterKey, parse_master_key
 from events.store import EventStore
 from gateway.config import Settings, refusal_to_serve
 from tests.projections.test_heard import interrupted_call
 
 REPO = Path(__file__).resolve().parents[2]
+KEY = bytes(range(32))
 
 
-def earshot(*args: str) -> subprocess.CompletedProcess[str]:
+def earshot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gateway.cli", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -96,7 +102,52 @@ def test_serve_refuses_the_development_token_beyond_loopback() -> None:
         "set TWILIO_AUTH_TOKEN to your Twilio account's auth token"
     ]
     assert refusal_to_serve(Settings(), "127.0.0.1") is None
-    assert refusal_to_serve(Settings(twilio_auth_token="real-token"), "0.0.0.0") is None
+    assert refusal_to_serve(Settings(twilio_auth_token="real", data_key=KEY), "0.0.0.0") is None
+
+
+def test_serve_refuses_to_store_plaintext_beyond_loopback_unless_told() -> None:
+    result = earshot("serve", "--host", "0.0.0.0", env={"TWILIO_AUTH_TOKEN": "real-token"})
+    assert one_line_refusal(result).startswith(
+        "earshot serve: refusing to listen on 0.0.0.0 without EARSHOT_DATA_KEY: "
+        "callers' words would be stored in plaintext"
+    )
+    told = Settings(twilio_auth_token="real-token", store_plaintext=True)
+    assert refusal_to_serve(told, "0.0.0.0") is None
+    bad = earshot("serve", env={"EARSHOT_DATA_KEY": "c2hvcnQ"})
+    assert one_line_refusal(bad) == "earshot: EARSHOT_DATA_KEY must be 32 bytes, not 5"
+
+
+async def test_forget_and_purge_make_calls_unreadable_from_the_command_line(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/calls.db"
+    await upgrade_async(url)
+    engine = create_engine(url)
+    store = EventStore(engine, MasterKey(KEY))
+    await store.append("CA1", interrupted_call().events)
+    await store.append(
+        "CA2", [CallStarted(call_sid="CA2", seq=1, at_ms=0.0, stream_sid="MZ2", wall_time_unix=0)]
+    )
+    await engine.dispose()
+    assert one_line_refusal(earshot("--db", url, "calls")) == (
+        "earshot: call CA1 is stored encrypted: set EARSHOT_DATA_KEY to read it"
+    )
+    keyed = {"EARSHOT_DATA_KEY": base64.urlsafe_b64encode(KEY).decode()}
+    assert "'Hello, thanks'" in earshot("--db", url, "replay", "CA1", env=keyed).stdout
+    forgot = earshot("--db", url, "forget", "CA1", env=keyed)
+    assert (forgot.returncode, forgot.stdout) == (0, "CA1: key destroyed\n")
+    replay = earshot("--db", url, "replay", "CA1", env=keyed)
+    assert replay.stdout.startswith("call CA1 was forgotten at ")
+    assert "Hello" not in replay.stdout and "heard 900 of 1400 ms" in replay.stdout
+    missing = earshot("--db", url, "forget", "CA404", env=keyed)
+    assert (missing.returncode, missing.stdout) == (1, "CA404: no such call\n")
+    assert earshot("--db", url, "purge", "--older-than", "30d", env=keyed).stdout == (
+        "no calls that old\n"
+    )
+    purged = earshot("--db", url, "purge", "--older-than", "0s", env=keyed)
+    assert (purged.returncode, purged.stdout) == (0, "CA2: key destroyed\n")
+    made = earshot("data-key").stdout.strip()
+    assert parse_master_key(made) != parse_master_key(earshot("data-key").stdout)
 
 
 def one_line_refusal(result: subprocess.CompletedProcess[str]) -> str:
@@ -133,7 +184,7 @@ def test_reading_a_store_of_another_schema_asks_for_an_upgrade_and_changes_nothi
     sqlite3.connect(old).close()  # a store from before any migration
     before = old.read_bytes()
     line = one_line_refusal(earshot("--db", f"sqlite+aiosqlite:///{old}", "calls"))
-    assert line.endswith("has schema none, this build reads 0001: run `earshot db upgrade`")
+    assert line.endswith("has schema none, this build reads 0002: run `earshot db upgrade`")
     assert old.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["old.db"]
     assert earshot("--db", f"sqlite+aiosqlite:///{old}", "db", "upgrade").returncode == 0
     assert earshot("--db", f"sqlite+aiosqlite:///{old}", "calls").returncode == 0

@@ -24,6 +24,7 @@ from events.catalogue import (
     BargeInDetected,
     ReplyCompleted,
     SpeechStopped,
+    SpeechSynthesized,
     StageCancelled,
     TranscriptFinal,
     TranscriptPartial,
@@ -38,7 +39,7 @@ from tests.gateway.scripted import (
     no_empty_completed_reply,
     nothing_of_the_reply_after_its_clear,
 )
-from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
+from tests.support.gateway import AUTH_TOKEN, running_gateway, sqlite_file_bytes, stored_call
 from tests.support.voices import spoken
 
 # Each turn's words that only an answer to *that* question would use: none of the
@@ -156,6 +157,12 @@ async def test_a_three_turn_spoken_conversation(gateway: tuple[str, EarshotApp])
         assert words(reply.content) & topic, (said, reply.content)
     assert len(voice_to_voice_ms(truth)) >= 3
     rolling_partials_came_while_the_caller_spoke(events)
+    # Encrypted at rest: neither side's words, nor the caller's number, are in the files.
+    spoken_texts = [
+        e.text for e in events if isinstance(e, TranscriptFinal | SpeechSynthesized)
+    ] + [caller.from_number]
+    on_disk = sqlite_file_bytes(app.settings.db_url)
+    assert len(spoken_texts) >= 7 and not [t for t in spoken_texts if t.encode() in on_disk]
 
 
 SIMULTANEOUS = [

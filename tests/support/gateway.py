@@ -10,6 +10,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
@@ -17,6 +18,7 @@ import uvicorn
 
 from events.catalogue import AnyEvent, CallEnded
 from events.database import create_engine
+from events.encryption import MasterKey
 from events.recorder import CallRecorder
 from events.store import EventStore
 from gateway.app import EarshotApp
@@ -24,6 +26,7 @@ from gateway.config import Settings
 from projections.heard import LiveHeard
 
 AUTH_TOKEN = "test-auth-token-0123456789"
+TEST_DATA_KEY = b"earshot-test-master-key-32-bytes"  # EARSHOT_DATA_KEY of the tests' gateways
 STAGE_TIMEOUT_S = 3.0  # the fault tests' stage timeouts (STT, LLM, TTS)
 
 
@@ -62,6 +65,8 @@ def running_gateway(db_url: str, **overrides: object) -> Iterator[tuple[str, Ear
     # The tests' webhooks come from one test number many times a minute: no per-number
     # limit unless a test sets one.
     overrides.setdefault("calls_per_number", 1_000_000)
+    # Encrypted at rest, as a gateway in production runs.
+    overrides.setdefault("data_key", TEST_DATA_KEY)
     settings = Settings.from_env(
         db_url=db_url,
         public_url=base,
@@ -119,13 +124,20 @@ async def stored_in(
     deadline = time.monotonic() + wait_s
     try:
         while True:
-            events = await EventStore(engine).read_call(call_sid)
+            events = await EventStore(engine, MasterKey(TEST_DATA_KEY)).read_call(call_sid)
             done = until is None or any(isinstance(e, until) for e in events)
             if done or time.monotonic() > deadline:
                 return events
             await asyncio.sleep(0.05)
     finally:
         await engine.dispose()
+
+
+def sqlite_file_bytes(db_url: str) -> bytes:
+    """The bytes of a SQLite store's files (the database, its WAL and shared memory): what
+    someone who copies the disk holds."""
+    path = Path(db_url.split("///", 1)[1])
+    return b"".join(p.read_bytes() for p in sorted(path.parent.glob(path.name + "*")))
 
 
 def webhook_params(call_sid: str) -> dict[str, str]:
