@@ -62,6 +62,7 @@ class CallStarted(Event, frozen=True, kw_only=True):
     media_encoding: str = "audio/x-mulaw"
     sample_rate: int = 8000
     recording_consent: bool = False
+    gateway: str = ""  # the gateway instance serving the call (events.leases)
 
 
 class CallEnded(Event, frozen=True, kw_only=True):

@@ -27,6 +27,7 @@ from events.database import (
     upgrade,
 )
 from events.encryption import FORGOTTEN, MasterKeyError, new_master_key_text
+from events.leases import instances_alive
 from events.store import EventStore, Forgetting
 from gateway.config import Settings
 from projections import heard_audio
@@ -197,6 +198,14 @@ async def _calls(url: str) -> int:
     return 0
 
 
+async def _gateways_alive(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        return await instances_alive(engine, time.time())
+    finally:
+        await engine.dispose()
+
+
 def _serve(args: argparse.Namespace, db_url: str) -> int:
     import uvicorn
 
@@ -207,11 +216,13 @@ def _serve(args: argparse.Namespace, db_url: str) -> int:
     settings = Settings.from_env(db_url=db_url)
     if "EARSHOT_PUBLIC_URL" not in os.environ:
         settings = Settings.from_env(db_url=db_url, public_url=f"http://{args.host}:{args.port}")
-    refusal = refusal_to_serve(settings, args.host)
+    refusal = refusal_to_serve(settings, args.host)  # before the store is touched
+    if refusal is None:
+        upgrade(db_url)  # here, so a bad store is one line before anything starts
+        refusal = refusal_to_serve(settings, args.host, asyncio.run(_gateways_alive(db_url)))
     if refusal is not None:
         print(f"earshot serve: {refusal}", file=sys.stderr)
         return 2
-    upgrade(db_url)  # here, so a bad store is one line before anything starts
     if settings.twilio_auth_token == DEV_AUTH_TOKEN:
         log.warning(
             "TWILIO_AUTH_TOKEN is not set: webhooks are checked against a development token"

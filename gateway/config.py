@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,7 +21,9 @@ DEV_AUTH_TOKEN = "earshot-dev-auth-token"
 class Settings:
     public_url: str = "http://127.0.0.1:8000"  # how Twilio reaches us (behind a proxy: its URL)
     twilio_auth_token: str = DEV_AUTH_TOKEN
-    stream_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    # Signs stream tokens. Gateways behind one load balancer share it (a webhook and its
+    # stream may reach different processes); None: a random one for this process alone.
+    stream_secret: bytes | None = None
     stream_token_ttl_s: float = 30.0
     metrics_token: str = ""
     # Calls this process takes at once; the next caller hears a busy tone. The default is
@@ -42,6 +43,9 @@ class Settings:
     # On SIGTERM, calls in progress have this long to end by themselves; then each hears a
     # goodbye and is ended, and the process exits.
     drain_s: float = 60.0
+    # Each gateway holds a lease in the store, renewed every third of this; a gateway gone
+    # this long (killed) has its open calls ended by another, as "gateway lost".
+    lease_s: float = 15.0
     # A call this long hears a goodbye (from 10 s before) and is ended.
     max_call_s: float = 1800.0
     db_url: str = field(default_factory=default_url)
@@ -120,6 +124,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "EARSHOT_LIVENESS_BOUND_S": ("liveness_bound_s", float),
     "EARSHOT_STORE_OUTAGE_BOUND_S": ("store_outage_bound_s", float),
     "EARSHOT_DRAIN_S": ("drain_s", float),
+    "EARSHOT_LEASE_S": ("lease_s", float),
     "EARSHOT_MAX_CALL_S": ("max_call_s", float),
     "EARSHOT_DATA_KEY": ("data_key", parse_master_key),
     "EARSHOT_STORE_PLAINTEXT": ("store_plaintext", _flag),
@@ -150,10 +155,18 @@ def is_loopback(host: str) -> bool:
         return False  # a name: it may resolve to anything
 
 
-def refusal_to_serve(settings: Settings, host: str) -> str | None:
+def refusal_to_serve(settings: Settings, host: str, gateways_alive: int = 0) -> str | None:
     """Why the gateway must not start listening on ``host`` with these settings, if it must
     not: beyond this machine, the development auth token (printed in the source) would let
-    anyone sign a webhook, and callers' words must not be stored in plaintext unasked."""
+    anyone sign a webhook, and callers' words must not be stored in plaintext unasked;
+    beside other gateways on one store (``gateways_alive``), a stream token signed by one
+    must be accepted by the others."""
+    if gateways_alive and settings.stream_secret is None:
+        return (
+            f"{gateways_alive} other gateway(s) serve this store and EARSHOT_STREAM_SECRET is "
+            "not set: a call whose webhook reached one and whose stream reached another "
+            "would be refused; set the same EARSHOT_STREAM_SECRET on every gateway"
+        )
     if is_loopback(host):
         return None
     if settings.twilio_auth_token == DEV_AUTH_TOKEN:

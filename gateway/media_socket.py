@@ -107,6 +107,7 @@ async def media_stream(
         from_number=started.custom_parameters.get("from", ""),
         to_number=started.custom_parameters.get("to", ""),
         recording_consent=services.settings.retain_audio,
+        gateway=services.instance_id,
     )
     assert recorder.last_ack is not None
     try:

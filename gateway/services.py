@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import sys
 import time
 from collections import Counter
@@ -27,10 +28,12 @@ from actors.engines.vad import SileroVadModel
 from actors.messages import StreamStopped
 from events.database import create_engine, upgrade_async
 from events.group_commit import GroupCommitWriter
+from events.leases import LOST, Leases, new_instance_id
 from events.recorder import CallRecorder
 from events.store import EventStore
 from gateway.admission import Admission, CallerRateLimit
 from gateway.config import Settings
+from gateway.lease_keeper import LeaseKeeper
 from gateway.stream_tokens import StreamTokens
 from projections.heard import LiveHeard
 
@@ -70,6 +73,8 @@ class Services:
     # down waits for each to record its call's end.
     supervisors: dict[str, pykka.ActorRef[Any]] = field(default_factory=dict)
     draining: bool = False  # shutting down: no new call is admitted
+    instance_id: str = field(default_factory=new_instance_id)  # named in each CallStarted
+    lease: LeaseKeeper | None = None
 
     def call_began(
         self, recorder: CallRecorder, live: LiveHeard, supervisor: pykka.ActorRef[Any]
@@ -106,7 +111,9 @@ class Services:
     def for_settings(cls, settings: Settings) -> Services:
         return cls(
             settings,
-            StreamTokens(settings.stream_secret, settings.stream_token_ttl_s),
+            StreamTokens(
+                settings.stream_secret or secrets.token_bytes(32), settings.stream_token_ttl_s
+            ),
             Admission(settings.max_calls, settings.stream_token_ttl_s),
             CallerRateLimit(settings.calls_per_number, settings.calls_window_s),
         )
@@ -119,8 +126,16 @@ class Services:
         log.info("applying migrations to %s", self.settings.db_url)
         await upgrade_async(self.settings.db_url)
         self._engine = create_engine(self.settings.db_url)
-        self.writer = GroupCommitWriter(EventStore(self._engine, self.settings.master_key()))
+        store = EventStore(self._engine, self.settings.master_key())
+        self.writer = GroupCommitWriter(store)
         await self.writer.start()
+        self.lease = LeaseKeeper(
+            Leases(self._engine, self.instance_id, os.getpid()),
+            store,
+            self.settings.lease_s,
+            given_up=lambda: self.end_calls(LOST),
+        )
+        await self.lease.start()  # and the calls a killed gateway left open are ended
         settings = self.settings
         tts: SpeechEngine
         if settings.tts_model is not None:
@@ -178,6 +193,8 @@ class Services:
         await self.end_calls("gateway stopped")
         if self.writer is not None:
             await self.writer.close()
+        if self.lease is not None:
+            await self.lease.stop()
         await self._engine.dispose()
         for server in self.llm_servers:
             server.stop()

@@ -232,6 +232,25 @@ def sign_and_post_webhook(
         return str(response.read().decode())
 
 
+def start_message(
+    sequence: str, call_sid: str, stream_sid: str, account_sid: str, parameters: dict[str, str]
+) -> str:
+    """A stream's ``start`` as Twilio sends it, carrying the TwiML's ``<Parameter>`` values."""
+    start = StartInfo(
+        streamSid=stream_sid,
+        accountSid=account_sid,
+        callSid=call_sid,
+        mediaFormat=MediaFormat("audio/x-mulaw", 8000, 1),
+        tracks=("inbound",),
+        customParameters=parameters,
+    )
+    return _json(StartMessage(sequence, start, stream_sid))
+
+
+def connected_message() -> str:
+    return _json(ConnectedMessage())
+
+
 def _json(message: msgspec.Struct) -> str:
     """A Media Streams message as Twilio writes it, from the protocol's own structs."""
     return msgspec.json.encode(message).decode()
@@ -268,8 +287,13 @@ class SimulatedCaller:
         call_sid: str | None = None,
         linger_s: float | None = None,
         from_number: str | None = None,
+        stream_base_url: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # Where the media stream connects: behind a load balancer, maybe another process
+        # than the one that answered the webhook.
+        self.stream_base_url = (stream_base_url or base_url).rstrip("/")
+        self.stream_parameters: dict[str, str] = {}  # the TwiML's, sent in the start
         self.public_url = (public_url or base_url).rstrip("/")
         self.auth_token = auth_token
         self.script = list(script)
@@ -303,9 +327,10 @@ class SimulatedCaller:
             sign_and_post_webhook, self.base_url, self.public_url, self.auth_token, params
         )
         url, parameters = parse_twiml(twiml)
-        # Twilio dials the public wss:// URL; locally we reach the same path on base_url.
+        self.stream_parameters = parameters
+        # Twilio dials the public wss:// URL; locally we reach the same path directly.
         path = url.split("/", 3)[3] if url.count("/") >= 3 else "twilio/media"
-        ws_url = self.base_url.replace("http", "ws", 1) + "/" + path
+        ws_url = self.stream_base_url.replace("http", "ws", 1) + "/" + path
         async with websockets.connect(ws_url, max_size=1 << 20) as ws:
             up = _Link(self.network, ws.send)
             player = TwilioPlayer(truth, lambda name: up.send(self._mark_echo(name)))
@@ -313,16 +338,16 @@ class SimulatedCaller:
                 Network(self.network.one_way_ms, self.network.jitter_ms, self.network.seed + 1),
                 lambda message: self._on_agent_message(player, message),
             )
-            up.send(_json(ConnectedMessage()))
-            start = StartInfo(
-                streamSid=truth.stream_sid,
-                accountSid=params["AccountSid"],
-                callSid=truth.call_sid,
-                mediaFormat=MediaFormat("audio/x-mulaw", 8000, 1),
-                tracks=("inbound",),
-                customParameters=parameters,
+            up.send(connected_message())
+            up.send(
+                start_message(
+                    self._next_sequence(),
+                    truth.call_sid,
+                    truth.stream_sid,
+                    params["AccountSid"],
+                    parameters,
+                )
             )
-            up.send(_json(StartMessage(self._next_sequence(), start, truth.stream_sid)))
             receiver = asyncio.create_task(self._receive(ws, down))
             try:
                 await self._speak(up, player)

@@ -36,6 +36,6 @@ async def store(db_url: str) -> AsyncIterator[EventStore]:
     engine = create_engine(db_url)
     if engine.dialect.name == "postgresql":
         async with engine.begin() as conn:
-            await conn.execute(text("TRUNCATE events, call_keys"))
+            await conn.execute(text("TRUNCATE events, call_keys, gateway_instances"))
     yield EventStore(engine)
     await engine.dispose()

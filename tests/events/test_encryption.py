@@ -60,7 +60,7 @@ async def engine(db_url: str) -> AsyncIterator[object]:
     engine = create_engine(db_url)
     if engine.dialect.name == "postgresql":
         async with engine.begin() as conn:
-            await conn.execute(text("TRUNCATE events, call_keys"))
+            await conn.execute(text("TRUNCATE events, call_keys, gateway_instances"))
     yield engine
     await engine.dispose()
 

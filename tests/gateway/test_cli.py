@@ -184,7 +184,7 @@ def test_reading_a_store_of_another_schema_asks_for_an_upgrade_and_changes_nothi
     sqlite3.connect(old).close()  # a store from before any migration
     before = old.read_bytes()
     line = one_line_refusal(earshot("--db", f"sqlite+aiosqlite:///{old}", "calls"))
-    assert line.endswith("has schema none, this build reads 0002: run `earshot db upgrade`")
+    assert line.endswith("has schema none, this build reads 0003: run `earshot db upgrade`")
     assert old.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["old.db"]
     assert earshot("--db", f"sqlite+aiosqlite:///{old}", "db", "upgrade").returncode == 0
     assert earshot("--db", f"sqlite+aiosqlite:///{old}", "calls").returncode == 0

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from tests.support.gateway import (
     AUTH_TOKEN,
     free_port,
     http_get_status,
+    serve_process,
     stored_in,
     webhook_params,
 )
@@ -41,36 +40,10 @@ DRAIN_S = 3.0
 def gateway_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
     """``earshot serve`` in its own process (greets and listens), ready; its URL and store."""
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
     db_url = f"sqlite+aiosqlite:///{tmp_path}/calls.db"
-    env = {
-        **os.environ,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "EARSHOT_PUBLIC_URL": base,
-        "EARSHOT_DB_URL": db_url,
-        "EARSHOT_CONVERSE": "0",
-        "EARSHOT_DRAIN_S": str(DRAIN_S),
-        "EARSHOT_GREETING": "Hello, you are through to the harbour.",
-    }
-    with open(tmp_path / "gateway.log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 120
-            while http_get_status(base + "/healthz", timeout=1)[0] != 200:
-                assert process.poll() is None, (tmp_path / "gateway.log").read_text()[-2000:]
-                assert time.monotonic() < deadline, "the gateway did not start"
-                time.sleep(0.2)
-            yield process, base, db_url
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    env = {"EARSHOT_DB_URL": db_url, "EARSHOT_DRAIN_S": str(DRAIN_S)}
+    with serve_process(port, env, tmp_path / "gateway.log") as process:
+        yield process, f"http://127.0.0.1:{port}", db_url
 
 
 async def test_sigterm_drains_then_says_goodbye_heard_in_full_and_exits_0(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -25,6 +28,7 @@ from gateway.app import EarshotApp
 from gateway.config import Settings
 from projections.heard import LiveHeard
 
+REPO = Path(__file__).resolve().parents[2]
 AUTH_TOKEN = "test-auth-token-0123456789"
 TEST_DATA_KEY = b"earshot-test-master-key-32-bytes"  # EARSHOT_DATA_KEY of the tests' gateways
 STAGE_TIMEOUT_S = 3.0  # the fault tests' stage timeouts (STT, LLM, TTS)
@@ -98,6 +102,42 @@ def running_gateway(db_url: str, **overrides: object) -> Iterator[tuple[str, Ear
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextmanager
+def serve_process(
+    port: int, env: dict[str, str], log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``earshot serve`` in a process of its own (greeting and listening unless ``env``
+    says otherwise), once its ``/healthz`` answers; killed at the end if still running."""
+    base = f"http://127.0.0.1:{port}"
+    environment = {
+        **os.environ,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "EARSHOT_PUBLIC_URL": base,
+        "EARSHOT_CONVERSE": "0",
+        "EARSHOT_GREETING": "Hello, you are through to the harbour.",
+        **env,
+    }
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
+            cwd=REPO,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while http_get_status(base + "/healthz", timeout=1)[0] != 200:
+                assert process.poll() is None, log_path.read_text()[-2000:]
+                assert time.monotonic() < deadline, "the gateway did not start"
+                time.sleep(0.2)
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 async def stored_call(
