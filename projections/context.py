@@ -52,7 +52,9 @@ def to_chat(
     caller heard nothing of it, and a turn that is only the marker is what a small
     model copies and says aloud. With a ``budget_tokens``, the oldest turns are dropped
     whole until the rest fits (the newest turn always stays): what remains is
-    still exactly what was heard, and the model is told that earlier turns are missing."""
+    still exactly what was heard, and the model is told that earlier turns are missing.
+    They are dropped in blocks of three quarters of the budget (``_within``), so the
+    chat keeps its beginning for many turns in a row."""
     chat = [{"role": "system", "content": system_prompt}]
     for message in messages:
         content = message.content
@@ -70,16 +72,37 @@ def to_chat(
 
 
 def _within(chat: list[dict[str, str]], budget_tokens: int) -> list[dict[str, str]]:
+    """The chat from the first block start at which the rest fits the budget.
+
+    Block starts are the turns at which the conversation's running token count crosses
+    a multiple of three quarters of the budget: fixed once passed, so the first turn
+    shown stays the same from reply to reply until the budget is outgrown, then moves on
+    by a block, leaving about a quarter of the budget: the reply after a move re-reads
+    little, and moves are rare.
+    An LLM server reuses its work on the unchanged beginning of a prompt; dropping one
+    turn per reply changed the beginning every time, and the embedded server (about
+    100 prompt tokens a second on two cores) re-read the whole context for each reply:
+    15 s at 1,500 tokens, and a long call fell silent after five minutes."""
     system, turns = chat[0], chat[1:]
-    used = sum(estimated_tokens(m["content"]) for m in chat)
-    dropped = 0
-    while used > budget_tokens and len(turns) - dropped > 1:
-        used -= estimated_tokens(turns[dropped]["content"])
-        dropped += 1
+    note = {"role": "system", "content": f"{system['content']} {EARLIER_OMITTED}"}
+    sizes = [estimated_tokens(m["content"]) for m in turns]
+    room = budget_tokens - estimated_tokens(note["content"])
+    step = max(1, budget_tokens * 3 // 4)
+    starts, running = [0], 0
+    for index, size in enumerate(sizes[:-1]):
+        running += size
+        if running // step > (running - size) // step:
+            starts.append(index + 1)
+    remaining = sum(sizes)
+    if remaining + estimated_tokens(system["content"]) <= budget_tokens:
+        return chat
+    dropped = len(turns) - 1  # the newest turn stays, even over budget
+    for start in starts[1:]:
+        if remaining - sum(sizes[:start]) <= room:
+            dropped = start
+            break
     if dropped and turns[dropped]["role"] == "assistant" and len(turns) - dropped > 1:
-        used -= estimated_tokens(turns[dropped]["content"])
         dropped += 1  # a conversation shown from a caller's turn
     if not dropped:
         return chat
-    note = {"role": "system", "content": f"{system['content']} {EARLIER_OMITTED}"}
     return [note, *turns[dropped:]]
