@@ -19,12 +19,15 @@ import gc
 import os
 import tempfile
 import threading
+from collections import Counter
 from pathlib import Path
 
 import pykka
 
+from events.catalogue import SilenceFilled
 from gateway.simulate import SimulatedCaller, Utterance
-from tests.support.gateway import AUTH_TOKEN, running_gateway
+from projections.replay import fold_all
+from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 from tests.support.voices import spoken
 
 
@@ -66,7 +69,7 @@ async def watch(baseline: dict[str, float], every_s: float) -> None:
 async def run(calls: int, long_s: float) -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
-        running_gateway(f"sqlite+aiosqlite:///{tmp}/soak.db") as (base, _app),
+        running_gateway(f"sqlite+aiosqlite:///{tmp}/soak.db") as (base, app),
     ):
         # The caller's line, synthesized before the baseline: the bench's own voice model
         # is not the gateway's memory.
@@ -99,7 +102,18 @@ async def run(calls: int, long_s: float) -> None:
             truth = await long_call.run()
             watching.cancel()
             await settle()
-            print(f"long call: {len(truth.clears)} barge-ins cleared the agent's audio")
+            events = await stored_call(app, truth.call_sid, wait_s=30.0)
+            filled = Counter(e.action for e in events if isinstance(e, SilenceFilled))
+            answered = sum(
+                1
+                for t in fold_all(events).heard.agent_turns()
+                if t.reason == "caller_turn" and t.heard_text
+            )
+            print(
+                f"long call: {len(truth.clears)} barge-ins cleared the agent's audio; "
+                f"{answered} replies; dead air filled: {filled['hold']} holding lines, "
+                f"{filled['give_up']} replies given up"
+            )
             show(f"after a {long_s:.0f} s call", footprint(), baseline)
 
 
