@@ -30,6 +30,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from events.catalogue import CallEnded, CallStarted
 from events.codec import decode
@@ -47,6 +48,14 @@ instances_table = Table(
 )
 
 LOST = "gateway lost"
+
+
+def _holding_a_lease(now: float) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """The instances alive at ``now``: a lease running, not given up for dead."""
+    return (
+        instances_table.c.lease_until_unix >= now,
+        instances_table.c.recovered_unix.is_(None),
+    )
 
 
 def new_instance_id() -> str:
@@ -91,11 +100,7 @@ class Leases:
                 )
             others = (
                 await conn.execute(
-                    select(instances_table.c.instance_id).where(
-                        ~me,
-                        instances_table.c.lease_until_unix >= now,
-                        instances_table.c.recovered_unix.is_(None),
-                    )
+                    select(instances_table.c.instance_id).where(~me, *_holding_a_lease(now))
                 )
             ).all()
         return Renewal(len(others), row is not None and row.recovered_unix is not None)
@@ -135,10 +140,7 @@ class Leases:
     async def lost_calls(self, now: float) -> list[str]:
         """Open calls whose owner holds no lease (dead, claimed, or from before leases)."""
         started, ended = events_table.alias("started"), events_table.alias("ended")
-        alive = select(instances_table.c.instance_id).where(
-            instances_table.c.lease_until_unix >= now,
-            instances_table.c.recovered_unix.is_(None),
-        )
+        alive = select(instances_table.c.instance_id).where(*_holding_a_lease(now))
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
@@ -169,10 +171,7 @@ async def instances_alive(engine: AsyncEngine, now: float) -> int:
     """How many gateway instances hold a lease on this store."""
     async with engine.connect() as conn:
         alive = await conn.execute(
-            select(instances_table.c.instance_id).where(
-                instances_table.c.lease_until_unix >= now,
-                instances_table.c.recovered_unix.is_(None),
-            )
+            select(instances_table.c.instance_id).where(*_holding_a_lease(now))
         )
         return len(alive.all())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.database import create_engine, upgrade
 from events.store import EventStore
@@ -32,10 +32,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
 
 
 @pytest.fixture
-async def store(db_url: str) -> AsyncIterator[EventStore]:
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on an empty store of each backend (the shared PostgreSQL emptied first)."""
     engine = create_engine(db_url)
     if engine.dialect.name == "postgresql":
-        async with engine.begin() as conn:
-            await conn.execute(text("TRUNCATE events, call_keys, gateway_instances"))
-    yield EventStore(engine)
+        await postgres.empty(engine)
+    yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def store(engine: AsyncEngine) -> EventStore:
+    return EventStore(engine)

@@ -7,15 +7,13 @@ forgetting a call keeps its events and timings and loses its words for good.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import msgspec
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.catalogue import AudioRetained, CallStarted, Event, SpeechSynthesized
 from events.codec import EventDecodeError
-from events.database import create_engine
 from events.encryption import FORGOTTEN, MasterKey, MasterKeyError, parse_master_key
 from events.store import EventStore, Forgetting, call_keys_table, events_table
 from projections.heard import fold_all
@@ -55,35 +53,25 @@ def the_call(call_sid: str = "CA1") -> list[Event]:
     return [msgspec.structs.replace(e, call_sid=call_sid) for e in events]
 
 
-@pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[object]:
-    engine = create_engine(db_url)
-    if engine.dialect.name == "postgresql":
-        async with engine.begin() as conn:
-            await conn.execute(text("TRUNCATE events, call_keys, gateway_instances"))
-    yield engine
-    await engine.dispose()
-
-
-async def rows_on_disk(engine: object, db_url: str) -> bytes:
+async def rows_on_disk(engine: AsyncEngine, db_url: str) -> bytes:
     """Every payload as stored, and for SQLite the database files themselves."""
-    async with engine.connect() as conn:  # type: ignore[attr-defined]
+    async with engine.connect() as conn:
         payloads = (await conn.execute(select(events_table.c.payload))).scalars().all()
     raw = b"".join(payloads)
     return raw + sqlite_file_bytes(db_url) if db_url.startswith("sqlite") else raw
 
 
-async def key_rows_on_disk(engine: object, db_url: str) -> bytes:
-    async with engine.connect() as conn:  # type: ignore[attr-defined]
+async def key_rows_on_disk(engine: AsyncEngine, db_url: str) -> bytes:
+    async with engine.connect() as conn:
         keys = (await conn.execute(select(call_keys_table.c.wrapped_key))).scalars().all()
     raw = b"".join(key for key in keys if key is not None)
     return raw + sqlite_file_bytes(db_url) if db_url.startswith("sqlite") else raw
 
 
 async def test_nothing_private_reaches_the_disk_and_all_reads_back(
-    engine: object, db_url: str
+    engine: AsyncEngine, db_url: str
 ) -> None:
-    store = EventStore(engine, MASTER)  # type: ignore[arg-type]
+    store = EventStore(engine, MASTER)
     await store.append("CA1", the_call())
     on_disk = await rows_on_disk(engine, db_url)
     assert not [s[:20] for s in SECRETS if s in on_disk]
@@ -92,20 +80,20 @@ async def test_nothing_private_reaches_the_disk_and_all_reads_back(
     (summary,) = await store.calls()
     assert isinstance(summary.started, CallStarted) and summary.started.from_number == NUMBER
     # Planted: the same call stored without a master key is there in plaintext.
-    plain = EventStore(engine)  # type: ignore[arg-type]
+    plain = EventStore(engine)
     await plain.append("CA2", the_call("CA2"))
     on_disk = await rows_on_disk(engine, db_url)
     assert all(s in on_disk for s in SECRETS)
 
 
 async def test_forgetting_keeps_the_events_and_their_timing_and_loses_the_words(
-    engine: object, db_url: str
+    engine: AsyncEngine, db_url: str
 ) -> None:
-    store = EventStore(engine, MASTER)  # type: ignore[arg-type]
+    store = EventStore(engine, MASTER)
     await store.append("CA1", the_call())
     before = fold_all(await store.read_call("CA1")).agent_turns()[0]
     assert before.heard_text == "Hello, thanks"
-    async with engine.connect() as conn:  # type: ignore[attr-defined]
+    async with engine.connect() as conn:
         wrapped = (await conn.execute(select(call_keys_table.c.wrapped_key))).scalar_one()
     assert wrapped in await key_rows_on_disk(engine, db_url)
     assert await store.forget("CA1") is Forgetting.KEY_DESTROYED
@@ -124,13 +112,13 @@ async def test_forgetting_keeps_the_events_and_their_timing_and_loses_the_words(
     assert await store.forget("CA1") is Forgetting.ALREADY
     assert await store.forget("CA404") is Forgetting.UNKNOWN
     # A store that never had the key, and one with the key, read the same: forgotten.
-    assert await EventStore(engine, MasterKey(b"x" * 32)).read_call("CA1") == after  # type: ignore[arg-type]
+    assert await EventStore(engine, MasterKey(b"x" * 32)).read_call("CA1") == after
 
 
 async def test_a_call_forgotten_while_it_goes_on_stores_no_more_words(
-    engine: object, db_url: str
+    engine: AsyncEngine, db_url: str
 ) -> None:
-    store = EventStore(engine, MASTER)  # type: ignore[arg-type]
+    store = EventStore(engine, MASTER)
     events = the_call()
     await store.append("CA1", events[:3])
     assert await store.forget("CA1") is Forgetting.KEY_DESTROYED
@@ -140,8 +128,10 @@ async def test_a_call_forgotten_while_it_goes_on_stores_no_more_words(
     assert len(await store.read_call("CA1")) == len(events)
 
 
-async def test_a_plaintext_call_is_scrubbed_when_forgotten(engine: object, db_url: str) -> None:
-    store = EventStore(engine)  # type: ignore[arg-type]
+async def test_a_plaintext_call_is_scrubbed_when_forgotten(
+    engine: AsyncEngine, db_url: str
+) -> None:
+    store = EventStore(engine)
     await store.append("CA1", the_call())
     assert await store.forget("CA1") is Forgetting.SCRUBBED
     assert not [s[:20] for s in SECRETS if s in await rows_on_disk(engine, db_url)]
@@ -150,25 +140,27 @@ async def test_a_plaintext_call_is_scrubbed_when_forgotten(engine: object, db_ur
     assert await store.forget("CA1") is Forgetting.ALREADY
 
 
-async def test_a_retried_encrypted_append_is_a_repeat_not_a_conflict(engine: object) -> None:
-    store = EventStore(engine, MASTER)  # type: ignore[arg-type]
+async def test_a_retried_encrypted_append_is_a_repeat_not_a_conflict(engine: AsyncEngine) -> None:
+    store = EventStore(engine, MASTER)
     first = await store.append("CA1", the_call())
-    again = await EventStore(engine, MASTER).append("CA1", the_call())  # type: ignore[arg-type]
+    again = await EventStore(engine, MASTER).append("CA1", the_call())
     assert again.duplicate and again.positions == first.positions
 
 
-async def test_without_the_right_master_key_reading_is_refused(engine: object) -> None:
-    await EventStore(engine, MASTER).append("CA1", the_call())  # type: ignore[arg-type]
+async def test_without_the_right_master_key_reading_is_refused(engine: AsyncEngine) -> None:
+    await EventStore(engine, MASTER).append("CA1", the_call())
     with pytest.raises(MasterKeyError, match="did not wrap"):
-        await EventStore(engine, MasterKey(b"x" * 32)).read_call("CA1")  # type: ignore[arg-type]
+        await EventStore(engine, MasterKey(b"x" * 32)).read_call("CA1")
     with pytest.raises(MasterKeyError, match="set EARSHOT_DATA_KEY"):
-        await EventStore(engine).calls()  # type: ignore[arg-type]
+        await EventStore(engine).calls()
 
 
-async def test_a_ciphertext_moved_to_another_row_fails_its_authentication(engine: object) -> None:
-    store = EventStore(engine, MASTER)  # type: ignore[arg-type]
+async def test_a_ciphertext_moved_to_another_row_fails_its_authentication(
+    engine: AsyncEngine,
+) -> None:
+    store = EventStore(engine, MASTER)
     await store.append("CA1", the_call())
-    async with engine.begin() as conn:  # type: ignore[attr-defined]
+    async with engine.begin() as conn:
         moved = (
             await conn.execute(select(events_table.c.payload).where(events_table.c.seq == 3))
         ).scalar_one()
@@ -179,8 +171,8 @@ async def test_a_ciphertext_moved_to_another_row_fails_its_authentication(engine
         await store.read_call("CA1")
 
 
-async def test_purge_forgets_the_calls_older_than_its_age(engine: object) -> None:
-    store = EventStore(engine, MASTER)  # type: ignore[arg-type]
+async def test_purge_forgets_the_calls_older_than_its_age(engine: AsyncEngine) -> None:
+    store = EventStore(engine, MASTER)
     await store.append("CA1", the_call())
     assert await store.calls_started_before(0.0) == []
     assert await store.calls_started_before(float("inf")) == ["CA1"]

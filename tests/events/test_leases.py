@@ -3,28 +3,13 @@ open calls are found and ended once; a live gateway's calls are never touched.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.catalogue import CallEnded, CallStarted, SpeechStarted
-from events.database import create_engine
 from events.leases import LOST, Leases, end_lost_call, instances_alive
 from events.store import EventStore
 
 LEASE_S = 10.0
-
-
-@pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(db_url)
-    if engine.dialect.name == "postgresql":
-        async with engine.begin() as conn:
-            await conn.execute(text("TRUNCATE events, call_keys, gateway_instances"))
-    yield engine
-    await engine.dispose()
 
 
 async def open_call(store: EventStore, call_sid: str, gateway: str) -> None:

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 import websockets
-from sqlalchemy import text
 
 from events.catalogue import CallEnded, CallStarted
 from events.database import create_engine
 from events.leases import LOST
 from gateway.simulate import SimulatedCaller, connected_message, start_message
 from projections.replay import fold_all
+from tests.support import postgres
 from tests.support.gateway import (
     AUTH_TOKEN,
     REPO,
@@ -44,8 +44,7 @@ BALANCER = "http://127.0.0.1:9"  # the public URL Twilio signs for; no one liste
 
 async def empty(url: str) -> None:
     engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE events, call_keys, gateway_instances"))
+    await postgres.empty(engine)
     await engine.dispose()
 
 

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def _bindir() -> Path | None:
@@ -112,3 +114,9 @@ def postgres_server() -> Iterator[str]:
         return
     with own_postgres_server() as server:
         yield server.url
+
+
+async def empty(engine: AsyncEngine) -> None:
+    """Every table of the store emptied (tests share one PostgreSQL)."""
+    async with engine.begin() as conn:
+        await conn.execute(text("TRUNCATE events, call_keys, gateway_instances"))
