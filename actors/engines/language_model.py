@@ -84,9 +84,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-CACHE_BYTES = 1 << 30  # the embedded server's kept prompts: about three calls' worth
-
-
 class EmbeddedServer:
     """``llama_cpp.server`` with the packaged model, on a free localhost port."""
 
@@ -117,15 +114,10 @@ class EmbeddedServer:
             # arrival order (its lock is anyio's, which is fair).
             "--interrupt_requests",
             "False",
-            # Each call's evaluated prompt is kept (in RAM, least recently used out), so a
-            # reply resumes from its own call's conversation although another call used
-            # the server in between: two interleaved calls answered in 1.0-1.2 s, not
-            # 3.5-4.2 s and growing, at 1,900 characters of context each (a single call:
-            # 0.3 s either way; it takes about 0.3 GB per kept prompt, measured here).
-            "--cache",
-            "True",
-            "--cache_size",
-            str(CACHE_BYTES),
+            # No --cache: llama-cpp-python's RAM prompt cache counts only the KV state
+            # against its size, not the logits kept with each state (about 1 GB each for
+            # this model), and grew the server to 23 GB until it was killed for memory in a
+            # 15-minute soak; the context keeps its beginning instead (projections/context).
         ]
 
     def start(self, timeout_s: float = 120.0) -> None:
