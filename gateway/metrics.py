@@ -30,6 +30,8 @@ def render(services: Services) -> str:
         f"earshot_frames_refused_total {counters.frames_refused}",
         "# TYPE earshot_media_frames_dropped_total counter",
         f"earshot_media_frames_dropped_total {counters.media_frames_dropped}",
+        "# TYPE earshot_llm_server_restarts_total counter",
+        f"earshot_llm_server_restarts_total {counters.llm_server_restarts}",
         "# TYPE earshot_events_committed_total counter",
         f"earshot_events_committed_total {writer.events_committed if writer else 0}",
         "# TYPE earshot_pacer_lateness_ms summary",

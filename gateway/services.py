@@ -51,6 +51,7 @@ class Counters:
     streams_refused: int = 0
     frames_refused: int = 0
     media_frames_dropped: int = 0  # caller audio dropped because a call fell behind
+    llm_server_restarts: int = 0  # embedded LLM servers started again after dying
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Services:
     draining: bool = False  # shutting down: no new call is admitted
     instance_id: str = field(default_factory=new_instance_id)  # named in each CallStarted
     lease: LeaseKeeper | None = None
+    _llm_watch: asyncio.Task[None] | None = None
 
     def call_began(
         self, recorder: CallRecorder, live: LiveHeard, supervisor: pykka.ActorRef[Any]
@@ -156,6 +158,7 @@ class Services:
                 threads = max(1, cores // servers)
                 self.llm_servers = [EmbeddedServer(threads=threads) for _ in range(servers)]
                 await asyncio.gather(*(asyncio.to_thread(s.start) for s in self.llm_servers))
+                self._llm_watch = asyncio.create_task(self._revive_llm_servers(), name="llm")
                 urls = [server.url for server in self.llm_servers]
             for url in urls:
                 await asyncio.to_thread(warm_up, url, settings.system_prompt, settings.llm_model)
@@ -189,7 +192,21 @@ class Services:
         )
         log.info("gateway ready at %s", self.settings.public_url)
 
+    async def _revive_llm_servers(self) -> None:
+        """An embedded LLM server that dies is started again within a second or two:
+        meanwhile the calls hear the stage's apology, and afterwards their replies."""
+        while True:
+            await asyncio.sleep(1.0)
+            for server in self.llm_servers:
+                try:
+                    if await asyncio.to_thread(server.revive_if_dead):
+                        self.counters.llm_server_restarts += 1
+                except Exception:
+                    log.exception("the embedded LLM server could not be restarted")
+
     async def stop(self) -> None:
+        if self._llm_watch is not None:
+            self._llm_watch.cancel()
         await self.end_calls("gateway stopped")
         if self.writer is not None:
             await self.writer.close()

@@ -148,6 +148,21 @@ class EmbeddedServer:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
+    @property
+    def exited(self) -> bool:
+        """It was started and is gone."""
+        return self._process is not None and self._process.poll() is not None
+
+    def revive_if_dead(self) -> bool:
+        """Start the server again if it has exited (a crash, or killed for memory), on the
+        same port, so the calls' next replies reach it; True if it had to."""
+        if self._process is None or not self.exited:
+            return False
+        log.error("the embedded LLM server exited with %s: restarting it", self._process.returncode)
+        self.stop()
+        self.start()
+        return True
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()

@@ -151,3 +151,19 @@ def test_the_embedded_server_dies_with_a_gateway_killed_with_sigkill() -> None:
     finally:
         if running(child):
             os.kill(child, signal.SIGKILL)
+
+
+def test_a_server_that_dies_is_started_again_on_its_port(server: EmbeddedServer) -> None:
+    """Killed for memory, say: the gateway's watch starts it again where the calls reach it."""
+    assert not server.revive_if_dead()  # alive: nothing to do
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not server.exited:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    url = server.url
+    assert server.revive_if_dead()
+    assert server.url == url
+    stream = ChatStream(server.url, CHAT, max_tokens=8)
+    assert "".join(stream).strip()
