@@ -12,6 +12,7 @@ about 900 ms into it with the real STT listening:
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import wave
@@ -28,7 +29,7 @@ from projections.heard import AgentTurn
 from projections.replay import fold_all
 from tests.gateway.scripted import ask_then_cut_in
 from tests.support.fault_llm import LONG_REPLY, FaultInjectingLlm
-from tests.support.gateway import seen
+from tests.support.gateway import DATA_KEY_ENV, seen
 from tests.support.voices import spoken
 
 ASK = "When are you open?"
@@ -71,7 +72,7 @@ def check_replayed_audio(app: EarshotApp, truth: Truth, turns: list[AgentTurn], 
     result = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "--db", app.settings.db_url, "replay",
          truth.call_sid, "--audio", str(wav)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, env={**os.environ, **DATA_KEY_ENV},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     with wave.open(str(wav)) as audio:

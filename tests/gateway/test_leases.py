@@ -9,7 +9,6 @@ A third process without the shared stream secret refuses to start, saying why.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import signal
 import subprocess
@@ -29,8 +28,8 @@ from projections.replay import fold_all
 from tests.support import postgres
 from tests.support.gateway import (
     AUTH_TOKEN,
+    DATA_KEY_ENV,
     REPO,
-    TEST_DATA_KEY,
     free_port,
     http_get_status,
     serve_process,
@@ -58,7 +57,7 @@ def two_gateways(
         "EARSHOT_PUBLIC_URL": BALANCER,
         "EARSHOT_STREAM_SECRET": SECRET,
         "EARSHOT_LEASE_S": str(LEASE_S),
-        "EARSHOT_DATA_KEY": base64.b64encode(TEST_DATA_KEY).decode(),
+        **DATA_KEY_ENV,
     }
     one, other = free_port(), free_port()
     with (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import socket
 import subprocess
@@ -31,6 +32,8 @@ from projections.heard import LiveHeard
 REPO = Path(__file__).resolve().parents[2]
 AUTH_TOKEN = "test-auth-token-0123456789"
 TEST_DATA_KEY = b"earshot-test-master-key-32-bytes"  # EARSHOT_DATA_KEY of the tests' gateways
+DATA_KEY_ENV = {"EARSHOT_DATA_KEY": base64.b64encode(TEST_DATA_KEY).decode()}
+"""The environment a command needs to read (or a process to write) the tests' stores."""
 STAGE_TIMEOUT_S = 3.0  # the fault tests' stage timeouts (STT, LLM, TTS)
 
 
