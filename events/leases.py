@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import socket
 import uuid
-from dataclasses import dataclass
 
 from sqlalchemy import (
     Column,
@@ -62,23 +61,15 @@ def new_instance_id() -> str:
     return f"{socket.gethostname()[:40]}-{uuid.uuid4().hex[:12]}"
 
 
-@dataclass(frozen=True)
-class Renewal:
-    """What a renewal found: the other instances holding a lease, and whether this one had
-    been given up for dead (its lease ran out: its calls were ended by another)."""
-
-    others_alive: int
-    was_given_up: bool
-
-
 class Leases:
     def __init__(self, engine: AsyncEngine, instance_id: str, pid: int) -> None:
         self.engine = engine
         self.instance_id = instance_id
         self.pid = pid
 
-    async def renew(self, now: float, lease_s: float) -> Renewal:
-        """Extend this instance's lease to ``now + lease_s`` (registering it the first time)."""
+    async def renew(self, now: float, lease_s: float) -> bool:
+        """Extend this instance's lease to ``now + lease_s`` (registering it the first time).
+        True if it had been given up for dead: its lease ran out and another ended its calls."""
         me = instances_table.c.instance_id == self.instance_id
         async with self.engine.begin() as conn:
             row = (await conn.execute(select(instances_table.c.recovered_unix).where(me))).first()
@@ -98,12 +89,7 @@ class Leases:
                     .where(me)
                     .values(lease_until_unix=now + lease_s, recovered_unix=None)
                 )
-            others = (
-                await conn.execute(
-                    select(instances_table.c.instance_id).where(~me, *_holding_a_lease(now))
-                )
-            ).all()
-        return Renewal(len(others), row is not None and row.recovered_unix is not None)
+        return row is not None and row.recovered_unix is not None
 
     async def release(self) -> None:
         """A clean stop: this instance's calls have all ended; its row goes."""

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from events.leases import Leases, Renewal, end_lost_call
+from events.leases import Leases, end_lost_call
 from events.store import EventStore
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,10 @@ class LeaseKeeper:
         self._task: asyncio.Task[None] | None = None
         self.calls_recovered = 0
 
-    async def start(self) -> Renewal:
-        renewal = await self.leases.renew(time.time(), self.lease_s)
+    async def start(self) -> None:
+        await self.leases.renew(time.time(), self.lease_s)
         await self.end_lost_calls()
         self._task = asyncio.create_task(self._keep(), name="lease")
-        return renewal
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -59,8 +58,7 @@ class LeaseKeeper:
 
     async def _renew_and_recover(self) -> None:
         now = time.time()
-        renewal = await self.leases.renew(now, self.lease_s)
-        if renewal.was_given_up:
+        if await self.leases.renew(now, self.lease_s):  # given up for dead meanwhile
             log.error(
                 "this gateway's lease ran out (stalled?) and its calls were ended by another: "
                 "hanging them up"

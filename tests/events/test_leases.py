@@ -34,8 +34,9 @@ async def test_a_dead_gateways_calls_are_ended_once_and_a_live_ones_never(
 ) -> None:
     store = EventStore(engine)
     alive, dying = Leases(engine, "alive", 1), Leases(engine, "dying", 2)
-    assert (await alive.renew(0.0, LEASE_S)).others_alive == 0
-    assert (await dying.renew(0.0, LEASE_S)).others_alive == 1
+    assert not await alive.renew(0.0, LEASE_S)
+    assert await instances_alive(engine, 0.0) == 1
+    assert not await dying.renew(0.0, LEASE_S)
     assert await instances_alive(engine, 5.0) == 2
     await open_call(store, "CAlive", "alive")
     await open_call(store, "CAdying", "dying")
@@ -56,8 +57,8 @@ async def test_a_dead_gateways_calls_are_ended_once_and_a_live_ones_never(
     assert await alive.lost_calls(12.0) == []
     assert [type(e) for e in await store.read_call("CAlive")] == [CallStarted, SpeechStarted]
     # The dead one comes back (it had stalled): it learns that its calls were ended.
-    assert (await dying.renew(13.0, LEASE_S)).was_given_up
-    assert not (await dying.renew(14.0, LEASE_S)).was_given_up
+    assert await dying.renew(13.0, LEASE_S)  # given up for dead
+    assert not await dying.renew(14.0, LEASE_S)
 
 
 async def test_calls_from_before_leases_or_of_a_released_gateway_are_lost(
