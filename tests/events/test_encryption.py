@@ -53,18 +53,12 @@ def the_call(call_sid: str = "CA1") -> list[Event]:
     return [msgspec.structs.replace(e, call_sid=call_sid) for e in events]
 
 
-async def rows_on_disk(engine: AsyncEngine, db_url: str) -> bytes:
-    """Every payload as stored, and for SQLite the database files themselves."""
+async def on_disk(engine: AsyncEngine, db_url: str) -> bytes:
+    """Every payload and wrapped key as stored, and for SQLite the database files too."""
     async with engine.connect() as conn:
         payloads = (await conn.execute(select(events_table.c.payload))).scalars().all()
-    raw = b"".join(payloads)
-    return raw + sqlite_file_bytes(db_url) if db_url.startswith("sqlite") else raw
-
-
-async def key_rows_on_disk(engine: AsyncEngine, db_url: str) -> bytes:
-    async with engine.connect() as conn:
         keys = (await conn.execute(select(call_keys_table.c.wrapped_key))).scalars().all()
-    raw = b"".join(key for key in keys if key is not None)
+    raw = b"".join(payloads) + b"".join(key for key in keys if key is not None)
     return raw + sqlite_file_bytes(db_url) if db_url.startswith("sqlite") else raw
 
 
@@ -73,8 +67,8 @@ async def test_nothing_private_reaches_the_disk_and_all_reads_back(
 ) -> None:
     store = EventStore(engine, MASTER)
     await store.append("CA1", the_call())
-    on_disk = await rows_on_disk(engine, db_url)
-    assert not [s[:20] for s in SECRETS if s in on_disk]
+    stored = await on_disk(engine, db_url)
+    assert not [s[:20] for s in SECRETS if s in stored]
     assert await store.read_call("CA1") == the_call()
     assert [s.event for s in await store.read_after(0)] == the_call()
     (summary,) = await store.calls()
@@ -82,8 +76,8 @@ async def test_nothing_private_reaches_the_disk_and_all_reads_back(
     # Planted: the same call stored without a master key is there in plaintext.
     plain = EventStore(engine)
     await plain.append("CA2", the_call("CA2"))
-    on_disk = await rows_on_disk(engine, db_url)
-    assert all(s in on_disk for s in SECRETS)
+    stored = await on_disk(engine, db_url)
+    assert all(s in stored for s in SECRETS)
 
 
 async def test_forgetting_keeps_the_events_and_their_timing_and_loses_the_words(
@@ -95,9 +89,9 @@ async def test_forgetting_keeps_the_events_and_their_timing_and_loses_the_words(
     assert before.heard_text == "Hello, thanks"
     async with engine.connect() as conn:
         wrapped = (await conn.execute(select(call_keys_table.c.wrapped_key))).scalar_one()
-    assert wrapped in await key_rows_on_disk(engine, db_url)
+    assert wrapped in await on_disk(engine, db_url)
     assert await store.forget("CA1") is Forgetting.KEY_DESTROYED
-    assert wrapped not in await key_rows_on_disk(engine, db_url)  # nor in the file's free space
+    assert wrapped not in await on_disk(engine, db_url)  # nor in the file's free space
     after = await store.read_call("CA1")
     assert [type(e) for e in after] == [type(e) for e in the_call()]
     assert [e.at_ms for e in after] == [e.at_ms for e in the_call()]
@@ -124,7 +118,7 @@ async def test_a_call_forgotten_while_it_goes_on_stores_no_more_words(
     assert await store.forget("CA1") is Forgetting.KEY_DESTROYED
     for event in events[3:]:
         await store.append("CA1", [event])
-    assert not [s[:20] for s in SECRETS if s in await rows_on_disk(engine, db_url)]
+    assert not [s[:20] for s in SECRETS if s in await on_disk(engine, db_url)]
     assert len(await store.read_call("CA1")) == len(events)
 
 
@@ -134,7 +128,7 @@ async def test_a_plaintext_call_is_scrubbed_when_forgotten(
     store = EventStore(engine)
     await store.append("CA1", the_call())
     assert await store.forget("CA1") is Forgetting.SCRUBBED
-    assert not [s[:20] for s in SECRETS if s in await rows_on_disk(engine, db_url)]
+    assert not [s[:20] for s in SECRETS if s in await on_disk(engine, db_url)]
     started = (await store.read_call("CA1"))[0]
     assert isinstance(started, CallStarted) and started.from_number == FORGOTTEN
     assert await store.forget("CA1") is Forgetting.ALREADY
