@@ -20,6 +20,7 @@ from typing import Any
 import pykka
 
 from actors.audio_retention import CallerAudioRetention
+from actors.core.agent import Agent
 from actors.core.call_policy import (
     LIMIT_NOTICE_S,
     Action,
@@ -48,6 +49,7 @@ from actors.messages import (
     CheckLiveness,
     Drain,
     GenerateReply,
+    KeyPressed,
     PlayoutPort,
     ReplyPlayed,
     StageError,
@@ -96,7 +98,7 @@ class Engines:
     llm: LlmEndpoints | None
     fixed_lines: FixedLines  # the holding, fallback and goodbye lines, rendered once
     llm_model: str
-    system_prompt: str
+    agent: Agent  # the persona, its lines, silences, keys and transfer targets, its call limit
     max_reply_tokens: int
     context_budget_tokens: int  # the conversation shown to the LLM is kept within this
     # How long each stage may take before it counts as stalled (handled as a failure).
@@ -109,7 +111,6 @@ class Engines:
     # a reply still silent this long after the holding line is abandoned for the fallback.
     liveness_bound_s: float
     liveness_give_up_s: float
-    max_call_s: float  # near this the caller hears the time-limit goodbye and the call ends
 
 
 class CallSupervisor(pykka.ThreadingActor):
@@ -139,6 +140,7 @@ class CallSupervisor(pykka.ThreadingActor):
             converses=engines.stt is not None and engines.llm is not None,
             bound_s=engines.liveness_bound_s,
             give_up_s=engines.liveness_give_up_s,
+            agent=engines.agent,
         )
         self.detector = SpeechDetector(engines.vad.stream())
         self.streams = ReplyStreams()
@@ -148,8 +150,9 @@ class CallSupervisor(pykka.ThreadingActor):
         self.llm: pykka.ActorRef[Any] | None = None
         self.timer: threading.Timer | None = None
         self.timer_due: float | None = None
-        notice = min(LIMIT_NOTICE_S, engines.max_call_s / 2)
-        self.limit_timer = threading.Timer(engines.max_call_s - notice, self._time_is_up)
+        max_call_s = engines.agent.max_call_s
+        notice = min(LIMIT_NOTICE_S, max_call_s / 2)
+        self.limit_timer = threading.Timer(max_call_s - notice, self._time_is_up)
         self.limit_timer.name = "call-limit-timer"
         self.limit_timer.daemon = True
 
@@ -216,7 +219,9 @@ class CallSupervisor(pykka.ThreadingActor):
         elif isinstance(message, Transcribed):
             self._carry_out(policy.transcribed(message, self._unheard))
         elif isinstance(message, ReplyPlayed):
-            self._carry_out(policy.reply_played(message.reply_id))
+            self._carry_out(policy.reply_played(message.reply_id, time.monotonic()))
+        elif isinstance(message, KeyPressed):
+            self._carry_out(policy.key_pressed(message.digit, time.monotonic()))
         elif isinstance(message, StageError):
             log.warning(
                 "call %s: %s failed: %s", self.recorder.call_sid, message.stage, message.error
@@ -307,7 +312,7 @@ class CallSupervisor(pykka.ThreadingActor):
         assert self.llm is not None
         chat = to_chat(
             context_messages(self.live.state),
-            self.engines.system_prompt,
+            self.engines.agent.system_prompt,
             self.engines.context_budget_tokens,
         )
         self.llm.tell(GenerateReply(generate.reply_id, chat))
@@ -327,7 +332,7 @@ class CallSupervisor(pykka.ThreadingActor):
             self._start_llm()
 
     def _arm_liveness_timer(self) -> None:
-        due = self.policy.watch.due_at()
+        due = self.policy.due_at()
         if due is None or due == self.timer_due or self.policy.ended:
             return
         if self.timer is not None:

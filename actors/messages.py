@@ -26,6 +26,13 @@ class CallerSpeech:
 
 
 @dataclass(frozen=True)
+class KeyPressed:
+    """The caller pressed a key on their keypad (a Media Streams ``dtmf`` message)."""
+
+    digit: str
+
+
+@dataclass(frozen=True)
 class Synthesize:
     reply_id: int
     segment: int

@@ -32,6 +32,7 @@ from actors.messages import (
     CallerSpeech,
     CallerUtterance,
     InboundFrame,
+    KeyPressed,
     PlayoutPort,
     Speak,
     SpeakAudio,
@@ -169,6 +170,7 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
                 self.playout.close(observation.code, observation.reason)
             elif isinstance(observation, DtmfPressed):
                 self.recorder.record(DtmfReceived, at=frame.received_at, digit=observation.digit)
+                self.report(KeyPressed(observation.digit))
             elif isinstance(observation, Stopped):
                 if self.retention is not None:
                     self.retention.flush()

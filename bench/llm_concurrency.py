@@ -59,7 +59,7 @@ def ask(url: str, question: str, system_prompt: str, max_tokens: int) -> Timing:
 
 def measure(urls: list[str], levels: list[int], rounds: int, settings: Settings) -> None:
     for url in urls:
-        warm_up(url, settings.system_prompt)
+        warm_up(url, settings.agent.system_prompt)
     for level in levels:
         timings: list[Timing] = []
         for round_ in range(rounds):
@@ -70,7 +70,7 @@ def measure(urls: list[str], levels: list[int], rounds: int, settings: Settings)
                         ask,
                         next(spread),
                         QUESTIONS[(round_ + i) % len(QUESTIONS)],
-                        settings.system_prompt,
+                        settings.agent.system_prompt,
                         settings.max_reply_tokens,
                     )
                     for i in range(level)

@@ -63,9 +63,19 @@ class CallStarted(Event, frozen=True, kw_only=True):
     sample_rate: int = 8000
     recording_consent: bool = False
     gateway: str = ""  # the gateway instance serving the call (events.leases)
+    consent_announcement: str = ""  # said before the greeting, when the call is recorded
 
 
 class CallEnded(Event, frozen=True, kw_only=True):
+    reason: str
+
+
+class CallTransferred(Event, frozen=True, kw_only=True):
+    """The call is to be put through to ``target`` (an E.164 number or a SIP URI) once the
+    agent's line saying so is heard; the after-stream webhook then answers ``<Dial>``.
+    ``reason``: what asked for it ("caller asked", "caller pressed 0")."""
+
+    target: str
     reason: str
 
 
@@ -294,9 +304,19 @@ class SilenceFilled(Event, frozen=True, kw_only=True):
     reply_id: int | None = None
 
 
+class CallerSilent(Event, frozen=True, kw_only=True):
+    """The floor was the caller's for ``silent_ms`` and they said nothing. ``action``
+    "reprompt": the agent asked whether they are still there; "hang_up": it said goodbye
+    and the call ends once that is heard."""
+
+    action: str
+    silent_ms: float
+
+
 AnyEvent = (
     CallStarted
     | CallEnded
+    | CallTransferred
     | CallRefused
     | CallerAudioGap
     | FrameRefused
@@ -321,6 +341,7 @@ AnyEvent = (
     | StageFailed
     | AudioRetained
     | SilenceFilled
+    | CallerSilent
 )
 """The tagged union every event belongs to."""
 

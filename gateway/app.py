@@ -17,7 +17,15 @@ from gateway import metrics
 from gateway.config import Settings
 from gateway.media_socket import media_stream
 from gateway.services import Services
-from gateway.webhook import MAX_WEBHOOK_BODY, WebhookRefused, busy, connect_stream, verified_call
+from gateway.webhook import (
+    AFTER_STREAM_PATH,
+    MAX_WEBHOOK_BODY,
+    WebhookRefused,
+    after_stream,
+    busy,
+    connect_stream,
+    verified_call,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,23 +116,50 @@ class EarshotApp:
             await _respond(send, 200, text.encode(), "text/plain; version=0.0.4")
         elif path == "/twilio/voice" and method == "POST":
             await self._voice_webhook(scope, receive, send, headers)
+        elif path == AFTER_STREAM_PATH and method == "POST":
+            await self._after_stream_webhook(scope, receive, send, headers)
         else:
             await _respond(send, 404, b"not found\n", "text/plain")
 
-    async def _voice_webhook(
+    async def _verified(
         self, scope: dict[str, Any], receive: Any, send: Any, headers: dict[str, str]
-    ) -> None:
+    ) -> dict[str, str] | None:
+        """A signed webhook's parameters; None once a refusal has been answered and logged."""
         body = await _read_body(receive)
         query = scope.get("query_string", b"").decode("latin-1")
         path = scope["path"] + (f"?{query}" if query else "")
         try:
             if body is None:
                 raise WebhookRefused(413, "webhook body too large")
-            params = verified_call(self.settings, path, body, headers.get("x-twilio-signature"))
+            return verified_call(self.settings, path, body, headers.get("x-twilio-signature"))
         except WebhookRefused as refusal:
             self.services.counters.webhooks_refused += 1
             log.warning("webhook refused (%d): %s", refusal.status, refusal.reason)
             await _respond(send, refusal.status, f"{refusal.reason}\n".encode(), "text/plain")
+            return None
+
+    async def _after_stream_webhook(
+        self, scope: dict[str, Any], receive: Any, send: Any, headers: dict[str, str]
+    ) -> None:
+        params = await self._verified(scope, receive, send, headers)
+        if params is None:
+            return
+        call_sid = params["CallSid"]
+        assert self.services.writer is not None
+        try:
+            events = await self.services.writer.store.read_call(call_sid)
+        except Exception:  # the store is away: hanging up beats leaving the caller waiting
+            log.exception("after-stream webhook for %s: store unreadable, hanging up", call_sid)
+            events = []
+        twiml = after_stream(events)
+        log.info("call %s: after its stream: %s", call_sid, twiml)
+        await _respond(send, 200, twiml.encode(), "application/xml")
+
+    async def _voice_webhook(
+        self, scope: dict[str, Any], receive: Any, send: Any, headers: dict[str, str]
+    ) -> None:
+        params = await self._verified(scope, receive, send, headers)
+        if params is None:
             return
         call_sid = params["CallSid"]
         if self.services.draining:  # shutting down: the load balancer sends callers elsewhere

@@ -7,12 +7,14 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
 import wave
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,6 +34,9 @@ from events.store import EventStore, Forgetting
 from gateway.config import Settings
 from projections import heard_audio
 from projections.replay import fold_all, to_json, to_text
+
+if TYPE_CHECKING:
+    from gateway.simulate import Truth
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +87,19 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--say",
         action="append",
+        dest="steps",
         default=[],
+        type=lambda text: ("say", text),
         metavar="TEXT",
         help="something to say once the agent goes quiet (repeatable)",
+    )
+    simulate.add_argument(
+        "--press",
+        action="append",
+        dest="steps",
+        type=_keypad_digit,
+        metavar="DIGIT",
+        help="a key to press once the agent goes quiet (repeatable; in order with --say)",
     )
     simulate.add_argument(
         "--wav",
@@ -259,17 +274,20 @@ def _simulate(args: argparse.Namespace) -> int:
     )
 
     script: list[Utterance] = []
-    if args.say:
-        voice = HibariEngine()
-        for text in args.say:
-            phrase = voice.synthesize(text)
-            script.append(
-                Utterance(
-                    phrase_to_mulaw(phrase.samples, phrase.rate),
-                    text=text,
-                    after_agent_quiet_ms=700.0,
-                )
+    voice = HibariEngine() if any(kind == "say" for kind, _ in args.steps) else None
+    for kind, value in args.steps:
+        if kind == "press":
+            script.append(Utterance.key(value, after_agent_quiet_ms=700.0))
+            continue
+        assert voice is not None
+        phrase = voice.synthesize(value)
+        script.append(
+            Utterance(
+                phrase_to_mulaw(phrase.samples, phrase.rate),
+                text=value,
+                after_agent_quiet_ms=700.0,
             )
+        )
     for wav_path in args.wav:
         script.append(Utterance(_wav_to_mulaw(wav_path), text=wav_path, after_agent_quiet_ms=700.0))
     if script and args.cut_in_after_ms is not None:
@@ -306,8 +324,30 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.out:
         write_heard_wav(truth, Path(args.out))
         print(f"  what the caller heard: {args.out}")
+    print(how_it_ended(truth, args.duration))
     print(f"replay it: earshot replay {truth.call_sid}")
     return 0
+
+
+def _keypad_digit(text: str) -> tuple[str, str]:
+    if len(text) != 1 or text not in "0123456789*#":
+        raise argparse.ArgumentTypeError(f"{text!r} is not a key on a phone's keypad")
+    return ("press", text)
+
+
+def how_it_ended(truth: Truth, duration_s: float) -> str:
+    """One line: who ended the call, and what Twilio was told to do next."""
+    if truth.close_code is None:
+        return f"ended: the caller hung up after {duration_s:.0f} s (the agent had not ended it)"
+    after = truth.after_stream or ""
+    if "<Dial" in after:
+        target = re.sub(r".*<(?:Number|Sip)>([^<]*)</(?:Number|Sip)>.*", r"\1", after, flags=re.S)
+        then = f"transferred: Twilio dials {target}"
+    elif "<Hangup" in after:
+        then = "hung up"
+    else:
+        then = f"Twilio was told: {after or 'nothing (no <Connect action>)'}"
+    return f"ended: the gateway closed the stream ({truth.close_code}); {then}"
 
 
 def _wav_to_mulaw(path: str) -> bytes:

@@ -6,13 +6,18 @@ import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import msgspec
+
+from actors.core.agent import Agent
 from actors.core.liveness import BOUND_S, GIVE_UP_S
 from actors.core.playback_clock import LEAD_MS
 from actors.core.twilio_stream import REFUSAL_BURST
 from actors.transport import BACKLOG_FRAMES
 from events.database import default_url
 from events.encryption import MasterKey, parse_master_key
+from gateway.agent_file import bundled_agent, load_agent
 
 DEV_AUTH_TOKEN = "earshot-dev-auth-token"
 
@@ -46,10 +51,10 @@ class Settings:
     # Each gateway holds a lease in the store, renewed every third of this; a gateway gone
     # this long (killed) has its open calls ended by another, as "gateway lost".
     lease_s: float = 15.0
-    # A call this long hears a goodbye (from 10 s before) and is ended.
-    max_call_s: float = 1800.0
     db_url: str = field(default_factory=default_url)
-    greeting: str = "Hello, thanks for calling Earshot. How can I help you today?"
+    # Who the agent is and what it may do (EARSHOT_AGENT: a TOML or YAML file); the
+    # bundled receptionist by default.
+    agent: Agent = field(default_factory=bundled_agent)
     playout_lead_ms: float = LEAD_MS
     max_frame_bytes: int = 1 << 20
     inbound_backlog_frames: int = BACKLOG_FRAMES  # a call's caller audio queued beyond: dropped
@@ -72,11 +77,6 @@ class Settings:
     # better under a full call load, see the README).
     embedded_llm_servers: int | None = None
     llm_model: str = "embedded"
-    system_prompt: str = (
-        "You are the phone receptionist of The Harbour, a seafood restaurant open 12:00-22:00 "
-        "every day. You take table bookings and answer questions. Reply in one or two short "
-        "spoken sentences, no lists or symbols."
-    )
     max_reply_tokens: int = 60
     # The conversation the LLM is shown is kept within this (the oldest turns dropped
     # whole): the embedded model's window is 2,048 tokens, replies and prompt included.
@@ -91,12 +91,20 @@ class Settings:
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Settings from the environment (each variable once, in ``ENVIRONMENT``), then
-        ``overrides``: the one place configuration is read."""
+        ``overrides``: the one place configuration is read. An override named after a field
+        of the agent (``greeting=...``) replaces that field of the agent file's."""
         values: dict[str, object] = {}
         for variable, (name, parse) in ENVIRONMENT.items():
             if variable in os.environ:
                 values[name] = parse(os.environ[variable])
+        agent_fields = {
+            k: overrides.pop(k) for k in list(overrides) if k in Agent.__struct_fields__
+        }
         values.update(overrides)
+        if agent_fields:
+            agent = values.get("agent")
+            base = agent if isinstance(agent, Agent) else bundled_agent()
+            values["agent"] = msgspec.structs.replace(base, **agent_fields)
         return cls(**values)  # type: ignore[arg-type]
 
     def master_key(self) -> MasterKey | None:
@@ -125,16 +133,14 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "EARSHOT_STORE_OUTAGE_BOUND_S": ("store_outage_bound_s", float),
     "EARSHOT_DRAIN_S": ("drain_s", float),
     "EARSHOT_LEASE_S": ("lease_s", float),
-    "EARSHOT_MAX_CALL_S": ("max_call_s", float),
     "EARSHOT_DATA_KEY": ("data_key", parse_master_key),
     "EARSHOT_STORE_PLAINTEXT": ("store_plaintext", _flag),
     "EARSHOT_CONVERSE": ("converse", _flag),
-    "EARSHOT_GREETING": ("greeting", str),
+    "EARSHOT_AGENT": ("agent", lambda text: load_agent(Path(text))),
     "EARSHOT_LLM_URL": ("llm_url", str),
     "EARSHOT_TTS_MODEL": ("tts_model", str),
     "EARSHOT_LLM_SERVERS": ("embedded_llm_servers", int),
     "EARSHOT_LLM_MODEL": ("llm_model", str),
-    "EARSHOT_SYSTEM_PROMPT": ("system_prompt", str),
     "EARSHOT_CONTEXT_TOKENS": ("context_budget_tokens", int),
     "EARSHOT_PLAYOUT_LEAD_MS": ("playout_lead_ms", float),
     "EARSHOT_RETAIN_AUDIO": ("retain_audio", _flag),

@@ -99,6 +99,9 @@ async def media_stream(
         return
     assert services.writer is not None and services.engines is not None
     recorder = CallRecorder(started.call_sid, services.writer)
+    agent, retain_audio = services.settings.agent, services.settings.retain_audio
+    # The caller hears that the call is recorded before anything else is said.
+    announcement = agent.consent_announcement if retain_audio else ""
     started_event = recorder.record(
         CallStarted,
         stream_sid=started.stream_sid,
@@ -106,8 +109,9 @@ async def media_stream(
         account_sid=started.account_sid,
         from_number=started.custom_parameters.get("from", ""),
         to_number=started.custom_parameters.get("to", ""),
-        recording_consent=services.settings.retain_audio,
+        recording_consent=retain_audio,
         gateway=services.instance_id,
+        consent_announcement=announcement,
     )
     assert recorder.last_ack is not None
     try:
@@ -124,7 +128,8 @@ async def media_stream(
         return
     live = LiveHeard(heard_projection.fold(Heard(), started_event))
     recorder.subscribe(live.fold)
-    await _run_call(receive, send, services, started, protocol, recorder, live)
+    greeting = f"{announcement} {agent.greeting}".strip()
+    await _run_call(receive, send, services, started, protocol, recorder, live, greeting)
 
 
 async def _run_call(
@@ -135,6 +140,7 @@ async def _run_call(
     protocol: TwilioStreamProtocol,
     recorder: CallRecorder,
     live: LiveHeard,
+    greeting: str,
 ) -> None:
     settings = services.settings
     supervisor_box: list[Any] = []
@@ -174,7 +180,7 @@ async def _run_call(
         protocol,
         playout,
         services.engines,
-        settings.greeting,
+        greeting,
         backlog,
         live,
         settings.retain_audio,

@@ -161,7 +161,9 @@ class Services:
                 self._llm_watch = asyncio.create_task(self._revive_llm_servers(), name="llm")
                 urls = [server.url for server in self.llm_servers]
             for url in urls:
-                await asyncio.to_thread(warm_up, url, settings.system_prompt, settings.llm_model)
+                await asyncio.to_thread(
+                    warm_up, url, settings.agent.system_prompt, settings.llm_model
+                )
             llm = LlmEndpoints(urls)
         fixed_lines = FixedLines(tts)
         await asyncio.to_thread(
@@ -171,6 +173,9 @@ class Services:
             FAILED_GOODBYE,
             DRAIN_GOODBYE,
             TIME_LIMIT_GOODBYE,
+            settings.agent.goodbye,  # the agent's own closing lines: said as the call ends
+            settings.agent.transferring,
+            settings.agent.silence.goodbye,
         )
         self.engines = Engines(
             tts=tts,
@@ -179,7 +184,7 @@ class Services:
             llm=llm,
             fixed_lines=fixed_lines,
             llm_model=settings.llm_model,
-            system_prompt=settings.system_prompt,
+            agent=settings.agent,
             max_reply_tokens=settings.max_reply_tokens,
             context_budget_tokens=settings.context_budget_tokens,
             stt_timeout_s=settings.stt_timeout_s,
@@ -188,7 +193,6 @@ class Services:
             stt_rolling_every_ms=settings.stt_rolling_every_ms,
             liveness_bound_s=settings.liveness_bound_s,
             liveness_give_up_s=settings.liveness_give_up_s,
-            max_call_s=settings.max_call_s,
         )
         log.info("gateway ready at %s", self.settings.public_url)
 

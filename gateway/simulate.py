@@ -38,6 +38,8 @@ from twilio.request_validator import RequestValidator
 from actors.core.audio_formats import BYTES_PER_MS, MULAW_FRAME_BYTES
 from actors.core.twilio_stream import (
     ConnectedMessage,
+    DtmfInfo,
+    DtmfMessage,
     MarkInfo,
     MarkMessage,
     MediaFormat,
@@ -71,7 +73,8 @@ class Utterance:
     ``at_s``: seconds after the stream starts; ``cut_in_after_agent_ms``: once
     that much agent audio has played since the caller last spoke;
     ``after_agent_quiet_ms``: once the agent has answered since the caller last
-    spoke and then been silent that long.
+    spoke and then been silent that long. With a ``digit`` (``Utterance.key``) the
+    caller presses that key instead of speaking (a Media Streams ``dtmf`` message).
     """
 
     mulaw: bytes
@@ -79,6 +82,11 @@ class Utterance:
     cut_in_after_agent_ms: float | None = None
     after_agent_quiet_ms: float | None = None
     text: str = ""
+    digit: str = ""
+
+    @classmethod
+    def key(cls, digit: str, **when: float) -> Utterance:
+        return cls(b"", text=f"(presses {digit})", digit=digit, **when)
 
 
 @dataclass
@@ -101,6 +109,10 @@ class Truth:
     started_at: float = 0.0
     outbound: bytearray = field(default_factory=bytearray)
     close_code: int | None = None  # set when the gateway closed the stream (ended the call)
+    keys: list[tuple[float, str]] = field(default_factory=list)  # (when, digit) pressed
+    # Once the gateway ended the stream: the TwiML its <Connect action> URL answered, what
+    # Twilio would do next (<Hangup/>, or <Dial> for a transfer).
+    after_stream: str | None = None
 
 
 class _Link:
@@ -215,12 +227,17 @@ class TwilioPlayer:
 
 
 def sign_and_post_webhook(
-    base_url: str, public_url: str, auth_token: str, params: dict[str, str]
+    base_url: str,
+    public_url: str,
+    auth_token: str,
+    params: dict[str, str],
+    path: str = "/twilio/voice",
 ) -> str:
-    """POST the voice webhook as Twilio does (form body, X-Twilio-Signature); returns TwiML."""
-    signature = RequestValidator(auth_token).compute_signature(public_url + "/twilio/voice", params)
+    """POST a webhook as Twilio does (form body, X-Twilio-Signature over the public URL);
+    returns the TwiML answered."""
+    signature = RequestValidator(auth_token).compute_signature(public_url + path, params)
     request = Request(
-        base_url + "/twilio/voice",
+        base_url + path,
         data=urlencode(params).encode(),
         headers={
             "X-Twilio-Signature": signature,
@@ -272,6 +289,15 @@ def parse_twiml(twiml: str) -> tuple[str, dict[str, str]]:
         raise ValueError(f"no <Connect><Stream> in TwiML: {twiml[:200]}")
     parameters = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
     return stream.get("url", ""), parameters
+
+
+def connect_action_path(twiml: str, public_url: str) -> str | None:
+    """The path of ``<Connect action>``: where Twilio asks what to do once the stream ends."""
+    connect = ET.fromstring(twiml).find("./Connect")
+    action = connect.get("action") if connect is not None else None
+    if not action:
+        return None
+    return action[len(public_url) :] if action.startswith(public_url) else action
 
 
 class SimulatedCaller:
@@ -359,7 +385,22 @@ class SimulatedCaller:
                 receiver.cancel()
                 up.cancel()
                 down.cancel()
+        action = connect_action_path(twiml, self.public_url)
+        if truth.close_code is not None and action is not None:  # the gateway ended the stream
+            params["CallStatus"] = "in-progress"
+            truth.after_stream = await asyncio.to_thread(
+                sign_and_post_webhook,
+                self.base_url,
+                self.public_url,
+                self.auth_token,
+                params,
+                action,
+            )
         return truth
+
+    def _key_message(self, digit: str) -> str:
+        dtmf = DtmfInfo(digit=digit, track="inbound_track")
+        return _json(DtmfMessage(self._next_sequence(), self.truth.stream_sid, dtmf))
 
     def _mark_echo(self, name: str) -> str:
         return _json(MarkMessage(self._next_sequence(), self.truth.stream_sid, MarkInfo(name)))
@@ -394,12 +435,17 @@ class SimulatedCaller:
         while time.monotonic() - start < self.hang_up_after_s and self.truth.close_code is None:
             now = time.monotonic()
             if not speaking and pending and self._due(pending[0], player, now - start, now):
-                speaking = pending.pop(0).mulaw
-                speech_started = now
-                onset, end = voiced_span_s(speaking)
-                truth.speech.append((now + onset, now + end))
+                utterance = pending.pop(0)
                 player.finish(now)
                 player.agent_played_ms = 0.0
+                if utterance.digit:
+                    up.send(self._key_message(utterance.digit))
+                    truth.keys.append((now, utterance.digit))
+                else:
+                    speaking = utterance.mulaw
+                    speech_started = now
+                    onset, end = voiced_span_s(speaking)
+                    truth.speech.append((now + onset, now + end))
             if speaking:
                 frame, speaking = speaking[:MULAW_FRAME_BYTES], speaking[MULAW_FRAME_BYTES:]
                 frame = frame.ljust(MULAW_FRAME_BYTES, b"\xff")

@@ -1,5 +1,12 @@
-"""The voice webhook: check Twilio's signature, answer with TwiML that connects a Media Stream,
-or, past capacity, a busy signal.
+"""The voice webhooks: check Twilio's signature, answer with TwiML that connects a Media
+Stream (or, past capacity, a busy signal), and, once the stream has ended, say what comes
+next: hang up, or dial the person the call is transferred to.
+
+``<Connect action=".../twilio/after">``: when a Media Stream ends (the gateway closed it
+after the agent's goodbye or its "putting you through" was heard), Twilio carries on with
+the TwiML the action URL returns. That answer is read from the call's events
+(``CallTransferred``), so any gateway sharing the store can give it, not only the one
+that served the stream.
 
 Twilio signs the *public* URL it called (the gateway usually sits behind a
 proxy), so the signature is checked against ``Settings.public_url``, never the
@@ -18,14 +25,16 @@ import logging
 from urllib.parse import parse_qsl
 
 from twilio.request_validator import RequestValidator
-from twilio.twiml.voice_response import Connect, VoiceResponse
+from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
+from events.catalogue import AnyEvent, CallTransferred
 from gateway.config import Settings
 from gateway.stream_tokens import StreamTokens
 
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BODY = 64 * 1024
+AFTER_STREAM_PATH = "/twilio/after"
 
 
 class WebhookRefused(Exception):
@@ -61,7 +70,7 @@ def connect_stream(settings: Settings, tokens: StreamTokens, params: dict[str, s
     the caller's and the called number (the stream's ``start`` carries them back, so the
     process that takes the stream records them in ``CallStarted``)."""
     response = VoiceResponse()
-    connect = Connect()
+    connect = Connect(action=settings.public_url + AFTER_STREAM_PATH, method="POST")
     stream = connect.stream(url=settings.media_stream_url)
     stream.parameter(name="token", value=tokens.mint(params["CallSid"]))
     stream.parameter(name="from", value=params.get("From", "")[:32])
@@ -74,4 +83,22 @@ def busy() -> str:
     """TwiML for a call over capacity: the caller's busy tone, the call never answered."""
     response = VoiceResponse()
     response.reject(reason="busy")
+    return str(response)
+
+
+def after_stream(events: list[AnyEvent]) -> str:
+    """TwiML for the call once its stream has ended: dial the transfer's target if the
+    call was transferred (a SIP URI in ``<Sip>``), else hang up. A call the store knows
+    nothing of is hung up too: there is nobody to put it through to."""
+    transfer = next((e for e in reversed(events) if isinstance(e, CallTransferred)), None)
+    response = VoiceResponse()
+    if transfer is None:
+        response.hangup()
+        return str(response)
+    dial = Dial(answer_on_bridge=True)
+    if transfer.target.startswith(("sip:", "sips:")):
+        dial.sip(transfer.target)
+    else:
+        dial.number(transfer.target)
+    response.append(dial)
     return str(response)

@@ -23,6 +23,7 @@ from events.catalogue import (
     AudioSent,
     CallEnded,
     CallStarted,
+    DtmfReceived,
     Event,
     MarkPlayed,
     ReplyRequested,
@@ -124,6 +125,12 @@ def _on_transcript_final(state: Heard, event: TranscriptFinal) -> Heard:
     return msgspec.structs.replace(state, turns=state.turns + (turn,))
 
 
+def _on_key(state: Heard, event: DtmfReceived) -> Heard:
+    """A key press is something the caller said: the model reads it in words."""
+    turn = CallerTurn(0, f"(I pressed {event.digit} on my keypad.)")
+    return msgspec.structs.replace(state, turns=state.turns + (turn,))
+
+
 def _on_reply_requested(state: Heard, event: ReplyRequested) -> Heard:
     turn = AgentTurn(event.reply_id, event.reason)
     return msgspec.structs.replace(state, turns=state.turns + (turn,))
@@ -195,6 +202,7 @@ _HANDLERS: dict[type[Event], Callable[[Heard, Event], Heard]] = {
     CallStarted: _on_call_started,  # type: ignore[dict-item]
     CallEnded: _on_call_ended,  # type: ignore[dict-item]
     TranscriptFinal: _on_transcript_final,  # type: ignore[dict-item]
+    DtmfReceived: _on_key,  # type: ignore[dict-item]
     ReplyRequested: _on_reply_requested,  # type: ignore[dict-item]
     ReplyTextGenerated: _on_text,  # type: ignore[dict-item]
     SpeechSynthesized: _on_synthesized,  # type: ignore[dict-item]

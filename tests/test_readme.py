@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from actors.core.agent import Silence
 from actors.core.liveness import BOUND_S, FALLBACK_LINE, GIVE_UP_S, HOLD_LINE
 from actors.core.speech_turns import SpeechTurns
 from actors.engines.csm_synthesis import CsmEngine
 from actors.engines.language_model import phrases
 from events.group_commit import GroupCommitWriter
+from gateway.agent_file import bundled_agent
 from gateway.config import ENVIRONMENT, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +66,6 @@ def test_every_documented_variable_is_read_and_every_read_one_documented() -> No
         ("EARSHOT_LIVENESS_BOUND_S", "liveness_bound_s"),
         ("EARSHOT_STORE_OUTAGE_BOUND_S", "store_outage_bound_s"),
         ("EARSHOT_DRAIN_S", "drain_s"),
-        ("EARSHOT_MAX_CALL_S", "max_call_s"),
         ("EARSHOT_CONTEXT_TOKENS", "context_budget_tokens"),
     ],
 )
@@ -154,3 +155,18 @@ def test_the_csm_streaming_step() -> None:
     frames, ms = stated(r"audio is decoded every (\d+) frames \((\d+) ms\)")
     step = inspect.signature(CsmEngine.__init__).parameters["chunk_frames"].default
     assert number(frames) == step and number(ms) == step * 80  # Mimi: 12.5 frames a second
+
+
+def test_the_agent_files_silences_and_the_bundled_agent() -> None:
+    reprompt, hangup = stated(r"reprompt_s = (\d+) .*? hangup_s = (\d+)")
+    silence = Silence()
+    assert (number(reprompt), number(hangup)) == (silence.reprompt_s, silence.hangup_s)
+    start, end = stated(r"\*\*Silence\*\*: (\d+) s after .*? at (\d+) s `CallerSilent")
+    assert (number(start), number(end)) == (silence.reprompt_s, silence.hangup_s)
+    bundled = bundled_agent()
+    (desk,) = stated(r'front_desk = "(\+\d+)"')
+    assert bundled.transfer_targets["front_desk"] == desk
+    assert (bundled.silence.reprompt_s, bundled.silence.hangup_s) == (
+        silence.reprompt_s,
+        silence.hangup_s,
+    )

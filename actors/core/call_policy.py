@@ -18,10 +18,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from actors.core.agent import END_CALL, Agent
+from actors.core.caller_silence import CallerSilence, SilenceVerdict
+from actors.core.intents import asks_for_a_person, says_goodbye
 from actors.core.liveness import BOUND_S, GIVE_UP_S, DeadAirWatch, GiveUp, Hold
 from actors.core.turn_taking import NO_SPEECH_ABOVE, TranscriptGate, TurnTaking, interruption_kind
 from events.catalogue import (
     BargeInDetected,
+    CallerSilent,
+    CallTransferred,
     Event,
     SilenceFilled,
     SpeechStarted,
@@ -44,6 +49,12 @@ TIME_LIMIT_GOODBYE = (
 )
 LIMIT_NOTICE_S = 10.0  # the goodbye starts this long before the limit (half a short limit)
 MAX_STAGE_FAILURES = 3  # a stage failing this often in one call ends the call
+KEYPAD_TURN = 0  # the caller turn a key press answers (transcribed turns count from 1)
+
+
+def plain_agent() -> Agent:
+    """An agent with every default and no persona: the policy's when none is given."""
+    return Agent(name="", system_prompt="", greeting="")
 
 
 class Stage(StrEnum):
@@ -136,6 +147,7 @@ def record(kind: type[Event], **fields: Any) -> Record:
 @dataclass
 class CallPolicy:
     converses: bool = True  # False: greets and listens only (no STT or LLM)
+    agent: Agent = field(default_factory=plain_agent)  # its lines, silences, keys, targets
     bound_s: float = BOUND_S
     give_up_s: float = GIVE_UP_S
     turns: TurnTaking = field(default_factory=TurnTaking)
@@ -148,6 +160,12 @@ class CallPolicy:
 
     def __post_init__(self) -> None:
         self.watch = DeadAirWatch(self.bound_s, self.give_up_s)
+        self.silence = CallerSilence(self.agent.silence.reprompt_s, self.agent.silence.hangup_s)
+
+    def due_at(self) -> float | None:
+        """When ``check_liveness`` next has something to decide (None: nothing pending)."""
+        dues = [due for due in (self.watch.due_at(), self.silence.due_at()) if due is not None]
+        return min(dues, default=None)
 
     @property
     def agent_talking(self) -> bool:
@@ -159,6 +177,7 @@ class CallPolicy:
 
     def caller_started(self, inbound_ms: float) -> list[Action]:
         actions: list[Action] = [record(SpeechStarted, inbound_ms=inbound_ms)]
+        self.silence.someone_talks()
         if self.closing is not None:
             return actions  # the goodbye is said in full: nothing else is answered
         self.watch.settled()  # the caller talks again: the end of this turn re-arms it
@@ -179,6 +198,7 @@ class CallPolicy:
         actions: list[Action] = [record(SpeechStopped, inbound_ms=inbound_ms, speech_ms=0.0)]
         if self.closing is not None:
             return actions
+        self.silence.floor_free(now)  # until an answer takes the floor
         if not self.converses:
             actions.append(record(TurnNotAnswered, turn=0, reason="listening_only"))
         else:
@@ -245,14 +265,59 @@ class CallPolicy:
                 actions.append(record(TurnNotAnswered, turn=transcript.turn, reason="noise"))
             self.watch.settled()
             return actions
+        if says_goodbye(text):
+            self.watch.settled()
+            return actions + self.end_politely(self.agent.goodbye, "caller said goodbye")
+        if asks_for_a_person(text) and self.agent.default_target is not None:
+            self.watch.settled()
+            return actions + self.transfer(self.agent.default_target, "caller asked")
+        return actions + self._answer(transcript.turn)
+
+    def _answer(self, caller_turn: int) -> list[Action]:
+        self.silence.someone_talks()
         reply_id = self.turns.start_reply()
         self.watch.reply_requested(reply_id)
-        return actions + [Generate(reply_id, transcript.turn)]
+        return [Generate(reply_id, caller_turn)]
 
-    def reply_played(self, reply_id: int) -> list[Action]:
+    def key_pressed(self, digit: str, now: float) -> list[Action]:
+        """A key on the caller's keypad: the agent file's action for it, else the model is
+        asked, the key reaching it as the caller's words (Heard folds ``DtmfReceived``).
+        Like speech, a key press cuts in on what the agent was saying."""
+        if self.ended or self.closing is not None:
+            return []
+        action = self.agent.digits.get(digit)
+        reason = f"caller pressed {digit}"
+        if action == END_CALL:
+            return self.end_politely(self.agent.goodbye, reason)
+        if action is not None:
+            target = self.agent.digit_target(action)
+            assert target is not None  # the agent file's check: a transfer names a target
+            return self.transfer(target, reason)
+        if not self.converses:
+            return []
+        actions: list[Action] = []
+        if self.turns.agent_reply is not None:
+            cut = self.turns.agent_reply
+            self.turns.reply_played(cut)
+            actions.append(StopReply(cut, clear=True))
+        self.watch.turn_ended(now)
+        self.first_reply_after_turn = self.turns.next_reply_id
+        return actions + self._answer(KEYPAD_TURN)
+
+    def transfer(self, target: str, reason: str) -> list[Action]:
+        """Put the caller through to ``target``: recorded, then the agent says so, and once
+        that is heard the stream ends (the after-stream TwiML dials the target)."""
+        if self.ended or self.closing is not None:
+            return []
+        transferred = record(CallTransferred, target=target, reason=reason)
+        return [transferred, *self.end_politely(self.agent.transferring, "transferred")]
+
+    def reply_played(self, reply_id: int, now: float) -> list[Action]:
         self.turns.reply_played(reply_id)
         if self.closing is not None and self.closing[0] == reply_id:
             return self.end(self.closing[1])  # the goodbye was heard in full
+        if self.turns.agent_reply is None and not self.turns.caller_speaking:
+            self.silence.floor_free(now)
         return []
 
     def drain(self) -> list[Action]:
@@ -309,8 +374,27 @@ class CallPolicy:
         return actions
 
     def check_liveness(self, now: float, audio_since_turn: bool) -> list[Action]:
-        """The liveness timer fired: has the caller heard an answer since their turn ended
-        (``audio_since_turn``)? If not, and the bound has come, fill the silence."""
+        """The liveness timer fired: the agent's silence (``_check_dead_air``) and the
+        caller's (``_check_caller_silence``), each decided when its time has come."""
+        return self._check_dead_air(now, audio_since_turn) + self._check_caller_silence(now)
+
+    def _check_caller_silence(self, now: float) -> list[Action]:
+        if not self.converses or self.ended or self.closing is not None:
+            return []
+        if self.agent_talking or self.turns.caller_speaking:
+            return []
+        silent_ms = round(self.silence.waited_ms(now), 1)
+        verdict = self.silence.check(now)
+        if verdict is None:
+            return []
+        noticed = record(CallerSilent, action=verdict.value, silent_ms=silent_ms)
+        if verdict == SilenceVerdict.REPROMPT:
+            return [noticed, self._say(self.agent.silence.reprompt, "reprompt")]
+        return [noticed, *self.end_politely(self.agent.silence.goodbye, "caller silent")]
+
+    def _check_dead_air(self, now: float, audio_since_turn: bool) -> list[Action]:
+        """Has the caller heard an answer since their turn ended (``audio_since_turn``)?
+        If not, and the bound has come, fill the silence."""
         if audio_since_turn:
             self.watch.settled()
             return []
@@ -347,5 +431,7 @@ class CallPolicy:
     def _say(self, text: str, reason: str, *, fixed: bool = False, aside: bool = False) -> Say:
         """A line as a reply of its own; an ``aside`` (the holding line) leaves the floor to
         the reply it covers for."""
+        if not aside and reason != "reprompt":  # the reprompt leaves the caller's silence on
+            self.silence.someone_talks()
         reply_id = self.turns.start_aside() if aside else self.turns.start_reply()
         return Say(reply_id, text, reason, fixed)

@@ -57,7 +57,7 @@ def greeted() -> CallPolicy:
 
 def test_a_turn_is_answered_once_its_end_and_its_transcript_are_both_in() -> None:
     policy = greeted()
-    policy.reply_played(1)
+    policy.reply_played(1, 0.0)
     policy.caller_started(5000.0)
     assert policy.transcribed(transcript("I'd like a table", 6000.0), unheard) == []
     actions = policy.caller_stopped(6000.0, now=10.0, unheard=unheard)
@@ -68,7 +68,7 @@ def test_a_turn_is_answered_once_its_end_and_its_transcript_are_both_in() -> Non
 
 def test_a_transcript_of_speech_that_went_on_never_answers_the_turn() -> None:
     policy = greeted()
-    policy.reply_played(1)
+    policy.reply_played(1, 0.0)
     policy.caller_started(5000.0)
     policy.transcribed(transcript("I'd like", 5600.0), unheard)  # at a pause; they talked on
     assert kinds(policy.caller_stopped(7000.0, 10.0, unheard)) == ["SpeechStopped"]
@@ -86,7 +86,7 @@ def test_rolling_partials_are_recorded_and_never_answer() -> None:
 
 def test_noise_is_owed_no_answer() -> None:
     policy = greeted()
-    policy.reply_played(1)
+    policy.reply_played(1, 0.0)
     policy.caller_started(5000.0)
     policy.transcribed(transcript("", 5300.0), unheard)
     actions = policy.caller_stopped(5300.0, 10.0, unheard)
@@ -104,7 +104,7 @@ def test_noise_is_owed_no_answer() -> None:
 def test_a_listen_only_call_records_each_turn_unanswered() -> None:
     policy = CallPolicy(converses=False)
     policy.greet("Hello.")
-    policy.reply_played(1)
+    policy.reply_played(1, 0.0)
     policy.caller_started(3000.0)
     actions = policy.caller_stopped(4000.0, 5.0, unheard)
     assert records(actions, TurnNotAnswered)[0].fields["reason"] == "listening_only"
@@ -150,7 +150,7 @@ def test_a_crashed_stage_is_restarted_its_reply_stopped_and_apologised_for() -> 
 
 def test_a_lost_transcript_is_apologised_for_once_the_caller_stops() -> None:
     policy = greeted()
-    policy.reply_played(1)
+    policy.reply_played(1, 0.0)
     policy.caller_started(3000.0)
     actions = policy.stage_failed(Stage.STT, None, "timed out after 5.0 s", crashed=True)
     assert kinds(actions) == ["StageFailed", "Restart"]  # not over the caller
@@ -172,7 +172,7 @@ def test_a_failed_transport_or_a_third_failure_ends_the_call() -> None:
 
 def test_silence_after_a_turn_gets_the_holding_line_then_the_fallback() -> None:
     policy = greeted()
-    policy.reply_played(1)
+    policy.reply_played(1, 0.0)
     policy.caller_started(3000.0)
     policy.transcribed(transcript("a table please", 4000.0), unheard)
     policy.caller_stopped(4000.0, now=100.0, unheard=unheard)  # asks reply 2
@@ -188,7 +188,7 @@ def test_silence_after_a_turn_gets_the_holding_line_then_the_fallback() -> None:
 
 def test_audio_of_the_answer_settles_the_watch() -> None:
     policy = greeted()
-    policy.reply_played(1)
+    policy.reply_played(1, 0.0)
     policy.caller_started(3000.0)
     policy.transcribed(transcript("a table please", 4000.0), unheard)
     policy.caller_stopped(4000.0, now=100.0, unheard=unheard)
@@ -204,7 +204,7 @@ def test_the_call_ends_once_stopping_the_reply_in_flight() -> None:
 
 def test_a_failure_that_names_no_reply_is_charged_to_the_reply_holding_the_floor() -> None:
     policy = greeted()
-    policy.reply_played(1)
+    policy.reply_played(1, 0.0)
     policy.caller_started(3000.0)
     policy.transcribed(transcript("a table please", 4000.0), unheard)
     policy.caller_stopped(4000.0, now=100.0, unheard=unheard)
@@ -222,13 +222,13 @@ def test_a_drain_stops_the_reply_says_goodbye_and_ends_once_it_is_heard() -> Non
     assert kinds(policy.caller_started(9000.0)) == ["SpeechStarted"]  # no barge-in on it
     policy.transcribed(transcript("wait what", 9800.0), unheard)
     assert kinds(policy.caller_stopped(9800.0, 20.0, unheard)) == ["SpeechStopped"]  # no answer
-    assert policy.reply_played(1) == []
-    assert policy.reply_played(2) == [EndCall("gateway draining")] and policy.ended
+    assert policy.reply_played(1, 0.0) == []
+    assert policy.reply_played(2, 0.0) == [EndCall("gateway draining")] and policy.ended
 
 
 def test_near_the_time_limit_the_caller_hears_so_and_the_call_ends() -> None:
     policy = greeted()
-    policy.reply_played(1)
+    policy.reply_played(1, 0.0)
     assert policy.time_limit() == [Say(2, TIME_LIMIT_GOODBYE, "goodbye", fixed=True)]
     assert policy.drain() == []  # one goodbye
-    assert policy.reply_played(2) == [EndCall("call time limit")]
+    assert policy.reply_played(2, 0.0) == [EndCall("call time limit")]

@@ -108,7 +108,7 @@ async def test_a_third_caller_gets_a_busy_tone_and_the_two_admitted_calls_are_un
         caller = next(c for c in callers if c.truth.call_sid == truth.call_sid)
         assert (started.from_number, started.to_number) == (caller.from_number, "+15005550001")
         greeting = fold_all(events).heard.agent_turns()[0]
-        assert greeting.heard_text == app.settings.greeting  # heard in full
+        assert greeting.heard_text == app.settings.agent.greeting  # heard in full
         assert next(e for e in events if isinstance(e, CallEnded)).reason == "caller hung up"
     # The two calls ended, so their places are free again.
     again = await asyncio.to_thread(

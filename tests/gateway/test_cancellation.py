@@ -141,6 +141,6 @@ async def test_a_stored_call_replays_to_the_live_heard_and_context_byte_for_byte
     replayed = heard_projection.fold_all(events)
     assert sum(t.interrupted for t in replayed.agent_turns()) == 3
     assert msgspec.json.encode(live) == msgspec.json.encode(replayed)
-    system = app.settings.system_prompt
+    system = app.settings.agent.system_prompt
     live_context = to_chat(context_messages(live), system)
     assert json.dumps(live_context) == json.dumps(to_chat(context_messages(replayed), system))

@@ -114,10 +114,10 @@ def test_the_topic_words_tell_answers_apart() -> None:
     """The on-topic check fails for a reply that ignores the question (planted: the greeting,
     the system prompt read back) and for a reply to another turn's question."""
     settings = Settings()
-    prompt = words(settings.system_prompt)
+    prompt = words(settings.agent.system_prompt)
     for _, topic in TURNS:
         assert topic & prompt <= ANSWER_FACTS, topic & prompt
-        assert not topic & words(settings.greeting)
+        assert not topic & words(settings.agent.greeting)
         assert not topic & words("Hello, how can I help you today? Is there anything else?")
     for (_, one), (_, other) in itertools.combinations(TURNS, 2):
         assert not one & other, one & other

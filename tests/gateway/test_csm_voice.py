@@ -42,8 +42,10 @@ async def test_the_greeting_is_spoken_by_csm_and_heard(gateway: tuple[str, Earsh
     truth = await caller.run()
     events = await stored_call(app, truth.call_sid)
     spoken = [e for e in events if isinstance(e, SpeechSynthesized)]
-    assert [e.text for e in spoken] == [app.settings.greeting]
-    assert spoken[0].audio_ms > 0 and len(spoken[0].words) == len(app.settings.greeting.split())
+    assert [e.text for e in spoken] == [app.settings.agent.greeting]
+    assert spoken[0].audio_ms > 0 and len(spoken[0].words) == len(
+        app.settings.agent.greeting.split()
+    )
     # CSM streams: the phrase's first audio went to the caller while the rest of it was still
     # being generated (its record, made when the phrase is whole, comes well after).
     sent = [e for e in events if isinstance(e, AudioSent) and e.reply_id == spoken[0].reply_id]

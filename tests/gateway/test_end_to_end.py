@@ -56,10 +56,12 @@ async def test_greeting_played_to_the_end_is_heard_in_full(gateway: tuple[str, E
     events = await stored_call(app, truth.call_sid)
     agent = fold_all(events).heard.agent_turns()[0]
     assert not agent.interrupted and agent.reason == "greeting"
-    assert agent.heard_text == app.settings.greeting
+    assert agent.heard_text == app.settings.agent.greeting
     assert agent.heard_ms == pytest.approx(agent.sent_ms)
     assert not truth.clears
-    assert sum(isinstance(e, MarkPlayed) for e in events) >= len(app.settings.greeting.split())
+    assert sum(isinstance(e, MarkPlayed) for e in events) >= len(
+        app.settings.agent.greeting.split()
+    )
 
 
 @pytest.mark.parametrize("one_way_ms, jitter_ms", [(0.0, 0.0), (60.0, 15.0)])

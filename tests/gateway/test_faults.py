@@ -38,7 +38,7 @@ from projections.replay import fold_all
 from tests.support.fault_llm import REPLY, FaultInjectingLlm
 from tests.support.gateway import AUTH_TOKEN, STAGE_TIMEOUT_S, running_gateway, stored_call
 
-STALL_S = 6.0  # an injected stall: longer than every stage timeout
+STALL_S = STAGE_TIMEOUT_S + 4.0  # an injected stall: longer than every stage timeout
 TIMEOUT_S = STAGE_TIMEOUT_S
 CALL_ACTORS = {"CallSupervisor", "Transport", "Tts", "Stt", "Llm"}
 PER_CALL_TYPES = (CallSupervisor, Transport, Stt, Llm, CallRecorder, Playout)
@@ -161,7 +161,7 @@ async def test_a_crashed_tts_is_restarted_and_the_caller_hears_an_apology(
     faulted, other, _ = await faulted_and_bystander(app, base, [], seconds=9.0)
     assert failure(faulted).stage == "tts" and failure(faulted).action == "apologise"
     assert heard_apology(faulted)
-    assert agent_turns(other)[0].heard_text == app.settings.greeting  # unaffected
+    assert agent_turns(other)[0].heard_text == app.settings.agent.greeting  # unaffected
     await nothing_left(actors_before)
 
 
@@ -186,7 +186,7 @@ async def test_a_stalled_tts_times_out_and_a_fresh_one_apologises(
     assert heard_apology(faulted)
     # The stalled greeting's late audio was dropped: the caller heard only the apology.
     assert [t.reason for t in agent_turns(faulted) if t.heard_ms] == ["apology"]
-    assert agent_turns(other)[0].heard_text == app.settings.greeting
+    assert agent_turns(other)[0].heard_text == app.settings.agent.greeting
     await nothing_left(actors_before, wait_s=STALL_S)
 
 
@@ -211,7 +211,7 @@ async def test_a_crashed_transport_ends_the_call_and_closes_the_stream(
     assert ended(faulted) == "transport failed"
     assert truth.close_code == 1000  # the gateway hung up on its side, cleanly
     assert ended(other) == "caller hung up"
-    assert agent_turns(other)[0].heard_text == app.settings.greeting
+    assert agent_turns(other)[0].heard_text == app.settings.agent.greeting
     await nothing_left(actors_before)
 
 
@@ -263,7 +263,7 @@ async def test_a_crashed_playout_clears_restarts_and_the_caller_hears_an_apology
     assert len(truth.clears) == 1  # the phone dropped what it had buffered
     assert heard_apology(faulted)  # the restarted pacer played it in full
     assert ended(faulted) == "caller hung up"
-    assert agent_turns(other)[0].heard_text == app.settings.greeting
+    assert agent_turns(other)[0].heard_text == app.settings.agent.greeting
     await nothing_left(actors_before)
 
 
@@ -289,7 +289,7 @@ async def test_a_stalled_supervisor_is_noticed_and_the_caller_hears_a_goodbye(
     assert isinstance(faulted[-1], CallEnded) and faulted[-1].reason == "supervisor stalled"
     assert truth.close_code == 1000  # the gateway hung up, after the goodbye
     assert ended(other) == "caller hung up"
-    assert agent_turns(other)[0].heard_text == app.settings.greeting
+    assert agent_turns(other)[0].heard_text == app.settings.agent.greeting
     await nothing_left(actors_before, wait_s=STALL_S)
 
 

@@ -98,8 +98,8 @@ async def test_a_stalled_llm_gets_a_holding_line_within_the_bound(
     fault: str,
 ) -> None:
     """The server says nothing, from the start or after three words: at the bound the caller
-    hears the holding line; when the LLM's own timeout (3 s here) gives up, the request is
-    closed and the caller hears the apology."""
+    hears the holding line; when the LLM's own timeout (``STAGE_TIMEOUT_S``) gives up, the
+    request is closed and the caller hears the apology."""
     base, app = talking_gateway
     llm.faults = [fault]
     closed_before = llm.stalled_requests_closed

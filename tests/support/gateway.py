@@ -34,7 +34,16 @@ AUTH_TOKEN = "test-auth-token-0123456789"
 TEST_DATA_KEY = b"earshot-test-master-key-32-bytes"  # EARSHOT_DATA_KEY of the tests' gateways
 DATA_KEY_ENV = {"EARSHOT_DATA_KEY": base64.b64encode(TEST_DATA_KEY).decode()}
 """The environment a command needs to read (or a process to write) the tests' stores."""
-STAGE_TIMEOUT_S = 3.0  # the fault tests' stage timeouts (STT, LLM, TTS)
+AGENT_FILE = """
+name = "test receptionist"
+system_prompt = "You are the receptionist of The Harbour, a restaurant."
+greeting = "Hello, you are through to the harbour."
+"""
+"""The agent file of the tests' gateway processes (``serve_process``)."""
+STAGE_TIMEOUT_S = 5.0
+"""The fault tests' stage timeouts (STT, LLM, TTS): well above a real stage's time with two
+real-STT calls sharing the 2 cores (about 1.5 s at worst here), so that only the injected fault
+times out (issue 15, finding 12), and above the LLM's word gaps that the liveness tests trickle."""
 
 
 @dataclass
@@ -114,12 +123,14 @@ def serve_process(
     """``earshot serve`` in a process of its own (greeting and listening unless ``env``
     says otherwise), once its ``/healthz`` answers; killed at the end if still running."""
     base = f"http://127.0.0.1:{port}"
+    agent = log_path.with_suffix(".agent.toml")
+    agent.write_text(AGENT_FILE)
     environment = {
         **os.environ,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "EARSHOT_PUBLIC_URL": base,
         "EARSHOT_CONVERSE": "0",
-        "EARSHOT_GREETING": "Hello, you are through to the harbour.",
+        "EARSHOT_AGENT": str(agent),
         **env,
     }
     with open(log_path, "wb") as log:

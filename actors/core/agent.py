@@ -1,0 +1,86 @@
+"""What an agent is and may do on a call, as typed data: persona and greeting, the lines it
+says when it ends or hands on a call, how long a caller may stay silent, where a transfer
+goes, what each key on the keypad does, and how long a call may last.
+
+Pure data, read by the call's policy; ``gateway/agent_file.py`` decodes it from the
+operator's TOML or YAML file, and msgspec runs the checks here at decoding time, so a
+mistake is reported with its line before the first call.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+DIGITS = "0123456789*#"
+END_CALL = "end_call"
+TRANSFER = "transfer"
+# A number Twilio's <Dial> takes (E.164), or a SIP URI (<Dial><Sip>).
+TARGET = re.compile(r"^(\+[1-9]\d{6,14}|sips?:[^\s<>&\"']+@[^\s<>&\"']+)$")
+
+
+class Silence(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """After ``reprompt_s`` of the caller's silence (with the floor theirs) the agent asks
+    ``reprompt``; after ``hangup_s`` of it, it says ``goodbye`` and ends the call."""
+
+    reprompt_s: float = 8.0
+    hangup_s: float = 20.0
+    reprompt: str = "Are you still there?"
+    goodbye: str = "I haven't heard anything for a while, so I'll hang up now. Goodbye."
+
+    def __post_init__(self) -> None:
+        if not 0 < self.reprompt_s < self.hangup_s:
+            raise ValueError("reprompt_s must be above 0 and below hangup_s")
+
+
+class Agent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    system_prompt: str
+    greeting: str
+    # Said, heard in full, before the stream closes: the caller said goodbye, or a key
+    # mapped to end_call was pressed.
+    goodbye: str = "Thank you for calling. Goodbye!"
+    # Said before a transfer; the after-stream TwiML then dials the target.
+    transferring: str = "Of course. I'm putting you through now, please hold."
+    # Said first, before anything of the caller is kept, when the gateway retains audio.
+    consent_announcement: str = "This call is recorded."
+    max_call_s: float = 1800.0  # a call this long hears a goodbye (from 10 s before), ends
+    silence: Silence = Silence()
+    # Where a transfer goes, by name: an E.164 number or a SIP URI. The first is the
+    # default (a caller asking for "a person").
+    transfer_targets: dict[str, str] = {}
+    # A key on the keypad and what it does: "end_call", "transfer" (the default target) or
+    # "transfer:NAME". A key not listed reaches the model as text ("the caller pressed 1").
+    digits: dict[str, str] = {}
+
+    def __post_init__(self) -> None:
+        if self.max_call_s <= 0:
+            raise ValueError("max_call_s must be above 0")
+        for name, target in self.transfer_targets.items():
+            if not TARGET.match(target):
+                raise ValueError(
+                    f"transfer target {name!r} is {target!r}: expected an E.164 number "
+                    "(+15551234567) or a SIP URI (sip:desk@example.com)"
+                )
+        for digit, action in self.digits.items():
+            if len(digit) != 1 or digit not in DIGITS:
+                raise ValueError(f"digit {digit!r} is not a key on a phone's keypad")
+            self.digit_target(action)  # raises for an unknown action or target
+
+    def digit_target(self, action: str) -> str | None:
+        """The transfer target an action names (None for end_call); ValueError if unknown."""
+        if action == END_CALL:
+            return None
+        kind, _, name = action.partition(":")
+        if kind != TRANSFER:
+            raise ValueError(f"unknown action {action!r}: expected end_call or transfer[:NAME]")
+        if not self.transfer_targets:
+            raise ValueError(f"{action!r}: no transfer_targets are configured")
+        if name and name not in self.transfer_targets:
+            raise ValueError(f"{action!r}: no transfer target named {name!r}")
+        return self.transfer_targets[name] if name else self.default_target
+
+    @property
+    def default_target(self) -> str | None:
+        return next(iter(self.transfer_targets.values()), None)
