@@ -50,6 +50,7 @@ from actors.messages import (
     Drain,
     GenerateReply,
     KeyPressed,
+    ModelAction,
     PlayoutPort,
     ReplyPlayed,
     StageError,
@@ -60,6 +61,7 @@ from actors.reply_streams import ReplyStreams
 from actors.speech_detector import SpeechDetector
 from actors.stt import Stt
 from actors.supervised import Pulse
+from actors.tool_use import Tools, ToolUse
 from actors.transport import InboundBacklog, Transport
 from actors.tts import Tts
 from events.catalogue import (
@@ -99,6 +101,7 @@ class Engines:
     fixed_lines: FixedLines  # the holding, fallback and goodbye lines, rendered once
     llm_model: str
     agent: Agent  # the persona, its lines, silences, keys and transfer targets, its call limit
+    tools: Tools | None  # the agent's tools and the pool that runs them (None: no tools)
     max_reply_tokens: int
     context_budget_tokens: int  # the conversation shown to the LLM is kept within this
     # How long each stage may take before it counts as stalled (handled as a failure).
@@ -200,7 +203,20 @@ class CallSupervisor(pykka.ThreadingActor):
                 self.engines.llm_model,
                 self.engines.llm_timeout_s,
                 self.engines.liveness_bound_s,
+                self._tool_use(),
             )
+
+    def _tool_use(self) -> ToolUse | None:
+        tools = self.engines.tools
+        if tools is None:
+            return None
+        actor_ref = self.actor_ref
+
+        def report(message: object) -> None:
+            with contextlib.suppress(pykka.ActorDeadError):  # the call ended meanwhile
+                actor_ref.tell(message)
+
+        return ToolUse(tools, self.recorder, report)
 
     # --- routing: what happened, to the policy -------------------------------------------
 
@@ -220,6 +236,8 @@ class CallSupervisor(pykka.ThreadingActor):
             self._carry_out(policy.transcribed(message, self._unheard))
         elif isinstance(message, ReplyPlayed):
             self._carry_out(policy.reply_played(message.reply_id, time.monotonic()))
+        elif isinstance(message, ModelAction):
+            self._carry_out(policy.model_action(message.name, message.target))
         elif isinstance(message, KeyPressed):
             self._carry_out(policy.key_pressed(message.digit, time.monotonic()))
         elif isinstance(message, StageError):

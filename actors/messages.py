@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from actors.core.audio_formats import Float32, Pcm16
 from actors.core.call_policy import Stage
@@ -23,6 +23,15 @@ class InboundFrame:
 class CallerSpeech:
     started: bool
     inbound_ms: float
+
+
+@dataclass(frozen=True)
+class ModelAction:
+    """The model called a built-in action: ``end_call``, or ``transfer_call`` to ``target``
+    (a name among the agent's transfer targets)."""
+
+    name: str
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,7 @@ class CallerUtterance:
 @dataclass(frozen=True)
 class GenerateReply:
     reply_id: int
-    chat: list[dict[str, str]]
+    chat: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)

@@ -304,6 +304,44 @@ class SilenceFilled(Event, frozen=True, kw_only=True):
     reply_id: int | None = None
 
 
+# --- tools --------------------------------------------------------------------------------
+
+
+class ToolCalled(Event, frozen=True, kw_only=True):
+    """The model called tool ``name`` (or a built-in action) while answering ``reply_id``;
+    ``arguments`` is the call's JSON object, as text."""
+
+    PRIVATE: ClassVar[tuple[str, ...]] = ("arguments",)
+
+    reply_id: int
+    call_id: str
+    name: str
+    arguments: str
+
+
+class ToolResult(Event, frozen=True, kw_only=True):
+    """The tool answered (``result``: its JSON object, as text) after ``ms``."""
+
+    PRIVATE: ClassVar[tuple[str, ...]] = ("result",)
+
+    reply_id: int
+    call_id: str
+    name: str
+    result: str
+    ms: float
+
+
+class ToolFailed(Event, frozen=True, kw_only=True):
+    """The tool did not answer usefully (refused, timed out, answered garbage) after ``ms``;
+    the caller heard an apology and the call went on."""
+
+    reply_id: int
+    call_id: str
+    name: str
+    error: str
+    ms: float
+
+
 class CallerSilent(Event, frozen=True, kw_only=True):
     """The floor was the caller's for ``silent_ms`` and they said nothing. ``action``
     "reprompt": the agent asked whether they are still there; "hang_up": it said goodbye
@@ -342,6 +380,9 @@ AnyEvent = (
     | AudioRetained
     | SilenceFilled
     | CallerSilent
+    | ToolCalled
+    | ToolResult
+    | ToolFailed
 )
 """The tagged union every event belongs to."""
 

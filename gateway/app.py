@@ -118,6 +118,8 @@ class EarshotApp:
             await self._voice_webhook(scope, receive, send, headers)
         elif path == AFTER_STREAM_PATH and method == "POST":
             await self._after_stream_webhook(scope, receive, send, headers)
+        elif path.startswith("/tools/") and self.services.booking is not None:
+            await self.services.booking(scope, receive, send)
         else:
             await _respond(send, 404, b"not found\n", "text/plain")
 

@@ -31,6 +31,7 @@ from events.database import (
 from events.encryption import FORGOTTEN, MasterKeyError, new_master_key_text
 from events.leases import instances_alive
 from events.store import EventStore, Forgetting
+from gateway.agent_file import AgentFileError
 from gateway.config import Settings
 from projections import heard_audio
 from projections.replay import fold_all, to_json, to_text
@@ -78,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gateway (applies pending migrations)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+
+    tools = commands.add_parser("tools", help="the bundled tools, as a service of their own")
+    tools_commands = tools.add_subparsers(dest="tools_command", required=True)
+    tools_serve = tools_commands.add_parser(
+        "serve", help="serve the booking tool alone (EARSHOT_TOOLS_SECRET shared with gateways)"
+    )
+    tools_serve.add_argument("--host", default="127.0.0.1")
+    tools_serve.add_argument("--port", type=int, default=8010)
 
     simulate = commands.add_parser("simulate", help="call a running gateway as Twilio would")
     simulate.add_argument(
@@ -219,6 +228,25 @@ async def _gateways_alive(url: str) -> int:
         return await instances_alive(engine, time.time())
     finally:
         await engine.dispose()
+
+
+def _tools_serve(args: argparse.Namespace, db_url: str) -> int:
+    import uvicorn
+
+    from gateway.booking_service import BookingService
+
+    secret = Settings.from_env().tools_secret
+    if secret is None:
+        print(
+            "earshot tools serve: set EARSHOT_TOOLS_SECRET (the same on the gateways): "
+            "it signs every tool request",
+            file=sys.stderr,
+        )
+        return 2
+    upgrade(db_url)
+    service = BookingService(create_engine(db_url), secret)
+    uvicorn.run(service, host=args.host, port=args.port, lifespan="off", log_level="info")
+    return 0
 
 
 def _serve(args: argparse.Namespace, db_url: str) -> int:
@@ -372,7 +400,7 @@ def _wav_to_mulaw(path: str) -> bytes:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(  # the gateway logs what it does; a one-shot command only what fails
-        level=logging.INFO if args.command == "serve" else logging.WARNING,
+        level=logging.INFO if args.command in ("serve", "tools") else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     url = args.db or default_url()
@@ -381,6 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _simulate(args)
         if args.command == "serve":
             return _serve(args, url)
+        if args.command == "tools":
+            return _tools_serve(args, url)
         if args.command == "db":
             upgrade(url)
             print(f"database at head: {describe(url)}")
@@ -397,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_replay(url, args.call_sid, args.json, args.at, args.audio))
         if args.command == "calls":
             return asyncio.run(_calls(url))
-    except StoreUnavailable as exc:
+    except (StoreUnavailable, AgentFileError) as exc:
         print(f"earshot: {exc}", file=sys.stderr)
         return 2
     except EventDecodeError as exc:

@@ -30,6 +30,9 @@ class Settings:
     # stream may reach different processes); None: a random one for this process alone.
     stream_secret: bytes | None = None
     stream_token_ttl_s: float = 30.0
+    # Signs the requests to the agent's tools (X-Earshot-Signature); the tool checks it.
+    # None: a random one for this process (enough for the bundled tools it serves itself).
+    tools_secret: bytes | None = None
     metrics_token: str = ""
     # Calls this process takes at once; the next caller hears a busy tone. The default is
     # the capacity bench/load.py measured with the embedded models on a 2-core machine
@@ -125,6 +128,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "EARSHOT_PUBLIC_URL": ("public_url", lambda text: text.rstrip("/")),
     "TWILIO_AUTH_TOKEN": ("twilio_auth_token", str),
     "EARSHOT_STREAM_SECRET": ("stream_secret", str.encode),
+    "EARSHOT_TOOLS_SECRET": ("tools_secret", str.encode),
     "EARSHOT_METRICS_TOKEN": ("metrics_token", str),
     "EARSHOT_MAX_CALLS": ("max_calls", int),
     "EARSHOT_CALLS_PER_NUMBER": ("calls_per_number", int),

@@ -24,14 +24,17 @@ from actors.engines.language_model import EmbeddedServer, warm_up
 from actors.engines.llm_endpoints import LlmEndpoints
 from actors.engines.speech_recognition import WhisperEngine
 from actors.engines.speech_synthesis import HibariEngine, SpeechEngine
+from actors.engines.tool_client import ToolRunner
 from actors.engines.vad import SileroVadModel
 from actors.messages import StreamStopped
+from actors.tool_use import Tools
 from events.database import create_engine, upgrade_async
 from events.group_commit import GroupCommitWriter
 from events.leases import LOST, Leases, new_instance_id
 from events.recorder import CallRecorder
 from events.store import EventStore
 from gateway.admission import Admission, CallerRateLimit
+from gateway.booking_service import BookingService
 from gateway.config import Settings
 from gateway.lease_keeper import LeaseKeeper
 from gateway.stream_tokens import StreamTokens
@@ -76,6 +79,9 @@ class Services:
     draining: bool = False  # shutting down: no new call is admitted
     instance_id: str = field(default_factory=new_instance_id)  # named in each CallStarted
     lease: LeaseKeeper | None = None
+    # Signs the requests to the agent's tools; the bundled booking service checks it.
+    tools_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    booking: BookingService | None = None  # the bundled booking tool, under /tools/
     _llm_watch: asyncio.Task[None] | None = None
 
     def call_began(
@@ -118,6 +124,7 @@ class Services:
             ),
             Admission(settings.max_calls, settings.stream_token_ttl_s),
             CallerRateLimit(settings.calls_per_number, settings.calls_window_s),
+            tools_secret=settings.tools_secret or secrets.token_bytes(32),
         )
 
     async def start(self) -> None:
@@ -129,6 +136,7 @@ class Services:
         await upgrade_async(self.settings.db_url)
         self._engine = create_engine(self.settings.db_url)
         store = EventStore(self._engine, self.settings.master_key())
+        self.booking = BookingService(self._engine, self.tools_secret)
         self.writer = GroupCommitWriter(store)
         await self.writer.start()
         self.lease = LeaseKeeper(
@@ -147,7 +155,7 @@ class Services:
         else:
             tts = await asyncio.to_thread(HibariEngine, settings.tts_voice)
         vad = await asyncio.to_thread(SileroVadModel)
-        stt, llm = None, None
+        stt, llm, tools = None, None, None
         if settings.converse:
             stt = await asyncio.to_thread(WhisperEngine)
             if settings.llm_url is not None:
@@ -160,9 +168,10 @@ class Services:
                 await asyncio.gather(*(asyncio.to_thread(s.start) for s in self.llm_servers))
                 self._llm_watch = asyncio.create_task(self._revive_llm_servers(), name="llm")
                 urls = [server.url for server in self.llm_servers]
-            for url in urls:
+            tools = Tools(settings.agent, ToolRunner(self.tools_secret, settings.public_url))
+            for url in urls:  # the prompt's beginning every reply shares: persona and tools
                 await asyncio.to_thread(
-                    warm_up, url, settings.agent.system_prompt, settings.llm_model
+                    warm_up, url, settings.agent.system_prompt, settings.llm_model, tools.schemas
                 )
             llm = LlmEndpoints(urls)
         fixed_lines = FixedLines(tts)
@@ -185,6 +194,7 @@ class Services:
             fixed_lines=fixed_lines,
             llm_model=settings.llm_model,
             agent=settings.agent,
+            tools=tools,
             max_reply_tokens=settings.max_reply_tokens,
             context_budget_tokens=settings.context_budget_tokens,
             stt_timeout_s=settings.stt_timeout_s,
@@ -217,5 +227,7 @@ class Services:
         if self.lease is not None:
             await self.lease.stop()
         await self._engine.dispose()
+        if self.engines is not None and self.engines.tools is not None:
+            self.engines.tools.runner.close()
         for server in self.llm_servers:
             server.stop()

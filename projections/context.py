@@ -3,14 +3,18 @@
 Caller turns are their final transcripts. Agent turns are the Heard text, never
 the generated text: words the caller never heard must not enter the model's
 memory (pitfall 1, context drift). A turn the caller cut into is marked, so the
-model knows it was interrupted and where.
+model knows it was interrupted and where. A tool the agent used is a fact of the
+call, not something said: it stays in the conversation as the model's call and the
+tool's answer (``<tool_call>`` / ``<tool_response>``, as Hermes-style templates
+write them), so a booking made is remembered even if its confirmation was cut off.
 """
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple
 
-from projections.heard import AgentTurn, Heard
+from projections.heard import AgentTurn, Heard, ToolTurn
 
 INTERRUPTED_MARKER = "[the caller interrupted you here]"
 
@@ -29,6 +33,11 @@ def context_messages(heard: Heard) -> list[Message]:
             text = turn.heard_text
             if text or turn.interrupted:
                 messages.append(Message("assistant", text, turn.interrupted))
+        elif isinstance(turn, ToolTurn):
+            call = f'{{"name": {json.dumps(turn.name)}, "arguments": {turn.arguments}}}'
+            answer = turn.result if turn.error is None else json.dumps({"error": turn.error})
+            messages.append(Message("assistant", f"<tool_call>\n{call}\n</tool_call>"))
+            messages.append(Message("user", f"<tool_response>\n{answer}\n</tool_response>"))
         else:
             messages.append(Message("user", turn.text))
     return messages

@@ -31,6 +31,9 @@ from events.catalogue import (
     ReplyTruncated,
     SpeechSynthesized,
     StageFailed,
+    ToolCalled,
+    ToolFailed,
+    ToolResult,
     TranscriptFinal,
 )
 from projections.words import HeardWords, PlacedWord, heard_words
@@ -81,7 +84,19 @@ class AgentTurn(msgspec.Struct, frozen=True):
         return self.heard().text
 
 
-Turn = CallerTurn | AgentTurn
+class ToolTurn(msgspec.Struct, frozen=True):
+    """A tool the agent used while answering (never heard as such; what it said about it
+    is the reply's own turn, which follows). ``result`` or ``error``, once it answered."""
+
+    reply_id: int
+    call_id: str
+    name: str
+    arguments: str
+    result: str | None = None
+    error: str | None = None
+
+
+Turn = CallerTurn | AgentTurn | ToolTurn
 
 
 class Heard(msgspec.Struct, frozen=True):
@@ -129,6 +144,31 @@ def _on_key(state: Heard, event: DtmfReceived) -> Heard:
     """A key press is something the caller said: the model reads it in words."""
     turn = CallerTurn(0, f"(I pressed {event.digit} on my keypad.)")
     return msgspec.structs.replace(state, turns=state.turns + (turn,))
+
+
+def _on_tool_called(state: Heard, event: ToolCalled) -> Heard:
+    """Placed before the reply it was called for: the model called, then spoke."""
+    turn = ToolTurn(event.reply_id, event.call_id, event.name, event.arguments)
+    turns = state.turns
+    for index in range(len(turns) - 1, -1, -1):
+        found = turns[index]
+        if isinstance(found, AgentTurn) and found.reply_id == event.reply_id:
+            return msgspec.structs.replace(state, turns=(*turns[:index], turn, *turns[index:]))
+    return msgspec.structs.replace(state, turns=(*turns, turn))
+
+
+def _on_tool_answer(state: Heard, event: ToolResult | ToolFailed) -> Heard:
+    turns = state.turns
+    for index in range(len(turns) - 1, -1, -1):
+        found = turns[index]
+        if isinstance(found, ToolTurn) and found.call_id == event.call_id:
+            if isinstance(event, ToolResult):
+                answered = msgspec.structs.replace(found, result=event.result)
+            else:
+                answered = msgspec.structs.replace(found, error=event.error)
+            changed = (*turns[:index], answered, *turns[index + 1 :])
+            return msgspec.structs.replace(state, turns=changed)
+    return state
 
 
 def _on_reply_requested(state: Heard, event: ReplyRequested) -> Heard:
@@ -203,6 +243,9 @@ _HANDLERS: dict[type[Event], Callable[[Heard, Event], Heard]] = {
     CallEnded: _on_call_ended,  # type: ignore[dict-item]
     TranscriptFinal: _on_transcript_final,  # type: ignore[dict-item]
     DtmfReceived: _on_key,  # type: ignore[dict-item]
+    ToolCalled: _on_tool_called,  # type: ignore[dict-item]
+    ToolResult: _on_tool_answer,  # type: ignore[dict-item]
+    ToolFailed: _on_tool_answer,  # type: ignore[dict-item]
     ReplyRequested: _on_reply_requested,  # type: ignore[dict-item]
     ReplyTextGenerated: _on_text,  # type: ignore[dict-item]
     SpeechSynthesized: _on_synthesized,  # type: ignore[dict-item]

@@ -13,7 +13,7 @@ import msgspec
 from events.catalogue import Event
 from projections import heard as heard_projection
 from projections import metrics as metrics_projection
-from projections.heard import AgentTurn, Heard
+from projections.heard import AgentTurn, Heard, ToolTurn
 from projections.metrics import Metrics
 
 
@@ -59,6 +59,20 @@ def to_json(view: CallView, call_sid: str) -> dict[str, object]:
                     "interrupted": turn.interrupted,
                 }
             )
+        elif isinstance(turn, ToolTurn):
+            turns.append(
+                {
+                    "role": "tool",
+                    "text": f"{turn.name}({turn.arguments})",
+                    "heard_text": "",
+                    "result": turn.result,
+                    "error": turn.error,
+                    "out_start_ms": 0.0,
+                    "out_end_ms": 0.0,
+                    "heard_ms": 0.0,
+                    "interrupted": False,
+                }
+            )
         else:
             turns.append(
                 {
@@ -99,6 +113,9 @@ def to_text(view: CallView, call_sid: str) -> str:
             ]
             if parts:
                 lines.append("      " + ", ".join(parts))
+        elif isinstance(turn, ToolTurn):
+            answer = f"-> {turn.result}" if turn.error is None else f"FAILED: {turn.error}"
+            lines.append(f"  tool {turn.name}({turn.arguments}) {answer}")
         else:
             lines.append(f"  caller #{turn.turn}: {turn.text!r}")
     if view.heard.ended_reason is not None:

@@ -16,6 +16,8 @@ import msgspec
 DIGITS = "0123456789*#"
 END_CALL = "end_call"
 TRANSFER = "transfer"
+TRANSFER_CALL = "transfer_call"
+BUILT_IN_ACTIONS = (END_CALL, TRANSFER_CALL)  # tools the model may call that Earshot carries out
 # A number Twilio's <Dial> takes (E.164), or a SIP URI (<Dial><Sip>).
 TARGET = re.compile(r"^(\+[1-9]\d{6,14}|sips?:[^\s<>&\"']+@[^\s<>&\"']+)$")
 
@@ -32,6 +34,42 @@ class Silence(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if not 0 < self.reprompt_s < self.hangup_s:
             raise ValueError("reprompt_s must be above 0 and below hangup_s")
+
+
+class ToolParameter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    type: str  # a JSON Schema type: string, integer, number, boolean
+    description: str = ""
+    required: bool = True
+    enum: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in ("string", "integer", "number", "boolean"):
+            raise ValueError(f"parameter type {self.type!r}: string, integer, number or boolean")
+
+
+class Tool(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An operator's endpoint the model may call: Earshot POSTs the arguments as JSON, signed
+    (``actors/core/tool_signature.py``), and waits at most ``timeout_s``; past ``HOLD_AFTER_S``
+    the caller hears ``holding``. A JSON answer with a ``say`` field is spoken as it is
+    (the operator words its own confirmations); otherwise the model words the result.
+    ``{gateway}`` in the URL stands for the gateway's own address (the bundled tools)."""
+
+    name: str
+    description: str
+    url: str
+    parameters: dict[str, ToolParameter] = {}
+    timeout_s: float = 5.0
+    holding: str = "One moment, please."
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", self.name):
+            raise ValueError(f"tool name {self.name!r}: lower case letters, digits and _")
+        if self.name in BUILT_IN_ACTIONS:
+            raise ValueError(f"tool name {self.name!r} is a built-in action")
+        if not self.url.startswith(("https://", "http://", "{gateway}/")):
+            raise ValueError(f"tool {self.name!r}: url must be http(s):// or {{gateway}}/...")
+        if not 0 < self.timeout_s <= 30:
+            raise ValueError(f"tool {self.name!r}: timeout_s must be within (0, 30]")
 
 
 class Agent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -53,6 +91,10 @@ class Agent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # A key on the keypad and what it does: "end_call", "transfer" (the default target) or
     # "transfer:NAME". A key not listed reaches the model as text ("the caller pressed 1").
     digits: dict[str, str] = {}
+    # The operator's endpoints the model may call, and which built-in actions it may take
+    # (end_call; transfer_call, offered only with transfer_targets).
+    tools: list[Tool] = []
+    actions: tuple[str, ...] = ("end_call", "transfer_call")
 
     def __post_init__(self) -> None:
         if self.max_call_s <= 0:
@@ -67,6 +109,12 @@ class Agent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if len(digit) != 1 or digit not in DIGITS:
                 raise ValueError(f"digit {digit!r} is not a key on a phone's keypad")
             self.digit_target(action)  # raises for an unknown action or target
+        names = [tool.name for tool in self.tools]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two tools share a name: {names}")
+        for action in self.actions:
+            if action not in BUILT_IN_ACTIONS:
+                raise ValueError(f"unknown action {action!r}: {', '.join(BUILT_IN_ACTIONS)}")
 
     def digit_target(self, action: str) -> str | None:
         """The transfer target an action names (None for end_call); ValueError if unknown."""

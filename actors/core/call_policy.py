@@ -304,6 +304,16 @@ class CallPolicy:
         self.first_reply_after_turn = self.turns.next_reply_id
         return actions + self._answer(KEYPAD_TURN)
 
+    def model_action(self, name: str, target_name: str | None) -> list[Action]:
+        """The model called a built-in action while answering: end the call, or put it
+        through to one of the agent's transfer targets (by name; else the default)."""
+        if name == END_CALL:
+            return self.end_politely(self.agent.goodbye, "agent ended the call")
+        target = self.agent.transfer_targets.get(target_name or "", self.agent.default_target)
+        if target is None:
+            return []  # nowhere to put the caller through: the call goes on
+        return self.transfer(target, "agent transferred")
+
     def transfer(self, target: str, reason: str) -> list[Action]:
         """Put the caller through to ``target``: recorded, then the agent says so, and once
         that is heard the stream ends (the after-stream TwiML dials the target)."""

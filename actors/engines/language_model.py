@@ -27,6 +27,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from events.database import var_dir
 
@@ -180,7 +181,7 @@ class ChatStream:
     def __init__(
         self,
         base_url: str,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         *,
         model: str = "embedded",
         max_tokens: int = 80,
@@ -188,6 +189,7 @@ class ChatStream:
         timeout_s: float = 30.0,
         api_key: str | None = None,
         user: str | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> None:
         parsed = urllib.parse.urlsplit(base_url)
         connection_type = (
@@ -206,6 +208,10 @@ class ChatStream:
         }
         if user is not None:  # OpenAI's end-user id: the call, in the server's logs
             body["user"] = user
+        if tools:
+            body["tools"] = tools
+        # A server with a tool parser (vLLM) sends calls here rather than as text.
+        self.tool_call_deltas: list[dict[str, Any]] = []
         self._body = json.dumps(body)
         self._headers = {"Content-Type": "application/json"}
         key = api_key or os.environ.get("EARSHOT_LLM_API_KEY")
@@ -249,7 +255,9 @@ class ChatStream:
                 choice = json.loads(data)["choices"][0]
                 if choice.get("finish_reason"):
                     self.finish_reason = choice["finish_reason"]
-                text = choice.get("delta", {}).get("content")
+                delta = choice.get("delta") or {}
+                self.tool_call_deltas += delta.get("tool_calls") or []
+                text = delta.get("content")
                 if text:
                     yield text
             if self._cancelled.is_set():  # the shutdown can also end the read cleanly (EOF)
@@ -269,7 +277,12 @@ class ChatStream:
             self._connection.close()
 
 
-def warm_up(base_url: str, system_prompt: str, model: str = "embedded") -> bool:
+def warm_up(
+    base_url: str,
+    system_prompt: str,
+    model: str = "embedded",
+    tools: list[dict[str, Any]] | None = None,
+) -> bool:
     """Ask for one token after the system prompt alone, before any caller does.
 
     Servers keep the prompt they last saw (llama.cpp) or cache prefixes (vLLM's
@@ -278,9 +291,8 @@ def warm_up(base_url: str, system_prompt: str, model: str = "embedded") -> bool:
     took 1.9 s to a first token. A failure only costs that wait, so it is logged.
     """
     try:
-        for _ in ChatStream(
-            base_url, [{"role": "system", "content": system_prompt}], model=model, max_tokens=1
-        ):
+        system = [{"role": "system", "content": system_prompt}]
+        for _ in ChatStream(base_url, system, model=model, max_tokens=1, tools=tools):
             pass
     except (OSError, ModelUnavailable) as exc:
         log.warning("LLM warm-up failed (%s): the first reply will be slower", exc)

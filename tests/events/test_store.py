@@ -25,6 +25,7 @@ from events.codec import EventDecodeError, encode
 from events.database import create_engine
 from events.group_commit import GroupCommitWriter, WriterClosed
 from events.store import ConcurrencyConflict, EventStore, InvalidAppend, events_table, metadata
+from gateway import booking_service  # noqa: F401  (its bookings table joins the metadata)
 
 
 def started(call_sid: str) -> CallStarted:

@@ -11,25 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
 from collections.abc import Iterator
 
 import jiwer
 import pytest
+from sqlalchemy import select
 
 from actors.core.audio_formats import phrase_to_mulaw
 from actors.engines.speech_synthesis import HibariEngine
 from events.catalogue import (
     AnyEvent,
     BargeInDetected,
+    CallEnded,
     ReplyCompleted,
     SpeechStopped,
     SpeechSynthesized,
     StageCancelled,
+    ToolCalled,
+    ToolResult,
     TranscriptFinal,
     TranscriptPartial,
 )
+from events.database import create_engine
 from gateway.app import EarshotApp
+from gateway.booking_service import bookings_table
 from gateway.config import Settings
 from gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
 from projections.context import context_messages
@@ -267,3 +274,43 @@ async def test_barge_in_cancels_generation_synthesis_and_playout(
     assert len(truth.clears) == 1
     turn = next(t for t in fold_all(events).heard.agent_turns() if t.reply_id == cut)
     assert turn.interrupted and turn.heard_ms < turn.sent_ms + 1
+
+
+async def test_a_table_is_booked_by_voice_and_the_call_ends_with_a_goodbye(
+    gateway: tuple[str, EarshotApp],
+) -> None:
+    """Issue 12's first acceptance, on `make run`'s models: the caller asks for a booking,
+    the embedded model calls the bundled booking tool, the booking is in the database and
+    the confirmation heard; "thanks, bye" gets the goodbye, heard in full, then the stream
+    closes and Twilio is told to hang up."""
+    base, app = gateway
+    lines = ("I'd like to book a table for two tonight at eight, the name is Ada.", "Thanks, bye.")
+    script = [Utterance(spoken(line), text=line, after_agent_quiet_ms=800.0) for line in lines]
+    caller = SimulatedCaller(base, auth_token=AUTH_TOKEN, script=script, hang_up_after_s=45.0)
+    truth = await caller.run()
+    events = await stored_call(app, truth.call_sid)
+    called = next(e for e in events if isinstance(e, ToolCalled))
+    result = next(e for e in events if isinstance(e, ToolResult))
+    arguments = json.loads(called.arguments)
+    assert called.name == "book_table" and arguments["party_size"] == 2, called
+    assert json.loads(result.result)["booked"] is True, result
+    engine = create_engine(app.settings.db_url)
+    try:
+        async with engine.connect() as conn:
+            query = select(bookings_table).where(bookings_table.c.call_sid == truth.call_sid)
+            rows = (await conn.execute(query)).mappings().all()
+    finally:
+        await engine.dispose()
+    assert [(r["party_size"], r["name"]) for r in rows] == [(2, arguments["name"])]
+    turns = fold_all(events).heard.agent_turns()
+    confirmation = next(t for t in turns if t.reason == "caller_turn")
+    # The service's own words, heard in full; never the plumbing (a small model sometimes
+    # talks of "the book_table function" before it calls it: that is not spoken).
+    assert confirmation.heard_text.endswith(json.loads(result.result)["say"])
+    assert not {"book_table", "function", "{", "`"} & set(confirmation.heard_text.split())
+    goodbye = next(t for t in turns if t.reason == "goodbye")
+    assert goodbye.heard_text == app.settings.agent.goodbye and not goodbye.interrupted
+    assert goodbye.proven_end_ms >= goodbye.out_end_ms - 1.0  # its last mark echoed
+    assert next(e.reason for e in events if isinstance(e, CallEnded)) == "caller said goodbye"
+    assert truth.close_code == 1000 and truth.after_stream is not None
+    assert "<Hangup" in truth.after_stream

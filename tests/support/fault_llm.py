@@ -8,7 +8,10 @@ the connection closes mid-reply), "done_early" (three words, then ``[DONE]`` wit
 no finish_reason, as llama.cpp's server ends a request it interrupts), "empty" (a
 finished reply with no text), "error" (HTTP 500), "stall" (as ``stall_next``),
 "stall_mid" (three words, then nothing until the client closes).
-Either way it counts requests the client closed early, so a test can check that a
+``replies`` queues what the next requests answer, one each, before ``reply``: a text,
+or a ``ToolCallReply`` (the model calling a tool: as the reply's text, the way the
+embedded llama.cpp server returns it, or as ``delta.tool_calls``, the way vLLM with a
+tool parser does). Either way it counts requests the client closed early, so a test can check that a
 timed-out or cancelled request was really closed. It stands in for the LLM only in
 tests of faults and of exact cut timing; the real model's path is tested against
 the embedded server.
@@ -22,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 REPLY = "Of course, we can do that for you."
@@ -32,6 +36,13 @@ LONG_REPLY = (
 )
 
 
+@dataclass(frozen=True)
+class ToolCallReply:
+    name: str
+    arguments: dict[str, object]
+    structured: bool = False  # in delta.tool_calls (vLLM's parser), not as text
+
+
 class FaultInjectingLlm(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -40,6 +51,7 @@ class FaultInjectingLlm(ThreadingHTTPServer):
         self.stall_next = 0  # how many of the next requests stall
         self.faults: list[str] = []  # what each of the next requests meets (see above)
         self.reply = REPLY
+        self.replies: list[str | ToolCallReply] = []  # the next requests' answers, in order
         self.word_delay_s = 0.0
         self.requests = 0
         self.stalled_requests_closed = 0
@@ -59,6 +71,10 @@ class FaultInjectingLlm(ThreadingHTTPServer):
                 return "stall"
             return self.faults.pop(0) if self.faults else ""
 
+    def take_reply(self) -> str | ToolCallReply:
+        with self.lock:
+            return self.replies.pop(0) if self.replies else self.reply
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: FaultInjectingLlm
@@ -77,7 +93,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        words = [] if fault == "empty" else self.server.reply.split(" ")
+        reply = self.server.take_reply()
+        if isinstance(reply, ToolCallReply):
+            self._send_tool_call(reply)
+            return
+        words = [] if fault == "empty" else reply.split(" ")
         if fault in ("cut", "done_early", "stall_mid"):
             words = words[:3]
         try:
@@ -99,6 +119,20 @@ class _Handler(BaseHTTPRequestHandler):
                 self.server.streams_closed_early += 1
         self.close_connection = True
 
+    def _send_tool_call(self, call: ToolCallReply) -> None:
+        text = json.dumps({"name": call.name, "arguments": call.arguments})
+        self._send({"role": "assistant"}, None)
+        if call.structured:
+            function = {"name": call.name, "arguments": json.dumps(call.arguments)}
+            self._send({"tool_calls": [{"index": 0, "id": "call_7", "function": function}]}, None)
+            self._send({}, "tool_calls")
+        else:
+            for start in range(0, len(text), 8):  # streamed in pieces, as tokens come
+                self._send({"content": text[start : start + 8]}, None)
+            self._send({}, "stop")
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.close_connection = True
+
     def _wait_for_the_client_to_close(self) -> None:
         self.connection.settimeout(30.0)
         try:
@@ -109,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.stalled_requests_closed += 1
 
-    def _send(self, delta: dict[str, str], finish: str | None) -> None:
+    def _send(self, delta: dict[str, object], finish: str | None) -> None:
         chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
         self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         self.wfile.flush()
