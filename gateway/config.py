@@ -33,6 +33,10 @@ class Settings:
     # Signs the requests to the agent's tools (X-Earshot-Signature); the tool checks it.
     # None: a random one for this process (enough for the bundled tools it serves itself).
     tools_secret: bytes | None = None
+    # Each ended call's summary is POSTed here (signed with tools_secret), at least once:
+    # retried from this many seconds, doubling to 5 minutes, across restarts.
+    postcall_url: str | None = None
+    postcall_retry_s: float = 2.0
     metrics_token: str = ""
     # Calls this process takes at once; the next caller hears a busy tone. The default is
     # the capacity bench/load.py measured with the embedded models on a 2-core machine
@@ -129,6 +133,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "TWILIO_AUTH_TOKEN": ("twilio_auth_token", str),
     "EARSHOT_STREAM_SECRET": ("stream_secret", str.encode),
     "EARSHOT_TOOLS_SECRET": ("tools_secret", str.encode),
+    "EARSHOT_POSTCALL_URL": ("postcall_url", str),
+    "EARSHOT_POSTCALL_RETRY_S": ("postcall_retry_s", float),
     "EARSHOT_METRICS_TOKEN": ("metrics_token", str),
     "EARSHOT_MAX_CALLS": ("max_calls", int),
     "EARSHOT_CALLS_PER_NUMBER": ("calls_per_number", int),

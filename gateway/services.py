@@ -31,12 +31,14 @@ from actors.tool_use import Tools
 from events.database import create_engine, upgrade_async
 from events.group_commit import GroupCommitWriter
 from events.leases import LOST, Leases, new_instance_id
+from events.outbox import PostCallOutbox
 from events.recorder import CallRecorder
 from events.store import EventStore
 from gateway.admission import Admission, CallerRateLimit
 from gateway.booking_service import BookingService
 from gateway.config import Settings
 from gateway.lease_keeper import LeaseKeeper
+from gateway.postcall import PostCallSender
 from gateway.stream_tokens import StreamTokens
 from projections.heard import LiveHeard
 
@@ -82,7 +84,9 @@ class Services:
     # Signs the requests to the agent's tools; the bundled booking service checks it.
     tools_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     booking: BookingService | None = None  # the bundled booking tool, under /tools/
+    postcall: PostCallSender | None = None  # EARSHOT_POSTCALL_URL's deliveries
     _llm_watch: asyncio.Task[None] | None = None
+    _postcall_task: asyncio.Task[None] | None = None
 
     def call_began(
         self, recorder: CallRecorder, live: LiveHeard, supervisor: pykka.ActorRef[Any]
@@ -137,6 +141,14 @@ class Services:
         self._engine = create_engine(self.settings.db_url)
         store = EventStore(self._engine, self.settings.master_key())
         self.booking = BookingService(self._engine, self.tools_secret)
+        if self.settings.postcall_url:
+            self.postcall = PostCallSender(
+                PostCallOutbox(store, self.instance_id),
+                self.settings.postcall_url,
+                self.tools_secret,
+                self.settings.postcall_retry_s,
+            )
+            self._postcall_task = asyncio.create_task(self.postcall.run(), name="postcall")
         self.writer = GroupCommitWriter(store)
         await self.writer.start()
         self.lease = LeaseKeeper(
@@ -221,6 +233,8 @@ class Services:
     async def stop(self) -> None:
         if self._llm_watch is not None:
             self._llm_watch.cancel()
+        if self._postcall_task is not None:
+            self._postcall_task.cancel()
         await self.end_calls("gateway stopped")
         if self.writer is not None:
             await self.writer.close()

@@ -13,6 +13,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import OperationalError
 
+from events import outbox  # noqa: F401  (its tables join the metadata)
 from events.catalogue import (
     CallEnded,
     CallStarted,
