@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.event_store
 	$(BIN)/python -m bench.audio_path
 	$(BIN)/python -m bench.stt
+	$(BIN)/python -m bench.doubt
 	$(BIN)/python -m bench.heard
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.llm_concurrency

@@ -59,5 +59,7 @@ class Stt(ReportsFailure, pykka.ThreadingActor):
                 message.speech_end_ms,
                 message.tentative,
                 message.rolling,
+                transcript.avg_logprob,
+                transcript.compression_ratio,
             )
         )

@@ -157,12 +157,17 @@ class TranscriptPartial(Event, frozen=True, kw_only=True):
 
 
 class TranscriptFinal(Event, frozen=True, kw_only=True):
+    """A caller turn's text; ``avg_logprob`` and ``compression_ratio``: how sure the
+    recogniser was (a turn too unsure is asked again, ``TurnNotAnswered("unclear")``)."""
+
     PRIVATE: ClassVar[tuple[str, ...]] = ("text",)
 
     turn: int
     text: str
     inbound_start_ms: float = 0.0
     inbound_end_ms: float = 0.0
+    avg_logprob: float | None = None
+    compression_ratio: float | None = None
 
 
 class TurnNotAnswered(Event, frozen=True, kw_only=True):

@@ -20,6 +20,7 @@ from typing import Any
 
 from actors.core.agent import END_CALL, Agent
 from actors.core.caller_silence import CallerSilence, SilenceVerdict
+from actors.core.doubt import CLARIFY, unsure
 from actors.core.intents import asks_for_a_person, says_goodbye
 from actors.core.liveness import BOUND_S, GIVE_UP_S, DeadAirWatch, GiveUp, Hold
 from actors.core.turn_taking import NO_SPEECH_ABOVE, TranscriptGate, TurnTaking, interruption_kind
@@ -78,6 +79,8 @@ class Transcribed:
     speech_end_ms: float
     tentative: bool = False
     rolling: bool = False
+    avg_logprob: float = 0.0  # how sure the recogniser was (``actors.core.doubt``)
+    compression_ratio: float = 1.0
 
 
 # --- actions: what the supervisor carries out -----------------------------------------------
@@ -246,6 +249,8 @@ class CallPolicy:
                     text=text,
                     inbound_start_ms=transcript.inbound_start_ms,
                     inbound_end_ms=transcript.inbound_end_ms,
+                    avg_logprob=round(transcript.avg_logprob, 3),
+                    compression_ratio=round(transcript.compression_ratio, 3),
                 )
             )
         interrupted = self.turns.take_interrupted()
@@ -265,6 +270,10 @@ class CallPolicy:
                 actions.append(record(TurnNotAnswered, turn=transcript.turn, reason="noise"))
             self.watch.settled()
             return actions
+        if unsure(transcript.avg_logprob, transcript.compression_ratio):
+            actions.append(record(TurnNotAnswered, turn=transcript.turn, reason="unclear"))
+            self.watch.settled()
+            return actions + [self._say(CLARIFY, "clarify")]
         if says_goodbye(text):
             self.watch.settled()
             return actions + self.end_politely(self.agent.goodbye, "caller said goodbye")

@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import threading
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,9 +43,15 @@ def packaged_model_path() -> str:
 
 @dataclass(frozen=True)
 class Transcript:
+    """A turn's text, and how far to trust it (Whisper's own measures): the chance there
+    was no speech, the decoder's mean log probability per token (low: it was guessing),
+    and how much the text compresses (high: it repeated itself)."""
+
     text: str
     audio_ms: float
     no_speech_probability: float
+    avg_logprob: float = 0.0
+    compression_ratio: float = 1.0
 
 
 class WhisperEngine:
@@ -116,11 +123,18 @@ class WhisperEngine:
             beam_size=1,
             max_length=math.ceil(MAX_TOKENS * frames / 3000),
             return_no_speech_prob=True,
+            return_scores=True,
             suppress_blank=True,
             suppress_tokens=[-1],
         )[0]
-        text = self._tokenizer.decode(result.sequences_ids[0]).strip()
-        return Transcript(text, audio_ms, result.no_speech_prob)
+        tokens = result.sequences_ids[0]
+        text = self._tokenizer.decode(tokens).strip()
+        # As faster-whisper reads it: the score is the log probability over the tokens
+        # (length penalty 1), the mean counts the end-of-text token too.
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        return Transcript(
+            text, audio_ms, result.no_speech_prob, avg_logprob, compression_ratio(text)
+        )
 
     def _transcribe_long(self, audio: np.ndarray) -> Transcript:
         segments, _info = self._model.transcribe(
@@ -134,4 +148,11 @@ class WhisperEngine:
         segments = list(segments)
         text = " ".join(segment.text.strip() for segment in segments).strip()
         no_speech = max((segment.no_speech_prob for segment in segments), default=1.0)
-        return Transcript(text, len(audio) / 16.0, no_speech)
+        logprob = min((segment.avg_logprob for segment in segments), default=-10.0)
+        return Transcript(text, len(audio) / 16.0, no_speech, logprob, compression_ratio(text))
+
+
+def compression_ratio(text: str) -> float:
+    """How much ``text`` shrinks under zlib: Whisper's sign of a decoder looping."""
+    data = text.encode()
+    return len(data) / len(zlib.compress(data)) if data else 1.0

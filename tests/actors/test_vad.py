@@ -24,6 +24,7 @@ import soxr
 from actors.core.audio_formats import InboundConverter, mulaw_to_pcm16, pcm16_to_mulaw, rms_dbfs
 from actors.core.speech_turns import SpeechTurns
 from actors.engines.vad import SileroVadModel
+from tests.support.degraded import street_noise
 from tests.support.voices import UTTERANCES, VOICES
 
 Segments = list[tuple[float, float]]
@@ -54,14 +55,7 @@ def corpus(voice: str) -> tuple[np.ndarray, Segments]:
 
 
 def noisy_phone_audio(clean: np.ndarray, truth: Segments, snr_db: float) -> np.ndarray:
-    rng = np.random.default_rng(int(snr_db) + 100)
-    white = rng.standard_normal(len(clean)).astype(np.float32)
-    pink = np.zeros_like(white)  # one-pole low-pass mixed with white: a rumbling street-ish noise
-    acc = 0.0
-    for i, w in enumerate(white):
-        acc = 0.97 * acc + 0.03 * w
-        pink[i] = acc
-    noise = pink / pink.std() + 0.3 * white
+    noise = street_noise(len(clean), np.random.default_rng(int(snr_db) + 100))
     speech = np.concatenate([clean[int(s * 8) : int(e * 8)] for s, e in truth])
     gain = np.sqrt(np.mean(speech**2) / np.mean(noise**2) / 10 ** (snr_db / 10))
     mixed = np.clip(clean + gain * noise, -1.0, 1.0)
