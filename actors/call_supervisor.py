@@ -274,7 +274,7 @@ class CallSupervisor(pykka.ThreadingActor):
         return any(
             turn.reply_id >= self.policy.first_reply_after_turn
             and turn.out_start_ms is not None
-            and turn.reason != "hold"
+            and turn.reason not in ("hold", "filler")
             for turn in self.live.state.agent_turns()
         )
 

@@ -197,6 +197,7 @@ class Services:
             settings.agent.goodbye,  # the agent's own closing lines: said as the call ends
             settings.agent.transferring,
             settings.agent.silence.goodbye,
+            settings.agent.filler,
         )
         self.engines = Engines(
             tts=tts,

@@ -22,7 +22,7 @@ from actors.core.agent import END_CALL, Agent
 from actors.core.caller_silence import CallerSilence, SilenceVerdict
 from actors.core.doubt import CLARIFY, unsure
 from actors.core.intents import asks_for_a_person, says_goodbye
-from actors.core.liveness import BOUND_S, GIVE_UP_S, DeadAirWatch, GiveUp, Hold
+from actors.core.liveness import BOUND_S, GIVE_UP_S, DeadAirWatch, Filler, GiveUp, Hold
 from actors.core.turn_taking import NO_SPEECH_ABOVE, TranscriptGate, TurnTaking, interruption_kind
 from events.catalogue import (
     BargeInDetected,
@@ -162,7 +162,7 @@ class CallPolicy:
     closing: tuple[int, str] | None = None  # (the goodbye's reply, why): end once it is heard
 
     def __post_init__(self) -> None:
-        self.watch = DeadAirWatch(self.bound_s, self.give_up_s)
+        self.watch = DeadAirWatch(self.bound_s, self.give_up_s, filler_s=self.agent.filler_after_s)
         self.silence = CallerSilence(self.agent.silence.reprompt_s, self.agent.silence.hangup_s)
 
     def due_at(self) -> float | None:
@@ -433,6 +433,8 @@ class CallPolicy:
             self.turns.reply_played(verdict.reply_id)
             actions.append(StopReply(verdict.reply_id))
             actions.append(record(StageCancelled, stage=Stage.LLM, reply_id=verdict.reply_id))
+        if isinstance(verdict, Filler):  # the agent's own, said like the holding line
+            return [*actions, self._say(self.agent.filler, "filler", fixed=True, aside=True)]
         hold = isinstance(verdict, Hold)
         reason = "hold" if hold else "fallback"
         actions.append(self._say(verdict.line, reason, fixed=True, aside=hold))

@@ -6,6 +6,9 @@ trust any one stage to keep time. The supervisor tells ``DeadAirWatch`` when a
 caller turn ends, when the caller talks again, and when reply audio went out;
 on its timer it asks ``check(now)``, which says what to do:
 
+* ``Filler``: nothing audible ``filler_s`` after the end of the turn: a short
+  natural filler ("Mm, let me see."), so a reply that is late (a tool, a busy LLM)
+  starts with a sound a person would make; the reply follows it;
 * ``Hold``: nothing audible ``bound_s`` after the end of the turn: say a short
   holding phrase ("One moment, please."), recorded with what the call waited for
   (queued ``hold_lead_s`` early, so that it is heard by the bound);
@@ -44,6 +47,14 @@ class Late:
 
 
 @dataclass(frozen=True)
+class Filler(Late):
+    """Say the agent's filler (its agent file's, ``Agent.filler``); the reply goes on."""
+
+    action = "filler"
+    line = ""
+
+
+@dataclass(frozen=True)
 class Hold(Late):
     """Say the holding line; the reply goes on."""
 
@@ -66,13 +77,15 @@ class DeadAirWatch:
     # The holding line is queued this much before the bound, so that it is *heard* by then
     # (the timer, the pacer's lead and the network leg take about a tenth of a second).
     hold_lead_s: float = 0.2
+    filler_s: float = 0.0  # 0: no filler
     turn_ended_at: float | None = None  # a caller turn still owed agent audio
     reply_id: int | None = None  # the reply asked for that turn, once there is one
     held: bool = False
+    filled: bool = False
 
     def turn_ended(self, now: float) -> None:
         """The caller finished a turn: the agent owes audio within ``bound_s``."""
-        self.turn_ended_at, self.reply_id, self.held = now, None, False
+        self.turn_ended_at, self.reply_id, self.held, self.filled = now, None, False, False
 
     def reply_requested(self, reply_id: int) -> None:
         if self.turn_ended_at is not None:
@@ -81,22 +94,30 @@ class DeadAirWatch:
     def settled(self) -> None:
         """Nothing more is owed: reply audio went out, the turn needed no answer (a cough),
         the caller talks again (their next turn re-arms the watch), or the call ended."""
-        self.turn_ended_at, self.reply_id, self.held = None, None, False
+        self.turn_ended_at, self.reply_id, self.held, self.filled = None, None, False, False
 
     def due_at(self) -> float | None:
         """When ``check`` next has something to say (for the caller's timer)."""
         if self.turn_ended_at is None:
             return None
         hold_at = self.turn_ended_at + self.bound_s - self.hold_lead_s
+        if self._filler_owed():
+            return min(self.turn_ended_at + self.filler_s, hold_at)
         return hold_at + (self.give_up_s if self.held else 0.0)
 
-    def check(self, now: float) -> Hold | GiveUp | None:
+    def _filler_owed(self) -> bool:
+        return 0 < self.filler_s < self.bound_s and not self.filled and not self.held
+
+    def check(self, now: float) -> Filler | Hold | GiveUp | None:
         due = self.due_at()
         if due is None or now < due:
             return None
         assert self.turn_ended_at is not None
         waited_ms = (now - self.turn_ended_at) * 1000.0
         waiting_for: Waiting = "transcript" if self.reply_id is None else "reply"
+        if self._filler_owed() and now < self.turn_ended_at + self.bound_s - self.hold_lead_s:
+            self.filled = True
+            return Filler(waited_ms, waiting_for, self.reply_id)
         if not self.held:
             self.held = True
             return Hold(waited_ms, waiting_for, self.reply_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from actors.core.agent import Agent
 from actors.core.call_policy import (
     ACKNOWLEDGEMENT,
     APOLOGY,
@@ -170,20 +171,34 @@ def test_a_failed_transport_or_a_third_failure_ends_the_call() -> None:
     )
 
 
-def test_silence_after_a_turn_gets_the_holding_line_then_the_fallback() -> None:
+def test_silence_after_a_turn_gets_a_filler_the_holding_line_then_the_fallback() -> None:
     policy = greeted()
     policy.reply_played(1, 0.0)
     policy.caller_started(3000.0)
     policy.transcribed(transcript("a table please", 4000.0), unheard)
     policy.caller_stopped(4000.0, now=100.0, unheard=unheard)  # asks reply 2
-    assert policy.check_liveness(101.0, audio_since_turn=False) == []  # not due yet
+    assert policy.check_liveness(100.6, audio_since_turn=False) == []  # not due yet
+    filler = policy.check_liveness(100.7, audio_since_turn=False)
+    assert records(filler, SilenceFilled)[0].fields["action"] == "filler"
+    assert filler[-1] == Say(3, policy.agent.filler, "filler", fixed=True)
+    assert policy.check_liveness(101.0, audio_since_turn=False) == []  # a filler is no answer
     hold = policy.check_liveness(102.4, audio_since_turn=False)
     assert records(hold, SilenceFilled)[0].fields["action"] == "hold"
-    assert hold[-1] == Say(3, HOLD_LINE, "hold", fixed=True)
-    assert policy.turns.agent_reply == 2  # an aside: the reply still holds the floor
+    assert hold[-1] == Say(4, HOLD_LINE, "hold", fixed=True)
+    assert policy.turns.agent_reply == 2  # asides: the reply still holds the floor
     give_up = policy.check_liveness(107.4, audio_since_turn=False)
     assert kinds(give_up) == ["SilenceFilled", "StopReply", "StageCancelled", "Say"]
-    assert give_up[-1] == Say(4, FALLBACK_LINE, "fallback", fixed=True)
+    assert give_up[-1] == Say(5, FALLBACK_LINE, "fallback", fixed=True)
+
+
+def test_no_filler_when_the_agent_file_says_none() -> None:
+    policy = CallPolicy(agent=Agent(name="t", system_prompt="", greeting="", filler_after_s=0))
+    policy.greet("Hello.")
+    policy.reply_played(1, 0.0)
+    policy.caller_started(3000.0)
+    policy.transcribed(transcript("a table please", 4000.0), unheard)
+    policy.caller_stopped(4000.0, now=100.0, unheard=unheard)
+    assert policy.due_at() == 102.3 and policy.check_liveness(102.0, False) == []
 
 
 def test_audio_of_the_answer_settles_the_watch() -> None:
