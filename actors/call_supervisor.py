@@ -80,6 +80,14 @@ log = logging.getLogger(__name__)
 TICK_S = 0.01  # the liveness timer fires this long after the watch's due time
 
 
+def _answers(transcript: Transcribed, utterance: CallerUtterance) -> bool:
+    return (transcript.turn, transcript.tentative, transcript.speech_end_ms) == (
+        utterance.turn,
+        utterance.tentative,
+        utterance.speech_end_ms,
+    )
+
+
 def record_line(recorder: CallRecorder, reply_id: int, reason: str, text: str) -> None:
     """A fixed line the agent says (greeting, apology, goodbye…), recorded as a reply
     generated whole, so Heard and Context treat it as any other."""
@@ -147,6 +155,7 @@ class CallSupervisor(pykka.ThreadingActor):
         )
         self.detector = SpeechDetector(engines.vad.stream())
         self.streams = ReplyStreams()
+        self.untranscribed: list[CallerUtterance] = []  # sent to the Stt, no transcript yet
         self.transport: pykka.ActorRef[Any] | None = None
         self.tts: pykka.ActorRef[Any] | None = None
         self.stt: pykka.ActorRef[Any] | None = None
@@ -231,8 +240,11 @@ class CallSupervisor(pykka.ThreadingActor):
                 self._carry_out(policy.caller_stopped(message.inbound_ms, now, self._unheard))
         elif isinstance(message, CallerUtterance):
             if self.stt is not None:
+                if not message.rolling:
+                    self.untranscribed.append(message)
                 self.stt.tell(message)
         elif isinstance(message, Transcribed):
+            self.untranscribed = [u for u in self.untranscribed if not _answers(message, u)]
             self._carry_out(policy.transcribed(message, self._unheard))
         elif isinstance(message, ReplyPlayed):
             self._carry_out(policy.reply_played(message.reply_id, time.monotonic()))
@@ -245,8 +257,14 @@ class CallSupervisor(pykka.ThreadingActor):
                 "call %s: %s failed: %s", self.recorder.call_sid, message.stage, message.error
             )
             stage = Stage(message.stage)
+            # The caller spoke again after the turn the STT failed on: that turn answers.
+            superseded = stage == Stage.STT and len(self.untranscribed) > 1
             failed = policy.stage_failed(
-                stage, message.reply_id, message.error, crashed=message.crashed
+                stage,
+                message.reply_id,
+                message.error,
+                crashed=message.crashed,
+                superseded=superseded,
             )
             self._carry_out(failed)
         elif isinstance(message, CheckLiveness):
@@ -346,6 +364,12 @@ class CallSupervisor(pykka.ThreadingActor):
                 self._start_llm()
         elif stage == Stage.STT:
             self._start_stt()
+            # The failed actor took its inbox with it: the utterance it failed on is
+            # apologised for, the ones queued behind it are transcribed by the new one.
+            self.untranscribed = self.untranscribed[1:]
+            for utterance in self.untranscribed:
+                assert self.stt is not None
+                self.stt.tell(utterance)
         elif stage == Stage.LLM:
             self._start_llm()
 

@@ -368,7 +368,9 @@ def how_it_ended(truth: Truth, duration_s: float) -> str:
     if truth.close_code is None:
         return f"ended: the caller hung up after {duration_s:.0f} s (the agent had not ended it)"
     after = truth.after_stream or ""
-    if "<Dial" in after:
+    if truth.after_stream_error is not None:
+        then = f"Twilio's request for what next went unanswered ({truth.after_stream_error})"
+    elif "<Dial" in after:
         target = re.sub(r".*<(?:Number|Sip)>([^<]*)</(?:Number|Sip)>.*", r"\1", after, flags=re.S)
         then = f"transferred: Twilio dials {target}"
     elif "<Hangup" in after:

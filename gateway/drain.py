@@ -4,9 +4,11 @@ A deploy sends SIGTERM. The gateway then stops admitting calls (the webhook answ
 busy, ``/healthz`` says "draining" with 503, so a load balancer sends new callers to
 another process), lets the calls in progress go on for up to ``drain_s``, then tells
 each one still going to say goodbye: its supervisor stops whatever the agent was saying,
-plays the goodbye (its end mark proves it was heard) and ends the call. Then the server
-stops; shutting down records every call's end and flushes the store. A second SIGTERM,
-or SIGINT, stops at once (each call's end is still recorded).
+plays the goodbye (its end mark proves it was heard) and ends the call. The server
+still answers for ``AFTER_STREAM_S`` more, so that Twilio's request for what follows a
+closed stream (``<Connect action>``) is answered, not refused; then it stops, and
+shutting down records every call's end and flushes the store. A second SIGTERM, or
+SIGINT, stops at once (each call's end is still recorded).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from gateway.services import Services
 log = logging.getLogger(__name__)
 
 GOODBYE_WAIT_S = 15.0  # the goodbye is a few seconds; a caller who hung up ends sooner
+AFTER_STREAM_S = 1.5  # Twilio asks <Connect action> within a moment of the stream's close
 
 
 class DrainingServer(uvicorn.Server):
@@ -64,5 +67,7 @@ class DrainingServer(uvicorn.Server):
             with contextlib.suppress(pykka.ActorDeadError):
                 supervisor.tell(Drain())
         await services.calls_ended(GOODBYE_WAIT_S)
+        if calls:
+            await asyncio.sleep(AFTER_STREAM_S)
         log.warning("drained: stopping")
         self.should_exit = True

@@ -113,6 +113,7 @@ class Truth:
     # Once the gateway ended the stream: the TwiML its <Connect action> URL answered, what
     # Twilio would do next (<Hangup/>, or <Dial> for a transfer).
     after_stream: str | None = None
+    after_stream_error: str | None = None  # the action URL did not answer: why
 
 
 class _Link:
@@ -388,14 +389,17 @@ class SimulatedCaller:
         action = connect_action_path(twiml, self.public_url)
         if truth.close_code is not None and action is not None:  # the gateway ended the stream
             params["CallStatus"] = "in-progress"
-            truth.after_stream = await asyncio.to_thread(
-                sign_and_post_webhook,
-                self.base_url,
-                self.public_url,
-                self.auth_token,
-                params,
-                action,
-            )
+            try:
+                truth.after_stream = await asyncio.to_thread(
+                    sign_and_post_webhook,
+                    self.base_url,
+                    self.public_url,
+                    self.auth_token,
+                    params,
+                    action,
+                )
+            except OSError as exc:  # as Twilio finds it: nobody answered (a gateway stopped)
+                truth.after_stream_error = str(getattr(exc, "reason", exc))
         return truth
 
     def _key_message(self, digit: str) -> str:

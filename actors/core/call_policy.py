@@ -363,8 +363,17 @@ class CallPolicy:
         return actions + [goodbye]
 
     def stage_failed(
-        self, stage: Stage, reply_id: int | None, error: str, *, crashed: bool
+        self,
+        stage: Stage,
+        reply_id: int | None,
+        error: str,
+        *,
+        crashed: bool,
+        superseded: bool = False,
     ) -> list[Action]:
+        """A stage failed. ``superseded``: the caller has spoken again since the turn the
+        STT failed on, and that newer turn is being transcribed: it answers them, so no
+        apology talks over it (and none is owed)."""
         self.failures[stage] += 1
         failures = self.failures[stage]
         # No way to hear or speak, or a stage that keeps failing: end the call, recorded.
@@ -373,10 +382,9 @@ class CallPolicy:
             ending = record(StageFailed, stage=stage, error=error[:500], action="end_call")
             return [ending, *self.end(f"{stage} failed{times}")]
         reply_id = reply_id if reply_id is not None else self.turns.agent_reply
+        action = "superseded" if superseded else "apologise"
         actions: list[Action] = [
-            record(
-                StageFailed, stage=stage, error=error[:500], action="apologise", reply_id=reply_id
-            )
+            record(StageFailed, stage=stage, error=error[:500], action=action, reply_id=reply_id)
         ]
         if crashed:
             actions.append(Restart(stage))
@@ -384,7 +392,9 @@ class CallPolicy:
             self.turns.reply_played(reply_id)
             actions.append(StopReply(reply_id))
             actions.append(record(StageCancelled, stage=stage, reply_id=reply_id))
-        if self.turns.caller_speaking:
+        if superseded:
+            self.apology_owed = False
+        elif self.turns.caller_speaking:
             # Not over the caller. A lost transcript leaves their turn unanswered: apologise
             # when it ends. (A lost reply needs nothing: the caller's new turn gets one.)
             self.apology_owed = stage == Stage.STT

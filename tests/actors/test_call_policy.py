@@ -247,3 +247,14 @@ def test_near_the_time_limit_the_caller_hears_so_and_the_call_ends() -> None:
     assert policy.time_limit() == [Say(2, TIME_LIMIT_GOODBYE, "goodbye", fixed=True)]
     assert policy.drain() == []  # one goodbye
     assert policy.reply_played(2, 0.0) == [EndCall("call time limit")]
+
+
+def test_a_failed_transcript_the_caller_has_spoken_past_is_not_apologised_for() -> None:
+    """The caller spoke again while the STT was stuck on their last turn: the newer turn is
+    being transcribed, and answers them; an apology would talk over it."""
+    policy = greeted()
+    policy.reply_played(1, 0.0)
+    actions = policy.stage_failed(Stage.STT, None, "timed out", crashed=True, superseded=True)
+    assert kinds(actions) == ["StageFailed", "Restart"]
+    assert records(actions, StageFailed)[0].fields["action"] == "superseded"
+    assert not policy.apology_owed

@@ -40,20 +40,23 @@ from tests.support.gateway import AUTH_TOKEN, STAGE_TIMEOUT_S, seen, stored_call
 from tests.support.voices import spoken
 
 
-async def cut_in_call(base: str, app: EarshotApp) -> tuple[list[AnyEvent], int]:
-    """Ask, then cut in after 600 ms of the answer; returns the call's events and the cut reply."""
+async def cut_in_call(
+    base: str, app: EarshotApp, cut_in_after_ms: float = 600.0
+) -> tuple[list[AnyEvent], int]:
+    """Ask, then cut in after ``cut_in_after_ms`` of agent audio; returns the call's events
+    and the cut reply."""
     events, truth = await ask_then_cut_in(
         base,
         app,
         "When are you open?",
         spoken("Do you have parking?"),
         seconds=22.0,
-        cut_in_after_ms=600.0,
+        cut_in_after_ms=cut_in_after_ms,
     )
     cut = next(e for e in events if isinstance(e, BargeInDetected)).reply_id
     nothing_of_the_reply_after_its_clear(events, cut)
     assert len(truth.clears) == 1
-    turns = fold_all(events).heard.agent_turns()
+    turns = [t for t in fold_all(events).heard.agent_turns() if t.reason != "filler"]
     old = next(t for t in turns if t.reply_id == cut)
     assert old.interrupted and old.heard_text and old.heard_text != LONG_REPLY
     assert turns[-1].reply_id > cut and turns[-1].heard_text.startswith("We open")  # anew
@@ -66,7 +69,11 @@ async def test_a_barge_in_during_generation_closes_the_llm_stream(
     base, app = talking_gateway
     long_reply.word_delay_s = 0.25  # ~8 s to stream: the cut lands mid-stream
     closed_before = long_reply.streams_closed_early
-    events, cut = await cut_in_call(base, app)
+    # So slow a reply starts with the agent's filler: cut into the answer itself.
+    assert app.services.engines is not None
+    filler = app.services.engines.fixed_lines.get(app.settings.agent.filler)
+    filler_ms = len(filler.mulaw) / 8.0  # 8 kHz mu-law: 8 bytes a millisecond
+    events, cut = await cut_in_call(base, app, cut_in_after_ms=600.0 + filler_ms)
     barge = next(e for e in events if isinstance(e, BargeInDetected))
     completed = next(e for e in events if isinstance(e, ReplyCompleted) and e.reply_id == cut)
     assert completed.seq > barge.seq and completed.finish_reason == "cancelled"

@@ -320,8 +320,9 @@ async def test_many_calls_leave_nothing_behind(gateway: tuple[str, EarshotApp]) 
 # --- faults in the talking gateway ------------------------------------------------------
 
 
-def asking(questions: list[bytes]) -> list[Utterance]:
-    return [Utterance(q, after_agent_quiet_ms=500.0) for q in questions]
+def asking(questions: list[bytes], quiet_ms: float = 500.0) -> list[Utterance]:
+    """Each question once the agent has said something and gone quiet for ``quiet_ms``."""
+    return [Utterance(q, after_agent_quiet_ms=quiet_ms) for q in questions]
 
 
 def answered_after_the_fault(events: list[AnyEvent]) -> None:
@@ -331,7 +332,7 @@ def answered_after_the_fault(events: list[AnyEvent]) -> None:
     assert any(t.heard_text == REPLY for t in agent_turns(events)), agent_turns(events)
 
 
-async def test_a_stalled_stt_times_out_and_the_next_turn_is_heard(
+async def test_a_stalled_stt_times_out_and_the_callers_next_turn_is_answered(
     talking_gateway: tuple[str, EarshotApp],
     questions: list[bytes],
     monkeypatch: pytest.MonkeyPatch,
@@ -350,7 +351,11 @@ async def test_a_stalled_stt_times_out_and_the_next_turn_is_heard(
     actors_before = len(pykka.ActorRegistry.get_all())
     faulted, other, _ = await faulted_and_bystander(app, base, asking(questions), seconds=24.0)
     assert failure(faulted).stage == "stt" and "timed out" in failure(faulted).error
-    assert heard_apology(faulted)
+    # The caller heard the filler, and spoke again while the first turn's transcript was
+    # stuck: the new Stt transcribes the turn queued behind it, which is answered; no
+    # apology talks over it.
+    assert failure(faulted).action == "superseded" and not heard_apology(faulted)
+    assert [e.turn for e in faulted if isinstance(e, TranscriptFinal)] == [2]
     answered_after_the_fault(faulted)
     answered_after_the_fault(other)
     await nothing_left(actors_before, wait_s=STALL_S)
@@ -364,7 +369,10 @@ async def test_a_stalled_llm_is_closed_apologised_for_and_the_next_turn_is_heard
     base, app = talking_gateway
     llm.stall_next, closed_before = 1, llm.stalled_requests_closed
     actors_before = len(pykka.ActorRegistry.get_all())
-    faulted, other, _ = await faulted_and_bystander(app, base, asking(questions), seconds=24.0)
+    # A caller who waits out the filler and the holding line (so as not to cut the stalled
+    # reply short: that would cancel it, another test's subject).
+    script = asking(questions, quiet_ms=3500.0)
+    faulted, other, _ = await faulted_and_bystander(app, base, script, seconds=24.0)
     stalled = failure(faulted)
     assert stalled.stage == "llm" and stalled.error == f"timed out: no data for {TIMEOUT_S:.1f} s"
     assert llm.stalled_requests_closed == closed_before + 1  # the request was closed, not left
