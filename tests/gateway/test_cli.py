@@ -19,8 +19,8 @@ from events.encryption import MasterKey, parse_master_key
 from events.store import EventStore
 from gateway.config import Settings, refusal_to_serve
 from tests.projections.test_heard import interrupted_call
+from tests.support.gateway import AUTH_TOKEN, DATA_KEY_ENV, REPO, free_port, serve_process
 
-REPO = Path(__file__).resolve().parents[2]
 KEY = bytes(range(32))
 
 
@@ -196,3 +196,37 @@ def test_reading_a_store_of_another_schema_asks_for_an_upgrade_and_changes_nothi
 def test_simulate_against_no_gateway_is_one_line() -> None:
     result = earshot("simulate", "--url", "http://127.0.0.1:1", "--duration", "1")
     assert one_line_refusal(result).startswith("earshot simulate: no gateway answering at")
+
+
+def test_simulate_presses_keys_and_says_how_the_call_ended(tmp_path: Path) -> None:
+    """`earshot simulate --press 0` against a real `earshot serve`: the key puts the caller
+    through, and the command prints that Twilio was told to dial the front desk."""
+    port = free_port()
+    env = {"EARSHOT_DB_URL": f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}", **DATA_KEY_ENV}
+    with serve_process(port, env, tmp_path / "gateway.log"):
+
+        def simulate(*args: str) -> str:
+            url = f"http://127.0.0.1:{port}"
+            done = earshot("simulate", "--url", url, *args, env={"TWILIO_AUTH_TOKEN": AUTH_TOKEN})
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        pressed = simulate("--press", "0", "--duration", "15")
+        hung_up = simulate("--press", "9", "--duration", "15")
+        left = simulate("--duration", "3")
+    closed = "ended: the gateway closed the stream (1000)"
+    assert f"{closed}; transferred: Twilio dials +15005550006" in pressed, pressed
+    assert f"{closed}; hung up" in hung_up, hung_up
+    assert "ended: the caller hung up after 3 s" in left, left
+
+
+def test_simulate_refuses_a_key_not_on_a_keypad() -> None:
+    result = earshot("simulate", "--press", "12")
+    assert result.returncode == 2 and "'12' is not a key on a phone's keypad" in result.stderr
+
+
+def test_a_broken_agent_file_stops_serve_in_one_line_naming_its_line(tmp_path: Path) -> None:
+    agent = tmp_path / "agent.toml"
+    agent.write_text('name = "t"\nsystem_prompt = "p"\ngreeting = "g"\n[silence]\nhangup_s = "x"\n')
+    line = one_line_refusal(earshot("serve", "--port", "1", env={"EARSHOT_AGENT": str(agent)}))
+    assert line.startswith(f"earshot: {agent}, line 5: Expected `float`"), line

@@ -38,6 +38,13 @@ AGENT_FILE = """
 name = "test receptionist"
 system_prompt = "You are the receptionist of The Harbour, a restaurant."
 greeting = "Hello, you are through to the harbour."
+
+[transfer_targets]
+front_desk = "+15005550006"
+
+[digits]
+0 = "transfer:front_desk"
+9 = "end_call"
 """
 """The agent file of the tests' gateway processes (``serve_process``)."""
 STAGE_TIMEOUT_S = 5.0
