@@ -23,9 +23,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from actors.core.liveness import DeadAirWatch, GiveUp, Hold, retry_allowed
+from actors.core.liveness import DeadAirWatch, Filler, GiveUp, Hold, retry_allowed
 from events.catalogue import AudioSent, Event, SpeechStarted, SpeechStopped, TurnNotAnswered
 from projections import liveness
+
+Verdict = Filler | Hold | GiveUp | None
 
 BOUND_S = 2.5
 QUEUE_S = 0.02  # a rendered line reaches the socket within a pacer frame
@@ -231,7 +233,7 @@ def test_a_watch_that_only_covers_the_llm_is_caught(monkeypatch: pytest.MonkeyPa
     # waiting for its own timeout (5 s) in silence.
     real = DeadAirWatch.check
 
-    def llm_only(self: DeadAirWatch, now: float) -> Hold | GiveUp | None:
+    def llm_only(self: DeadAirWatch, now: float) -> Verdict:
         return None if self.reply_id is None else real(self, now)
 
     monkeypatch.setattr(DeadAirWatch, "check", llm_only)
@@ -244,7 +246,7 @@ def test_a_watch_that_gives_up_without_a_holding_line_is_caught(
     # Bug: no holding line, only the fallback after the give-up time (7.5 s of silence).
     real = DeadAirWatch.check
 
-    def no_hold(self: DeadAirWatch, now: float) -> Hold | GiveUp | None:
+    def no_hold(self: DeadAirWatch, now: float) -> Verdict:
         verdict = real(self, now)
         return None if isinstance(verdict, Hold) else verdict
 
