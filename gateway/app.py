@@ -14,6 +14,7 @@ from typing import Any
 from events.catalogue import CallRefused
 from events.recorder import CallRecorder
 from gateway import metrics
+from gateway.asgi import read_body, respond
 from gateway.config import Settings
 from gateway.media_socket import media_stream
 from gateway.services import Services
@@ -28,30 +29,6 @@ from gateway.webhook import (
 )
 
 log = logging.getLogger(__name__)
-
-
-async def _respond(send: Any, status: int, body: bytes, content_type: str) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", content_type.encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _read_body(receive: Any) -> bytes | None:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_WEBHOOK_BODY:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 class EarshotApp:
@@ -104,16 +81,16 @@ class EarshotApp:
                 "store_unreachable_s": round(outage_s, 1),
             }
             body = json.dumps(health).encode()
-            await _respond(send, 503 if status != "ok" else 200, body, "application/json")
+            await respond(send, 503 if status != "ok" else 200, body, "application/json")
         elif path == "/metrics" and method == "GET":
             expected = f"Bearer {self.settings.metrics_token}"
             given = headers.get("authorization", "")
             if not self.settings.metrics_token or not hmac.compare_digest(given, expected):
                 log.warning("metrics refused: missing or wrong bearer token")
-                await _respond(send, 401, b"unauthorized\n", "text/plain")
+                await respond(send, 401, b"unauthorized\n", "text/plain")
                 return
             text = metrics.render(self.services)
-            await _respond(send, 200, text.encode(), "text/plain; version=0.0.4")
+            await respond(send, 200, text.encode(), "text/plain; version=0.0.4")
         elif path == "/twilio/voice" and method == "POST":
             await self._voice_webhook(scope, receive, send, headers)
         elif path == AFTER_STREAM_PATH and method == "POST":
@@ -121,13 +98,13 @@ class EarshotApp:
         elif path.startswith("/tools/") and self.services.booking is not None:
             await self.services.booking(scope, receive, send)
         else:
-            await _respond(send, 404, b"not found\n", "text/plain")
+            await respond(send, 404, b"not found\n", "text/plain")
 
     async def _verified(
         self, scope: dict[str, Any], receive: Any, send: Any, headers: dict[str, str]
     ) -> dict[str, str] | None:
         """A signed webhook's parameters; None once a refusal has been answered and logged."""
-        body = await _read_body(receive)
+        body = await read_body(receive, MAX_WEBHOOK_BODY)
         query = scope.get("query_string", b"").decode("latin-1")
         path = scope["path"] + (f"?{query}" if query else "")
         try:
@@ -137,7 +114,7 @@ class EarshotApp:
         except WebhookRefused as refusal:
             self.services.counters.webhooks_refused += 1
             log.warning("webhook refused (%d): %s", refusal.status, refusal.reason)
-            await _respond(send, refusal.status, f"{refusal.reason}\n".encode(), "text/plain")
+            await respond(send, refusal.status, f"{refusal.reason}\n".encode(), "text/plain")
             return None
 
     async def _after_stream_webhook(
@@ -155,7 +132,7 @@ class EarshotApp:
             events = []
         twiml = after_stream(events)
         log.info("call %s: after its stream: %s", call_sid, twiml)
-        await _respond(send, 200, twiml.encode(), "application/xml")
+        await respond(send, 200, twiml.encode(), "application/xml")
 
     async def _voice_webhook(
         self, scope: dict[str, Any], receive: Any, send: Any, headers: dict[str, str]
@@ -178,7 +155,7 @@ class EarshotApp:
         else:
             twiml = busy()
             self._record_refusal(call_sid, params, "busy")
-        await _respond(send, 200, twiml.encode(), "application/xml")
+        await respond(send, 200, twiml.encode(), "application/xml")
 
     def _store_away(self) -> bool:
         """The event store has been unreachable for longer than new calls may wait on it."""

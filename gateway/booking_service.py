@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from actors.core.tool_signature import HEADER, SignatureRefused, verify
 from actors.engines.tool_client import CALL_HEADER
 from events.store import metadata
+from gateway.asgi import read_body, respond
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class BookingService:
             await _answer(send, 404, {"error": "not found"})
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        body = await _body(receive)
+        body = await read_body(receive, MAX_BODY)
         try:
             if body is None:
                 raise SignatureRefused("body too large")
@@ -122,21 +123,5 @@ class BookingService:
         }
 
 
-async def _body(receive: Any) -> bytes | None:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
 async def _answer(send: Any, status: int, document: dict[str, Any]) -> None:
-    body = json.dumps(document).encode()
-    headers = [(b"content-type", b"application/json")]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await respond(send, status, json.dumps(document).encode(), "application/json")

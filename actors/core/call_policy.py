@@ -304,11 +304,7 @@ class CallPolicy:
             return self.transfer(target, reason)
         if not self.converses:
             return []
-        actions: list[Action] = []
-        if self.turns.agent_reply is not None:
-            cut = self.turns.agent_reply
-            self.turns.reply_played(cut)
-            actions.append(StopReply(cut, clear=True))
+        actions = self._cut_the_agent()
         self.watch.turn_ended(now)
         self.first_reply_after_turn = self.turns.next_reply_id
         return actions + self._answer(KEYPAD_TURN)
@@ -339,6 +335,14 @@ class CallPolicy:
             self.silence.floor_free(now)
         return []
 
+    def _cut_the_agent(self) -> list[Action]:
+        """Stop the reply holding the floor, clearing what the phone has buffered of it."""
+        if self.turns.agent_reply is None:
+            return []
+        cut = self.turns.agent_reply
+        self.turns.reply_played(cut)
+        return [StopReply(cut, clear=True)]
+
     def drain(self) -> list[Action]:
         """The gateway is shutting down and this call outlasted the drain."""
         return self.end_politely(DRAIN_GOODBYE, "gateway draining")
@@ -352,11 +356,7 @@ class CallPolicy:
         answer), and once that has been heard in full the call ends with ``reason``."""
         if self.ended or self.closing is not None:
             return []
-        actions: list[Action] = []
-        if self.turns.agent_reply is not None:
-            cut = self.turns.agent_reply
-            self.turns.reply_played(cut)
-            actions.append(StopReply(cut, clear=True))
+        actions = self._cut_the_agent()
         self.watch.settled()
         goodbye = self._say(goodbye_text, "goodbye", fixed=True)
         self.closing = (goodbye.reply_id, reason)
