@@ -14,7 +14,6 @@ P50/P95 per turn are printed for both).
 
 from __future__ import annotations
 
-import re
 import statistics
 import threading
 import time
@@ -23,13 +22,9 @@ import jiwer
 
 from actors.core.doubt import COMPRESSION_ABOVE, LOGPROB_BELOW, unsure
 from actors.engines.speech_recognition import Transcript, WhisperEngine
-from tests.support.degraded import CONDITIONS, Sample, corpus
+from tests.support.degraded import CONDITIONS, Sample, corpus, words
 
 MISHEARD_WER = 0.3
-
-
-def words(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower())) or "-"
 
 
 def transcribe_all(

@@ -9,8 +9,6 @@ asks instead of answering.
 
 from __future__ import annotations
 
-import re
-
 import jiwer
 import pytest
 
@@ -18,11 +16,7 @@ from actors.core.call_policy import CallPolicy, Generate, Record, Say, Transcrib
 from actors.core.doubt import CLARIFY, unsure
 from actors.engines.speech_recognition import Transcript, WhisperEngine
 from events.catalogue import TranscriptFinal, TurnNotAnswered
-from tests.support.degraded import Sample, corpus
-
-
-def words(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower())) or "-"
+from tests.support.degraded import Sample, corpus, words
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ muffled voice, low-passed near 800 Hz, 22 dB down, over noise at 5 dB SNR).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -81,3 +82,8 @@ def corpus(conditions: tuple[str, ...] = CONDITIONS) -> Iterator[Sample]:
             for text in UTTERANCES:
                 audio = degrade(_clean(voice, text), condition, rng)
                 yield Sample(condition, voice, text, over_the_phone(audio))
+
+
+def words(text: str) -> str:
+    """A transcript as WER compares it: lower-case words and digits ("-" for nothing)."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower())) or "-"
