@@ -61,5 +61,6 @@ class Stt(ReportsFailure, pykka.ThreadingActor):
                 message.rolling,
                 transcript.avg_logprob,
                 transcript.compression_ratio,
+                transcript.weakest_token_logprob,
             )
         )

@@ -157,8 +157,9 @@ class TranscriptPartial(Event, frozen=True, kw_only=True):
 
 
 class TranscriptFinal(Event, frozen=True, kw_only=True):
-    """A caller turn's text; ``avg_logprob`` and ``compression_ratio``: how sure the
-    recogniser was (a turn too unsure is asked again, ``TurnNotAnswered("unclear")``)."""
+    """A caller turn's text; ``avg_logprob``, ``weakest_token_logprob`` and
+    ``compression_ratio``: how sure the recogniser was (a turn too unsure is asked again,
+    ``TurnNotAnswered("unclear")``)."""
 
     PRIVATE: ClassVar[tuple[str, ...]] = ("text",)
 
@@ -168,6 +169,7 @@ class TranscriptFinal(Event, frozen=True, kw_only=True):
     inbound_end_ms: float = 0.0
     avg_logprob: float | None = None
     compression_ratio: float | None = None
+    weakest_token_logprob: float | None = None
 
 
 class TurnNotAnswered(Event, frozen=True, kw_only=True):

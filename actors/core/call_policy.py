@@ -81,6 +81,7 @@ class Transcribed:
     rolling: bool = False
     avg_logprob: float = 0.0  # how sure the recogniser was (``actors.core.doubt``)
     compression_ratio: float = 1.0
+    weakest_token_logprob: float = 0.0
 
 
 # --- actions: what the supervisor carries out -----------------------------------------------
@@ -251,6 +252,7 @@ class CallPolicy:
                     inbound_end_ms=transcript.inbound_end_ms,
                     avg_logprob=round(transcript.avg_logprob, 3),
                     compression_ratio=round(transcript.compression_ratio, 3),
+                    weakest_token_logprob=round(transcript.weakest_token_logprob, 3),
                 )
             )
         interrupted = self.turns.take_interrupted()
@@ -270,7 +272,7 @@ class CallPolicy:
                 actions.append(record(TurnNotAnswered, turn=transcript.turn, reason="noise"))
             self.watch.settled()
             return actions
-        if unsure(transcript.avg_logprob, transcript.compression_ratio):
+        if unsure(transcript):
             actions.append(record(TurnNotAnswered, turn=transcript.turn, reason="unclear"))
             self.watch.settled()
             return actions + [self._say(CLARIFY, "clarify")]

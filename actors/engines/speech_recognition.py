@@ -23,6 +23,7 @@ import os
 import threading
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,13 +46,15 @@ def packaged_model_path() -> str:
 class Transcript:
     """A turn's text, and how far to trust it (Whisper's own measures): the chance there
     was no speech, the decoder's mean log probability per token (low: it was guessing),
-    and how much the text compresses (high: it repeated itself)."""
+    its least likely token (one word guessed in a sure sentence: "work a table"), and
+    how much the text compresses (high: it repeated itself)."""
 
     text: str
     audio_ms: float
     no_speech_probability: float
     avg_logprob: float = 0.0
     compression_ratio: float = 1.0
+    weakest_token_logprob: float = 0.0  # 0.0: not measured (the long-form path)
 
 
 class WhisperEngine:
@@ -124,6 +127,7 @@ class WhisperEngine:
             max_length=math.ceil(MAX_TOKENS * frames / 3000),
             return_no_speech_prob=True,
             return_scores=True,
+            return_logits_vocab=True,
             suppress_blank=True,
             suppress_tokens=[-1],
         )[0]
@@ -133,7 +137,12 @@ class WhisperEngine:
         # (length penalty 1), the mean counts the end-of-text token too.
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         return Transcript(
-            text, audio_ms, result.no_speech_prob, avg_logprob, compression_ratio(text)
+            text,
+            audio_ms,
+            result.no_speech_prob,
+            avg_logprob,
+            compression_ratio(text),
+            weakest_token_logprob(tokens, result.logits[0]),
         )
 
     def _transcribe_long(self, audio: np.ndarray) -> Transcript:
@@ -150,6 +159,20 @@ class WhisperEngine:
         no_speech = max((segment.no_speech_prob for segment in segments), default=1.0)
         logprob = min((segment.avg_logprob for segment in segments), default=-10.0)
         return Transcript(text, len(audio) / 16.0, no_speech, logprob, compression_ratio(text))
+
+
+def weakest_token_logprob(tokens: list[int], logits: list[Any]) -> float:
+    """The lowest log probability the decoder gave a token it chose (0.0 for none)."""
+    import ctranslate2
+
+    weakest = 0.0
+    for token, step in zip(tokens, logits, strict=False):
+        on_cpu = step if step.device == "cpu" else step.to_device(ctranslate2.Device.cpu)
+        scores = np.asarray(on_cpu, dtype=np.float64).ravel()
+        top = scores.max()
+        log_total = top + math.log(np.exp(scores - top).sum())
+        weakest = min(weakest, float(scores[token] - log_total))
+    return weakest
 
 
 def compression_ratio(text: str) -> float:
