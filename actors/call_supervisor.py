@@ -19,7 +19,7 @@ from typing import Any
 
 import pykka
 
-from actors.audio_retention import CallerAudioRetention
+from actors.audio_retention import CallerAudioRetention, RecordingConsent
 from actors.core.agent import Agent
 from actors.core.call_policy import (
     LIMIT_NOTICE_S,
@@ -66,6 +66,7 @@ from actors.transport import InboundBacklog, Transport
 from actors.tts import Tts
 from events.catalogue import (
     CallEnded,
+    RecordingStarted,
     ReplyCompleted,
     ReplyRequested,
     ReplyTextGenerated,
@@ -134,14 +135,14 @@ class CallSupervisor(pykka.ThreadingActor):
         greeting: str,
         backlog: InboundBacklog,
         live: heard_projection.LiveHeard,
-        retain_audio: bool = False,
+        consent: RecordingConsent | None = None,
         pulse: Pulse | None = None,
     ) -> None:
         super().__init__()
         self.pulse = pulse or Pulse()  # read by the gateway's watchdog
         self.backlog = backlog
         self.live = live  # the call's Heard, folded as events are recorded
-        self.retain_audio = retain_audio  # the caller consented: keep their audio
+        self.consent = consent  # None: nothing is kept; else once the announcement is heard
         self.recorder = recorder
         self.protocol = protocol
         self.playout = playout
@@ -169,7 +170,8 @@ class CallSupervisor(pykka.ThreadingActor):
         self.limit_timer.daemon = True
 
     def on_start(self) -> None:
-        retention = CallerAudioRetention(self.recorder) if self.retain_audio else None
+        consent = self.consent
+        retention = None if consent is None else CallerAudioRetention(self.recorder, consent)
         self.transport = Transport.start(
             self.protocol,
             self.recorder,
@@ -278,7 +280,16 @@ class CallSupervisor(pykka.ThreadingActor):
             self._carry_out(policy.time_limit())
         elif message == "transport":
             return self.transport
+        self._note_consent()
         return None
+
+    def _note_consent(self) -> None:
+        """Open retention once the caller has heard the recording announcement."""
+        if self.consent is None or self.consent.given:
+            return
+        greeting = next((t for t in self.live.state.agent_turns() if t.reason == "greeting"), None)
+        if greeting is not None and self.consent.greeting_heard(greeting.heard_text):
+            self.recorder.record(RecordingStarted, announcement=self.consent.announcement)
 
     def _unheard(self, reply_id: int) -> str:
         """The words of a reply after those the caller heard (the partial word included)."""

@@ -93,7 +93,8 @@ class CallRefused(Event, frozen=True, kw_only=True):
 
 
 class AudioRetained(Event, frozen=True, kw_only=True):
-    """Call audio, kept only with the caller's consent (``CallStarted.recording_consent``).
+    """Call audio, kept only with the caller's consent (``CallStarted.recording_consent``),
+    and only after they heard the announcement (``RecordingStarted``).
 
     ``track`` "caller": what the caller said, 8 kHz mu-law, placed at ``start_ms`` on
     the inbound axis, in chunks of about a second. ``track`` "agent": one synthesized
@@ -358,6 +359,13 @@ class CallerSilent(Event, frozen=True, kw_only=True):
     silent_ms: float
 
 
+class RecordingStarted(Event, frozen=True, kw_only=True):
+    """The caller has heard the recording ``announcement`` (the greeting's heard words
+    cover it): from here on the call's audio is kept (``AudioRetained``), never before."""
+
+    announcement: str
+
+
 AnyEvent = (
     CallStarted
     | CallEnded
@@ -385,6 +393,7 @@ AnyEvent = (
     | StageCancelled
     | StageFailed
     | AudioRetained
+    | RecordingStarted
     | SilenceFilled
     | CallerSilent
     | ToolCalled

@@ -16,6 +16,7 @@ from typing import Any
 
 import pykka
 
+from actors.audio_retention import RecordingConsent
 from actors.call_supervisor import CallSupervisor
 from actors.core.call_policy import Stage
 from actors.core.liveness import FAILED_GOODBYE
@@ -161,6 +162,10 @@ async def _run_call(
     def playout_failed(reply_id: int | None, error: str) -> None:
         tell_supervisor(StageError(Stage.PLAYOUT, reply_id, error))
 
+    consent = (
+        RecordingConsent(settings.agent.consent_announcement) if settings.retain_audio else None
+    )
+
     playout = Playout(
         started.stream_sid,
         send_text,
@@ -168,7 +173,7 @@ async def _run_call(
         recorder,
         settings.playout_lead_ms,
         reply_played,
-        retain_audio=settings.retain_audio,
+        consent=consent,
         on_failure=playout_failed,
     )
     playout.start()
@@ -183,7 +188,7 @@ async def _run_call(
         greeting,
         backlog,
         live,
-        settings.retain_audio,
+        consent,
         pulse,
     )
     supervisor_box.append(supervisor)

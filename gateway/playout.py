@@ -28,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from actors.audio_retention import RecordingConsent
 from actors.core.audio_formats import FRAME_MS
 from actors.core.phrase_frames import (
     Frame,
@@ -69,11 +70,11 @@ class Playout:
         lead_ms: float = LEAD_MS,
         on_reply_played: Callable[[int], None] | None = None,
         *,
-        retain_audio: bool = False,
+        consent: RecordingConsent | None = None,
         on_failure: Callable[[int | None, str], None] | None = None,
     ) -> None:
         self.stream_sid = stream_sid
-        self.retain_audio = retain_audio  # the caller consented: keep what was sent
+        self.consent = consent  # None: nothing is kept; else kept once it is given
         self.clock = PlaybackClock(lead_ms=lead_ms)
         self.recorder = recorder
         self.on_reply_played = on_reply_played
@@ -213,7 +214,7 @@ class Playout:
             audio_ms=len(frames) * FRAME_MS,
             out_start_ms=out_start,
         )
-        if self.retain_audio:
+        if self.consent is not None and self.consent.given:
             mulaw = b"".join(frame.mulaw for frame in frames)
             self.recorder.record(
                 AudioRetained, track="agent", start_ms=out_start, mulaw=mulaw, reply_id=reply_id

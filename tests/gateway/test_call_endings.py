@@ -18,11 +18,14 @@ from actors.core.audio_formats import phrase_to_mulaw
 from actors.engines.speech_synthesis import HibariEngine
 from events.catalogue import (
     AnyEvent,
+    AudioRetained,
+    BargeInDetected,
     CallEnded,
     CallerSilent,
     CallStarted,
     CallTransferred,
     DtmfReceived,
+    RecordingStarted,
 )
 from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller, Truth, Utterance, sign_and_post_webhook
@@ -77,7 +80,14 @@ async def test_a_silent_caller_is_asked_at_8_s_and_hung_up_on_at_20_s(
     # This gateway keeps callers' audio: the recording is announced before the greeting.
     started = next(e for e in events if isinstance(e, CallStarted))
     assert started.recording_consent and started.consent_announcement == "This call is recorded."
-    heard_in_full(events, "greeting", f"{agent.consent_announcement} {agent.greeting}")
+    greeting = heard_in_full(events, "greeting", f"{agent.consent_announcement} {agent.greeting}")
+    # Nothing is kept before the caller has heard the announcement, and then their audio is.
+    recording = next(e for e in events if isinstance(e, RecordingStarted))
+    kept = [e for e in events if isinstance(e, AudioRetained)]
+    assert all(e.seq > recording.seq for e in kept)
+    announced_ms = greeting.words[len(agent.consent_announcement.split()) - 1].out_end_ms
+    assert not [e for e in kept if e.track == "agent" and e.start_ms < announced_ms]
+    assert sum(len(e.mulaw) for e in kept if e.track == "caller") >= 20 * 8000  # the 20 s
     silences = [e for e in events if isinstance(e, CallerSilent)]
     assert [e.action for e in silences] == ["reprompt", "hang_up"]
     # At the caller: from the greeting's last sound to each line's first (the reprompt is
@@ -93,6 +103,16 @@ async def test_a_silent_caller_is_asked_at_8_s_and_hung_up_on_at_20_s(
     heard_in_full(events, "goodbye", agent.silence.goodbye)
     assert ended(events) == "caller silent"
     assert truth.close_code == 1000 and dialled(truth) is None
+
+
+async def test_a_caller_who_cuts_in_before_the_recording_announcement_is_not_recorded(
+    talking_gateway: tuple[str, EarshotApp],
+) -> None:
+    base, app = talking_gateway
+    hello = Utterance(spoken("Hello?"), cut_in_after_agent_ms=300.0, text="Hello?")
+    events, _ = await call(base, app, [hello], seconds=6.0)
+    assert any(e.reply_id == 1 for e in events if isinstance(e, BargeInDetected))
+    assert not [e for e in events if isinstance(e, RecordingStarted | AudioRetained)]
 
 
 async def test_the_callers_goodbye_gets_the_agents_in_full_then_a_hang_up(
