@@ -75,6 +75,7 @@ from events.catalogue import (
 from events.recorder import CallRecorder
 from projections import heard as heard_projection
 from projections.context import context_messages, to_chat
+from projections.metrics import ANSWER_REASON
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +354,7 @@ class CallSupervisor(pykka.ThreadingActor):
         self.recorder.record(
             ReplyRequested,
             reply_id=generate.reply_id,
-            reason="caller_turn",
+            reason=ANSWER_REASON,
             caller_turn=generate.caller_turn,
         )
         assert self.llm is not None

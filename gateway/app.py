@@ -9,6 +9,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from events.catalogue import CallRefused
@@ -29,6 +30,9 @@ from gateway.webhook import (
 )
 
 log = logging.getLogger(__name__)
+
+# An HTTP endpoint: (scope, receive, send, the request's headers, lower-cased names).
+Handler = Callable[[dict[str, Any], Any, Any, dict[str, str]], Awaitable[None]]
 
 
 class EarshotApp:
@@ -67,38 +71,61 @@ class EarshotApp:
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path, method = scope["path"], scope["method"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if path == "/healthz" and method == "GET":
-            writer = self.services.writer
-            outage_s = writer.outage_s() if writer is not None else 0.0
-            store_away = self._store_away()
-            draining = self.services.draining
-            status = "draining" if draining else "store unavailable" if store_away else "ok"
-            health = {
-                "status": status,
-                "calls_active": self.services.counters.calls_active,
-                "calls_admitted": self.services.admission.in_use(time.monotonic()),
-                "capacity": self.services.admission.capacity,
-                "store_unreachable_s": round(outage_s, 1),
-            }
-            body = json.dumps(health).encode()
-            await respond(send, 503 if status != "ok" else 200, body, "application/json")
-        elif path == "/metrics" and method == "GET":
-            expected = f"Bearer {self.settings.metrics_token}"
-            given = headers.get("authorization", "")
-            if not self.settings.metrics_token or not hmac.compare_digest(given, expected):
-                log.warning("metrics refused: missing or wrong bearer token")
-                await respond(send, 401, b"unauthorized\n", "text/plain")
-                return
-            text = metrics.render(self.services)
-            await respond(send, 200, text.encode(), "text/plain; version=0.0.4")
-        elif path == "/twilio/voice" and method == "POST":
-            await self._voice_webhook(scope, receive, send, headers)
-        elif path == AFTER_STREAM_PATH and method == "POST":
-            await self._after_stream_webhook(scope, receive, send, headers)
-        elif path.startswith("/tools/") and self.services.booking is not None:
+        routes: dict[str, dict[str, Handler]] = {
+            "/healthz": {"GET": self._health},
+            "/metrics": {"GET": self._metrics},
+            "/twilio/voice": {"POST": self._voice_webhook},
+            AFTER_STREAM_PATH: {"POST": self._after_stream_webhook},
+        }
+        if path.startswith("/tools/") and self.services.booking is not None:
             await self.services.booking(scope, receive, send)
-        else:
+            return
+        methods = routes.get(path)
+        if methods is None:
             await respond(send, 404, b"not found\n", "text/plain")
+        elif method not in methods:
+            allowed = ", ".join(methods)
+            log.warning("%s %s refused: only %s", method, path, allowed)
+            body = f"method not allowed: {path} takes {allowed}\n".encode()
+            await respond(send, 405, body, "text/plain", {"allow": allowed})
+        else:
+            await methods[method](scope, receive, send, headers)
+
+    async def _health(self, _scope: Any, _receive: Any, send: Any, _h: dict[str, str]) -> None:
+        writer = self.services.writer
+        outage_s = writer.outage_s() if writer is not None else 0.0
+        store_away = self._store_away()
+        draining = self.services.draining
+        status = "draining" if draining else "store unavailable" if store_away else "ok"
+        health = {
+            "status": status,
+            "calls_active": self.services.counters.calls_active,
+            "calls_admitted": self.services.admission.in_use(time.monotonic()),
+            "capacity": self.services.admission.capacity,
+            "store_unreachable_s": round(outage_s, 1),
+        }
+        body = json.dumps(health).encode()
+        await respond(send, 503 if status != "ok" else 200, body, "application/json")
+
+    async def _metrics(self, scope: Any, _receive: Any, send: Any, headers: dict[str, str]) -> None:
+        if await self._bearer_refused(scope, send, headers):
+            return
+        text = metrics.render(self.services)
+        await respond(send, 200, text.encode(), "text/plain; version=0.0.4")
+
+    async def _bearer_refused(self, scope: Any, send: Any, headers: dict[str, str]) -> bool:
+        """Answer 401 (saying why) unless the request carries the operator's bearer token."""
+        token = self.settings.metrics_token
+        if not token:
+            reason = "EARSHOT_METRICS_TOKEN is not set on this gateway, so this page is closed"
+        elif not hmac.compare_digest(headers.get("authorization", ""), f"Bearer {token}"):
+            reason = "send the header Authorization: Bearer <EARSHOT_METRICS_TOKEN>"
+        else:
+            return False
+        log.warning("%s refused: %s", scope["path"], reason)
+        body = f"unauthorized: {reason}\n".encode()
+        await respond(send, 401, body, "text/plain", {"www-authenticate": "Bearer"})
+        return True
 
     async def _verified(
         self, scope: dict[str, Any], receive: Any, send: Any, headers: dict[str, str]

@@ -19,7 +19,14 @@ async def read_body(receive: Any, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-async def respond(send: Any, status: int, body: bytes, content_type: str) -> None:
+async def respond(
+    send: Any,
+    status: int,
+    body: bytes,
+    content_type: str,
+    extra_headers: dict[str, str] | None = None,
+) -> None:
     headers = [(b"content-type", content_type.encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra_headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

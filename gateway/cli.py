@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SIMULATE_CAP_S = 120.0  # a simulated call's longest run, whatever its script
+SIMULATE_DONE_QUIET_S = 3.0  # the script said and answered: hang up after this much quiet
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="earshot", description="Earshot voice agent")
@@ -125,7 +128,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--delay-ms", type=float, default=0.0, help="one-way network delay")
     simulate.add_argument("--jitter-ms", type=float, default=0.0, help="+/- jitter on the delay")
-    simulate.add_argument("--duration", type=float, default=15.0, help="hang up after seconds")
+    simulate.add_argument(
+        "--max-duration",
+        "--duration",
+        dest="max_duration",
+        type=float,
+        default=SIMULATE_CAP_S,
+        metavar="SECONDS",
+        help="hang up by then even if the script is not done (it says so); "
+        "otherwise the call ends once the script is said and answered",
+    )
     simulate.add_argument("--out", default=None, help="write what the caller heard to this WAV")
 
     db = commands.add_parser("db", help="database maintenance")
@@ -327,7 +339,8 @@ def _simulate(args: argparse.Namespace) -> int:
         auth_token=Settings.from_env().twilio_auth_token,
         script=script,
         network=Network(args.delay_ms, args.jitter_ms),
-        hang_up_after_s=args.duration,
+        hang_up_after_s=args.max_duration,
+        done_quiet_s=SIMULATE_DONE_QUIET_S,
     )
     try:
         truth = asyncio.run(caller.run())
@@ -352,7 +365,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.out:
         write_heard_wav(truth, Path(args.out))
         print(f"  what the caller heard: {args.out}")
-    print(how_it_ended(truth, args.duration))
+    print(how_it_ended(truth, args.max_duration), file=sys.stderr if truth.capped else sys.stdout)
     print(f"replay it: earshot replay {truth.call_sid}")
     return 0
 
@@ -363,10 +376,20 @@ def _keypad_digit(text: str) -> tuple[str, str]:
     return ("press", text)
 
 
-def how_it_ended(truth: Truth, duration_s: float) -> str:
+def how_it_ended(truth: Truth, cap_s: float) -> str:
     """One line: who ended the call, and what Twilio was told to do next."""
+    if truth.close_code is None and truth.capped:
+        cut = []
+        if truth.lines_unsaid:
+            cut.append(f"{truth.lines_unsaid} line(s) of the script unsaid")
+        if truth.agent_talking_at_cap:
+            cut.append("the agent still talking")
+        why = "; ".join(cut) or "the agent had not answered the last line"
+        return f"warning: the call was cut at --max-duration {cap_s:.0f} s ({why})"
     if truth.close_code is None:
-        return f"ended: the caller hung up after {duration_s:.0f} s (the agent had not ended it)"
+        return (
+            "ended: the caller hung up, the script said and answered (the agent had not ended it)"
+        )
     after = truth.after_stream or ""
     if truth.after_stream_error is not None:
         then = f"Twilio's request for what next went unanswered ({truth.after_stream_error})"

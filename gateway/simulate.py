@@ -114,6 +114,11 @@ class Truth:
     # Twilio would do next (<Hangup/>, or <Dial> for a transfer).
     after_stream: str | None = None
     after_stream_error: str | None = None  # the action URL did not answer: why
+    # The caller hung up at ``hang_up_after_s`` (the cap), not because the script was done:
+    # how many of its lines were never said, and whether the agent was still talking.
+    capped: bool = False
+    lines_unsaid: int = 0
+    agent_talking_at_cap: bool = False
 
 
 class _Link:
@@ -313,6 +318,7 @@ class SimulatedCaller:
         hang_up_after_s: float = 10.0,
         call_sid: str | None = None,
         linger_s: float | None = None,
+        done_quiet_s: float | None = None,
         from_number: str | None = None,
         stream_base_url: str | None = None,
     ) -> None:
@@ -327,6 +333,8 @@ class SimulatedCaller:
         self.network = network
         self.hang_up_after_s = hang_up_after_s
         self.linger_s = linger_s  # hang up this long after the script's last line, if set
+        # Hang up once the script is said and answered and the agent has been quiet this long.
+        self.done_quiet_s = done_quiet_s
         suffix = f"{random.getrandbits(128):032x}"
         self.truth = Truth(call_sid=call_sid or "CA" + suffix, stream_sid="MZ" + suffix)
         # Each simulated caller has a number of its own (a gateway limits calls per number).
@@ -436,8 +444,16 @@ class SimulatedCaller:
         speaking: bytes = b""
         speech_started = 0.0
         frame_index = 0
-        while time.monotonic() - start < self.hang_up_after_s and self.truth.close_code is None:
+        quiet_since: float | None = None
+        while True:
             now = time.monotonic()
+            if truth.close_code is not None:
+                break
+            if now - start >= self.hang_up_after_s:
+                truth.capped = True
+                truth.lines_unsaid = len(pending) + (1 if speaking else 0)
+                truth.agent_talking_at_cap = not player.idle(now)
+                break
             if not speaking and pending and self._due(pending[0], player, now - start, now):
                 utterance = pending.pop(0)
                 player.finish(now)
@@ -467,6 +483,11 @@ class SimulatedCaller:
                     and truth.utterances
                     and now - truth.utterances[-1][1] > self.linger_s
                 ):
+                    break
+                answered = not pending and player.played_since_reset(now) > 0
+                quiet_since = (quiet_since or now) if answered and player.idle(now) else None
+                done_quiet = None if quiet_since is None else now - quiet_since
+                if self.done_quiet_s is not None and (done_quiet or 0.0) >= self.done_quiet_s:
                     break
             media = MediaInfo(
                 track="inbound",

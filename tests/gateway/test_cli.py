@@ -205,19 +205,25 @@ def test_simulate_presses_keys_and_says_how_the_call_ended(tmp_path: Path) -> No
     env = {"EARSHOT_DB_URL": f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}", **DATA_KEY_ENV}
     with serve_process(port, env, tmp_path / "gateway.log"):
 
-        def simulate(*args: str) -> str:
+        def simulate(*args: str) -> subprocess.CompletedProcess[str]:
             url = f"http://127.0.0.1:{port}"
             done = earshot("simulate", "--url", url, *args, env={"TWILIO_AUTH_TOKEN": AUTH_TOKEN})
             assert done.returncode == 0, done.stderr
-            return done.stdout
+            return done
 
-        pressed = simulate("--press", "0", "--duration", "15")
-        hung_up = simulate("--press", "9", "--duration", "15")
-        left = simulate("--duration", "3")
+        pressed = simulate("--press", "0").stdout
+        hung_up = simulate("--press", "9").stdout
+        listened = simulate()  # no script: the greeting is heard, then the caller hangs up
+        capped = simulate("--press", "1", "--max-duration", "2")
     closed = "ended: the gateway closed the stream (1000)"
     assert f"{closed}; transferred: Twilio dials +15005550006" in pressed, pressed
     assert f"{closed}; hung up" in hung_up, hung_up
-    assert "ended: the caller hung up after 3 s" in left, left
+    assert "ended: the caller hung up, the script said and answered" in listened.stdout
+    assert "voice-to-voice" not in listened.stdout and not listened.stderr, listened
+    assert capped.stderr.strip() == (
+        "warning: the call was cut at --max-duration 2 s "
+        "(1 line(s) of the script unsaid; the agent still talking)"
+    ), capped
 
 
 def test_simulate_refuses_a_key_not_on_a_keypad() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import functools
 import json
 import logging
@@ -115,10 +116,42 @@ def test_metrics_need_the_bearer_token(
 ) -> None:
     base, _ = gateway
     headers = {} if authorization is None else {"Authorization": authorization}
-    assert get(base + "/metrics", headers) == (401, "unauthorized\n")
+    expected = "unauthorized: send the header Authorization: Bearer <EARSHOT_METRICS_TOKEN>\n"
+    assert get(base + "/metrics", headers) == (401, expected)
     status, text = get(base + "/metrics", {"Authorization": "Bearer metrics-secret"})
     assert status == 200 and "earshot_calls_active " in text
     assert "earshot_pacer_lateness_ms_count" in text
+
+
+def test_without_a_metrics_token_the_refusal_says_it_is_unset(
+    gateway: tuple[str, EarshotApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, app = gateway
+    monkeypatch.setattr(app, "settings", dataclasses.replace(app.settings, metrics_token=None))
+    status, body = get(base + "/metrics", {"Authorization": "Bearer "})
+    assert status == 401 and "EARSHOT_METRICS_TOKEN is not set on this gateway" in body
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("GET", "/twilio/voice", 405, "POST"),
+        ("GET", "/twilio/after", 405, "POST"),
+        ("POST", "/metrics", 405, "GET"),
+        ("DELETE", "/healthz", 405, "GET"),
+        ("GET", "/no/such/page", 404, None),
+    ],
+)
+def test_a_known_path_with_the_wrong_method_is_405_and_says_which(
+    gateway: tuple[str, EarshotApp], method: str, path: str, status: int, allow: str | None
+) -> None:
+    base, _ = gateway
+    with pytest.raises(HTTPError) as refused:
+        urlopen(Request(base + path, method=method, data=b"" if method != "GET" else None))
+    assert refused.value.code == status
+    assert refused.value.headers.get("Allow") == allow
+    if allow:
+        assert refused.value.read().decode() == f"method not allowed: {path} takes {allow}\n"
 
 
 def test_healthz_reports_calls_and_capacity(gateway: tuple[str, EarshotApp]) -> None:
