@@ -127,7 +127,7 @@ def test_without_a_metrics_token_the_refusal_says_it_is_unset(
     gateway: tuple[str, EarshotApp], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base, app = gateway
-    monkeypatch.setattr(app, "settings", dataclasses.replace(app.settings, metrics_token=None))
+    monkeypatch.setattr(app, "settings", dataclasses.replace(app.settings, metrics_token=""))
     status, body = get(base + "/metrics", {"Authorization": "Bearer "})
     assert status == 401 and "EARSHOT_METRICS_TOKEN is not set on this gateway" in body
 
