@@ -79,7 +79,7 @@ def _find_key(
 ) -> int | None:
     quoted = rf"[\"']?{re.escape(name)}[\"']?"
     if not yaml:
-        table = re.compile(rf"^\s*\[\s*{re.escape('.'.join([*parents, name]))}\s*\]\s*$")
+        table = re.compile(rf"^\s*\[\s*{re.escape('.'.join([*parents, name]))}\s*\]\s*(#.*)?$")
         for index, line in enumerate(lines):
             if table.match(line):
                 return index

@@ -42,6 +42,11 @@ def test_earshot_agent_names_the_file_the_gateway_uses(
     ("name", "text", "expected"),
     [
         ("wrong type", MINIMAL + "\n[silence]\nreprompt_s = 'eight'\n", "line 6: Expected `float`"),
+        (
+            "table with a comment",
+            MINIMAL + "[silence]  # the caller's\nreprompt_s = 'eight'  # seconds\n",
+            "line 5: Expected `float`",
+        ),
         ("unknown key", MINIMAL + "greting = 'typo'\n", "line 4: Object contains unknown field"),
         ("silences", MINIMAL + "[silence]\nreprompt_s = 30\n", "line 4: reprompt_s must be"),
         (
