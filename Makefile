@@ -1,16 +1,23 @@
 # The two commands a newcomer needs: `make run` and `make test`. Each installs what it needs.
 PYTHON ?= python3
+# pipefail: a failed install fails, though its output is filtered
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench system-packages
 
+# The first install takes about 8 minutes on 2 cores, most of it compiling llama-cpp-python
+# (pip shows each package; the compile itself prints nothing until it is done).
 $(STAMP): pyproject.toml
+	@echo "== installing Earshot into $(VENV): about 8 minutes the first time (llama-cpp-python compiles)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install -e '.[dev]' | awk '/^(Collecting|  Building wheel|Successfully|Installing)/ { print; fflush() }'
 	touch $(STAMP)
+	@echo "== installed"
 
 # Debian packages the tests use: PostgreSQL for the store tests (they start their own server),
 # espeak-ng for the VAD corpus.

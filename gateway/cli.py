@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="database URL (default: EARSHOT_DB_URL or the embedded SQLite file)",
     )
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        choices=["debug", "info", "warning", "error"],
+        help="diagnostics to print (default: info for serve, warning for the other commands)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     replay = commands.add_parser("replay", help="replay a stored call through the projections")
@@ -424,8 +430,9 @@ def _wav_to_mulaw(path: str) -> bytes:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    quiet = "info" if args.command in ("serve", "tools") else "warning"
     logging.basicConfig(  # the gateway logs what it does; a one-shot command only what fails
-        level=logging.INFO if args.command in ("serve", "tools") else logging.WARNING,
+        level=(args.log_level or quiet).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     url = args.db or default_url()
