@@ -17,6 +17,7 @@ from actors.engines.csm_synthesis import CsmEngine
 from actors.engines.language_model import phrases
 from events.group_commit import GroupCommitWriter
 from gateway.agent_file import bundled_agent
+from gateway.cli import SIMULATE_CAP_S, _parser
 from gateway.config import ENVIRONMENT, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,3 +171,13 @@ def test_the_agent_files_silences_and_the_bundled_agent() -> None:
         silence.reprompt_s,
         silence.hangup_s,
     )
+
+
+def test_the_address_make_run_serves_on_is_the_one_stated() -> None:
+    host, port = stated(r"`make run` serves on `http://([\d.]+):(\d+)`")
+    serve = _parser().parse_args(["serve"])
+    simulate = _parser().parse_args(["simulate"])
+    assert (serve.host, serve.port) == (host, int(port))
+    assert simulate.url == f"http://{host}:{port}"
+    (cap,) = stated(r"at most `--max-duration`, (\d+) s")
+    assert simulate.max_duration == SIMULATE_CAP_S == number(cap)
