@@ -20,11 +20,12 @@ $(STAMP): pyproject.toml
 	@echo "== installed"
 
 # Debian packages the tests use: PostgreSQL for the store tests (they start their own server),
-# espeak-ng for the VAD corpus.
+# espeak-ng for the VAD corpus, chromium for the call page (driven headless by Playwright).
 system-packages:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v espeak-ng >/dev/null; then \
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v espeak-ng >/dev/null \
+	    || ! command -v chromium >/dev/null; then \
 	  apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql espeak-ng >/dev/null; fi
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql espeak-ng chromium >/dev/null; fi
 
 run: $(STAMP)
 	$(BIN)/earshot serve

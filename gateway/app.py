@@ -5,16 +5,18 @@ Plain ASGI, served by uvicorn with websockets as its WebSocket implementation.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from events.catalogue import CallRefused
 from events.recorder import CallRecorder
-from gateway import metrics
+from gateway import call_page, metrics
 from gateway.asgi import read_body, respond
 from gateway.config import Settings
 from gateway.media_socket import media_stream
@@ -74,12 +76,15 @@ class EarshotApp:
         routes: dict[str, dict[str, Handler]] = {
             "/healthz": {"GET": self._health},
             "/metrics": {"GET": self._metrics},
+            "/calls": {"GET": self._call_list},
             "/twilio/voice": {"POST": self._voice_webhook},
             AFTER_STREAM_PATH: {"POST": self._after_stream_webhook},
         }
         if path.startswith("/tools/") and self.services.booking is not None:
             await self.services.booking(scope, receive, send)
             return
+        if path.startswith("/calls/"):
+            routes[path] = {"GET": self._call_page}
         methods = routes.get(path)
         if methods is None:
             await respond(send, 404, b"not found\n", "text/plain")
@@ -112,6 +117,33 @@ class EarshotApp:
             return
         text = metrics.render(self.services)
         await respond(send, 200, text.encode(), "text/plain; version=0.0.4")
+
+    async def _call_list(
+        self, scope: Any, _receive: Any, send: Any, headers: dict[str, str]
+    ) -> None:
+        if await self._bearer_refused(scope, send, headers):
+            return
+        assert self.services.writer is not None
+        calls = await self.services.writer.store.calls()
+        await respond(send, 200, call_page.render_list(calls).encode(), "text/html; charset=utf-8")
+
+    async def _call_page(
+        self, scope: Any, _receive: Any, send: Any, headers: dict[str, str]
+    ) -> None:
+        """The call page (``gateway.call_page``); ``?at=SEQ`` draws the call as it stood."""
+        if await self._bearer_refused(scope, send, headers):
+            return
+        call_sid = scope["path"].removeprefix("/calls/")
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        at_text = query.get("at", [""])[0]
+        at = int(at_text) if at_text.isdigit() else None
+        assert self.services.writer is not None
+        events = await self.services.writer.store.read_call(call_sid, up_to_seq=at)
+        if not events:
+            await respond(send, 404, f"no call {call_sid}\n".encode(), "text/plain")
+            return
+        page = await asyncio.to_thread(call_page.render, list(events), call_sid, at)
+        await respond(send, 200, page.encode(), "text/html; charset=utf-8")
 
     async def _bearer_refused(self, scope: Any, send: Any, headers: dict[str, str]) -> bool:
         """Answer 401 (saying why) unless the request carries the operator's bearer token."""

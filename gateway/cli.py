@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.catalogue import AnyEvent
@@ -33,7 +34,7 @@ from events.leases import instances_alive
 from events.store import EventStore, Forgetting
 from gateway.agent_file import AgentFileError
 from gateway.config import Settings
-from projections import heard_audio
+from projections import heard_audio, timeline
 from projections.replay import fold_all, to_json, to_text
 
 if TYPE_CHECKING:
@@ -65,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true", help="print the replay document as JSON")
     replay.add_argument(
         "--at", type=int, default=None, metavar="SEQ", help="replay only up to event SEQ"
+    )
+    replay.add_argument(
+        "--html",
+        default=None,
+        metavar="FILE",
+        help="write the call page: one self-contained HTML file drawing the call",
     )
     replay.add_argument(
         "--audio",
@@ -166,7 +173,12 @@ def _store(engine: AsyncEngine) -> EventStore:
 
 
 async def _replay(
-    url: str, call_sid: str, as_json: bool, at: int | None, audio: str | None = None
+    url: str,
+    call_sid: str,
+    as_json: bool,
+    at: int | None,
+    audio: str | None = None,
+    page: str | None = None,
 ) -> int:
     engine = create_engine(url)
     try:
@@ -183,8 +195,19 @@ async def _replay(
         print(f"call {call_sid} was forgotten at {when}: its words read {FORGOTTEN}")
     if audio is not None:
         return _write_heard_audio(events, Path(audio), call_sid)
+    if page is not None:
+        from gateway import call_page
+
+        Path(page).write_text(call_page.render(list(events), call_sid, at))
+        print(f"call {call_sid}: the call page is {page}")
+        return 0
     view = fold_all(events)
-    print(json.dumps(to_json(view, call_sid)) if as_json else to_text(view, call_sid))
+    if not as_json:
+        print(to_text(view, call_sid))
+        return 0
+    document = to_json(view, call_sid)  # and the call on one time axis, as its page draws it
+    document["timeline"] = msgspec.to_builtins(timeline.build(events, call_sid))
+    print(json.dumps(document))
     return 0
 
 
@@ -456,7 +479,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "purge":
             return asyncio.run(_forget(url, None, args.older_than))
         if args.command == "replay":
-            return asyncio.run(_replay(url, args.call_sid, args.json, args.at, args.audio))
+            return asyncio.run(
+                _replay(url, args.call_sid, args.json, args.at, args.audio, args.html)
+            )
         if args.command == "calls":
             return asyncio.run(_calls(url))
     except (StoreUnavailable, AgentFileError) as exc:

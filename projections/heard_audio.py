@@ -17,7 +17,6 @@ estimate is left out.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ import numpy as np
 from events.catalogue import AudioRetained, CallStarted, Event, MarkPlayed
 from events.mulaw import MULAW_DECODE
 from projections import heard as heard_projection
+from projections.timeline import played_at
 
 RATE = 8000
 
@@ -85,18 +85,13 @@ def _as_heard(
     replies, so only the reply's own marks can place its audio."""
     if not echoes:
         return []
-    outs = [out for out, _ in echoes]
     blocks = []
     for offset in range(0, len(pcm), 160):
         out_ms = start_ms + offset / 8.0
         if out_ms + 20.0 > heard_to_ms + 1e-6:
             break
-        index = bisect.bisect_left(outs, out_ms + 20.0)  # the echo when this block ended...
-        if index < len(echoes):
-            mark_out, mark_at = echoes[index]
-        else:  # ...or, past the last echo, the last one
-            mark_out, mark_at = echoes[-1]
-        blocks.append((mark_at - (mark_out - out_ms), pcm[offset : offset + 160]))
+        # placed by the echo when this block ended (or, past the last echo, the last one)
+        blocks.append((played_at(out_ms + 20.0, echoes) - 20.0, pcm[offset : offset + 160]))
     return blocks
 
 

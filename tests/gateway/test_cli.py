@@ -49,7 +49,7 @@ async def test_replay_json_has_the_documented_shape(tmp_path: Path) -> None:
     result = earshot("--db", url, "replay", "CA1", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
-    assert set(document) == {"call_sid", "turns", "metrics"}
+    assert set(document) == {"call_sid", "turns", "metrics", "timeline"}
     assert document["turns"][0] == {
         "role": "agent",
         "text": "Hello, thanks for calling Earshot.",
