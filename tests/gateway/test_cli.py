@@ -214,14 +214,14 @@ def test_simulate_presses_keys_and_says_how_the_call_ended(tmp_path: Path) -> No
         pressed = simulate("--press", "0").stdout
         hung_up = simulate("--press", "9").stdout
         listened = simulate()  # no script: the greeting is heard, then the caller hangs up
-        capped = simulate("--press", "1", "--max-duration", "2")
+        capped = simulate("--press", "1", "--max-duration", "1")  # mid-greeting
     closed = "ended: the gateway closed the stream (1000)"
     assert f"{closed}; transferred: Twilio dials +15005550006" in pressed, pressed
     assert f"{closed}; hung up" in hung_up, hung_up
     assert "ended: the caller hung up, the script said and answered" in listened.stdout
     assert "voice-to-voice" not in listened.stdout and not listened.stderr, listened
     assert capped.stderr.strip() == (
-        "warning: the call was cut at --max-duration 2 s "
+        "warning: the call was cut at --max-duration 1 s "
         "(1 line(s) of the script unsaid; the agent still talking)"
     ), capped
 
