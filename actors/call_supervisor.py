@@ -24,16 +24,19 @@ from actors.core.agent import Agent
 from actors.core.call_policy import (
     LIMIT_NOTICE_S,
     Action,
+    Adopt,
     CallPolicy,
     EndCall,
     Generate,
     Record,
     Restart,
     Say,
+    Speculate,
     Stage,
     StopReply,
     Transcribed,
 )
+from actors.core.speech_turns import SpeechTurns
 from actors.core.twilio_stream import TwilioStreamProtocol
 from actors.engines.fixed_lines import FixedLines
 from actors.engines.llm_endpoints import LlmEndpoints
@@ -42,6 +45,7 @@ from actors.engines.speech_synthesis import SpeechEngine
 from actors.engines.vad import SileroVadModel
 from actors.llm import Llm
 from actors.messages import (
+    CallerResumed,
     CallerSpeech,
     CallerUtterance,
     CallTimeLimit,
@@ -57,7 +61,7 @@ from actors.messages import (
     StreamStopped,
     Synthesize,
 )
-from actors.reply_streams import ReplyStreams
+from actors.reply_streams import ReplyHolds, ReplyStreams
 from actors.speech_detector import SpeechDetector
 from actors.stt import Stt
 from actors.supervised import Pulse
@@ -71,6 +75,7 @@ from events.catalogue import (
     ReplyRequested,
     ReplyTextGenerated,
     SilenceFilled,
+    TranscriptFinal,
 )
 from events.recorder import CallRecorder
 from projections import heard as heard_projection
@@ -120,6 +125,8 @@ class Engines:
     tts_timeout_s: float
     # A partial transcript of a turn still going on, this often (0: none; skipped when busy).
     stt_rolling_every_ms: float
+    preemptive: bool  # start the reply at the pause that may end a turn
+    end_of_turn_ms: float  # the caller's silence that ends their turn
     # The caller hears the agent this soon after their turn (else a holding line), and
     # a reply still silent this long after the holding line is abandoned for the fallback.
     liveness_bound_s: float
@@ -151,12 +158,15 @@ class CallSupervisor(pykka.ThreadingActor):
         self.greeting = greeting
         self.policy = CallPolicy(
             converses=engines.stt is not None and engines.llm is not None,
+            preemptive=engines.preemptive,
             bound_s=engines.liveness_bound_s,
             give_up_s=engines.liveness_give_up_s,
             agent=engines.agent,
         )
-        self.detector = SpeechDetector(engines.vad.stream())
+        turns = SpeechTurns(end_of_turn_ms=engines.end_of_turn_ms)
+        self.detector = SpeechDetector(engines.vad.stream(), turns)
         self.streams = ReplyStreams()
+        self.holds = ReplyHolds()  # speculative replies, waiting for their turn to end
         self.untranscribed: list[CallerUtterance] = []  # sent to the Stt, no transcript yet
         self.transport: pykka.ActorRef[Any] | None = None
         self.tts: pykka.ActorRef[Any] | None = None
@@ -216,6 +226,7 @@ class CallSupervisor(pykka.ThreadingActor):
                 self.engines.llm_timeout_s,
                 self.engines.liveness_bound_s,
                 self._tool_use(),
+                self.holds,
             )
 
     def _tool_use(self) -> ToolUse | None:
@@ -235,7 +246,9 @@ class CallSupervisor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         self.pulse.beat()
         policy = self.policy
-        if isinstance(message, CallerSpeech):
+        if isinstance(message, CallerResumed):
+            self._carry_out(policy.caller_resumed(message.inbound_ms))
+        elif isinstance(message, CallerSpeech):
             if message.started:
                 self._carry_out(policy.caller_started(message.inbound_ms))
             else:
@@ -321,9 +334,14 @@ class CallSupervisor(pykka.ThreadingActor):
             elif isinstance(action, Say):
                 self._say(action)
             elif isinstance(action, Generate):
-                self._generate(action)
+                self._generate(action.reply_id, action.caller_turn)
+            elif isinstance(action, Speculate):
+                self._speculate(action)
+            elif isinstance(action, Adopt):
+                self._generate(action.reply_id, action.caller_turn, speculated=True)
             elif isinstance(action, StopReply):
                 self.streams.cancel(action.reply_id)  # LLM stream closed, queued phrases skipped
+                self.holds.drop(action.reply_id)  # a speculative one, waiting: abandoned
                 if action.clear:
                     self.playout.clear(action.reply_id)
                     if self.tts is not None:
@@ -350,20 +368,41 @@ class CallSupervisor(pykka.ThreadingActor):
         elif self.tts is not None:
             self.tts.tell(Synthesize(say.reply_id, 0, say.text))
 
-    def _generate(self, generate: Generate) -> None:
+    def _generate(self, reply_id: int, caller_turn: int, *, speculated: bool = False) -> None:
+        """Reply ``reply_id`` answers ``caller_turn``: asked of the model now, or (begun at
+        the turn's pause with the same transcript, hence the same chat) released."""
         self.recorder.record(
-            ReplyRequested,
-            reply_id=generate.reply_id,
-            reason=ANSWER_REASON,
-            caller_turn=generate.caller_turn,
+            ReplyRequested, reply_id=reply_id, reason=ANSWER_REASON, caller_turn=caller_turn
         )
+        if speculated:
+            self.holds.release(reply_id)
+            return
         assert self.llm is not None
-        chat = to_chat(
-            context_messages(self.live.state),
+        self.llm.tell(GenerateReply(reply_id, self._chat(self.live.state)))
+
+    def _speculate(self, speculate: Speculate) -> None:
+        """Ask the model now for the reply the turn gets if it ends with this transcript:
+        the chat is the one the end of turn would give (the transcript as its last turn)."""
+        assert self.llm is not None
+        assumed = heard_projection.fold(
+            self.live.state,
+            TranscriptFinal(
+                call_sid=self.recorder.call_sid,
+                seq=0,
+                at_ms=0.0,
+                turn=speculate.caller_turn,
+                text=speculate.text,
+            ),
+        )
+        self.holds.hold(speculate.reply_id)
+        self.llm.tell(GenerateReply(speculate.reply_id, self._chat(assumed), held=True))
+
+    def _chat(self, heard: heard_projection.Heard) -> list[dict[str, Any]]:
+        return to_chat(
+            context_messages(heard),
             self.engines.agent.system_prompt,
             self.engines.context_budget_tokens,
         )
-        self.llm.tell(GenerateReply(generate.reply_id, chat))
 
     def _restart(self, stage: Stage) -> None:
         """A crashed or stalled stage gets a fresh actor (its per-call state is rebuilt empty).

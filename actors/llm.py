@@ -25,7 +25,7 @@ from actors.core.tool_calls import ToolCall, ToolCallReader, spoken_result, with
 from actors.engines.language_model import ChatStream, ModelUnavailable, phrases
 from actors.engines.llm_endpoints import LlmEndpoints
 from actors.messages import GenerateReply, StageError, Synthesize
-from actors.reply_streams import ReplyStreams
+from actors.reply_streams import ReplyHolds, ReplyStreams
 from actors.supervised import ReportsFailure
 from actors.tool_use import ToolUse
 from events.catalogue import ReplyCompleted, ReplyTextGenerated, StageCancelled, StageFailed
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 # rest mixed the call with talk of functions, which ``ToolCallReader`` keeps from the
 # caller).
 REPLY_TEMPERATURE = 0.2
+# A speculative reply waits this long at most for its turn to be confirmed (the end of
+# turn follows a pause by about a quarter second); then it is abandoned.
+HELD_AT_MOST_S = 5.0
 
 
 class ReplyFailed(Exception):
@@ -72,8 +75,10 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
         timeout_s: float = 10.0,
         liveness_bound_s: float = BOUND_S,
         tool_use: ToolUse | None = None,
+        holds: ReplyHolds | None = None,
     ) -> None:
         super().__init__()
+        self.holds = holds or ReplyHolds()  # speculative replies wait here for their turn
         self.tool_use = tool_use  # None: no tools offered to the model
         self.tool_names = tuple(
             schema["function"]["name"] for schema in (tool_use.tools.schemas if tool_use else [])
@@ -134,6 +139,12 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
         stream = self._open(url, request.chat, reply_id, tools)
         if stream is None:
             return
+        if request.held:  # speculative: the server thinks while the turn is confirmed
+            stream.send()
+            if not self.holds.wait(reply_id, HELD_AT_MOST_S):
+                stream.cancel()
+                self.streams.close(reply_id)
+                return  # dropped unheard: nothing of it is recorded
         segment = self._speak_stream(stream, reply_id, 0, reader)
         if stream.cancelled:
             self._cancelled(reply_id)

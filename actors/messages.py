@@ -26,6 +26,13 @@ class CallerSpeech:
 
 
 @dataclass(frozen=True)
+class CallerResumed:
+    """The caller spoke again after a pause, within the same turn."""
+
+    inbound_ms: float
+
+
+@dataclass(frozen=True)
 class ModelAction:
     """The model called a built-in action: ``end_call``, or ``transfer_call`` to ``target``
     (a name among the agent's transfer targets)."""
@@ -92,8 +99,12 @@ class CallerUtterance:
 
 @dataclass(frozen=True)
 class GenerateReply:
+    """``held``: a speculative reply (``ReplyHolds``): asked for now, spoken only once the
+    turn it answers is confirmed, dropped unheard if the caller goes on."""
+
     reply_id: int
     chat: list[dict[str, Any]]
+    held: bool = False
 
 
 @dataclass(frozen=True)

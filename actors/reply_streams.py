@@ -49,3 +49,47 @@ class ReplyStreams:
         if stream is not None:
             stream.cancel()
         return stream is not None
+
+
+class _Gate:
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        self.released = False
+
+
+class ReplyHolds:
+    """Speculative replies waiting for their turn to be confirmed: the Llm sends the
+    request at once (the server starts thinking) and reads nothing until ``release``;
+    ``drop`` (the caller went on) wakes it to abandon the reply unheard."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._gates: dict[int, _Gate] = {}
+
+    def hold(self, reply_id: int) -> None:
+        with self._lock:
+            self._gates[reply_id] = _Gate()
+
+    def release(self, reply_id: int) -> None:
+        self._open(reply_id, released=True)
+
+    def drop(self, reply_id: int) -> None:
+        self._open(reply_id, released=False)
+
+    def wait(self, reply_id: int, timeout_s: float) -> bool:
+        """Block until the reply is released (True) or dropped, or ``timeout_s`` passes."""
+        with self._lock:
+            gate = self._gates.get(reply_id)
+        if gate is None:
+            return True  # never held
+        gate.opened.wait(timeout_s)
+        with self._lock:
+            self._gates.pop(reply_id, None)
+            return gate.released
+
+    def _open(self, reply_id: int, *, released: bool) -> None:
+        with self._lock:
+            gate = self._gates.get(reply_id)
+            if gate is not None:
+                gate.released = released
+                gate.opened.set()

@@ -29,6 +29,7 @@ from actors.core.twilio_stream import (
     TwilioStreamProtocol,
 )
 from actors.messages import (
+    CallerResumed,
     CallerSpeech,
     CallerUtterance,
     InboundFrame,
@@ -192,7 +193,10 @@ class Transport(ReportsFailure, pykka.ThreadingActor):
     def _detect(self, pcm16k: Any) -> None:
         self.audio_log.append(pcm16k)
         for edge in self.detector.feed(pcm16k):
-            if edge.started:
+            if edge.resumed:  # within the turn: what began on its pause is moot
+                self.report(CallerResumed(edge.inbound_ms))
+                self.speculated_end_ms = None
+            elif edge.started:
                 self.report(CallerSpeech(True, edge.inbound_ms))
                 self.utterance_start_ms = self.asked_until_ms = edge.inbound_ms
             elif self.utterance_start_ms is None:

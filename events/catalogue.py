@@ -193,6 +193,24 @@ class ReplyRequested(Event, frozen=True, kw_only=True):
     caller_turn: int | None = None
 
 
+class ReplySpeculated(Event, frozen=True, kw_only=True):
+    """At a pause in caller turn ``caller_turn``, reply ``reply_id`` was asked of the model
+    as if the turn ended there (preemptive generation). Nothing of it is recorded or
+    heard unless the turn ends with that transcript: then ``ReplyRequested`` follows (the
+    head start is the time between), else ``SpeculationDropped``."""
+
+    reply_id: int
+    caller_turn: int
+
+
+class SpeculationDropped(Event, frozen=True, kw_only=True):
+    """A speculative reply answered nothing (``reason``: the caller went on, the
+    transcript changed, the turn was a goodbye...): it was stopped unheard."""
+
+    reply_id: int
+    reason: str
+
+
 class ReplyTextGenerated(Event, frozen=True, kw_only=True):
     """A chunk of LLM output (generated, not necessarily heard)."""
 
@@ -380,6 +398,8 @@ AnyEvent = (
     | TranscriptFinal
     | TurnNotAnswered
     | ReplyRequested
+    | ReplySpeculated
+    | SpeculationDropped
     | ReplyTextGenerated
     | ReplyCompleted
     | SpeechSynthesized

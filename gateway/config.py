@@ -94,6 +94,10 @@ class Settings:
     tts_timeout_s: float = 5.0
     # While the caller talks, a partial transcript this often (0: none).
     stt_rolling_every_ms: float = 1000.0
+    # Start the reply at the pause that may end a turn (preemptive generation).
+    preemptive: bool = True
+    # The caller's turn ends after this much silence (the agent's reply then begins).
+    end_of_turn_ms: float = 300.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -155,6 +159,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "EARSHOT_PLAYOUT_LEAD_MS": ("playout_lead_ms", float),
     "EARSHOT_RETAIN_AUDIO": ("retain_audio", _flag),
     "EARSHOT_STT_ROLLING_MS": ("stt_rolling_every_ms", float),
+    "EARSHOT_PREEMPTIVE": ("preemptive", _flag),
+    "EARSHOT_END_OF_TURN_MS": ("end_of_turn_ms", float),
     "EARSHOT_STT_TIMEOUT_S": ("stt_timeout_s", float),
     "EARSHOT_LLM_TIMEOUT_S": ("llm_timeout_s", float),
     "EARSHOT_TTS_TIMEOUT_S": ("tts_timeout_s", float),

@@ -214,6 +214,8 @@ class Services:
             llm_timeout_s=settings.llm_timeout_s,
             tts_timeout_s=settings.tts_timeout_s,
             stt_rolling_every_ms=settings.stt_rolling_every_ms,
+            preemptive=settings.preemptive,
+            end_of_turn_ms=settings.end_of_turn_ms,
             liveness_bound_s=settings.liveness_bound_s,
             liveness_give_up_s=settings.liveness_give_up_s,
         )

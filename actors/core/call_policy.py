@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from actors.core.agent import END_CALL, Agent
 from actors.core.caller_silence import CallerSilence, SilenceVerdict
@@ -29,7 +29,9 @@ from events.catalogue import (
     CallerSilent,
     CallTransferred,
     Event,
+    ReplySpeculated,
     SilenceFilled,
+    SpeculationDropped,
     SpeechStarted,
     SpeechStopped,
     StageCancelled,
@@ -138,7 +140,35 @@ class EndCall:
     reason: str
 
 
-Action = Record | Say | Generate | StopReply | Restart | EndCall
+@dataclass(frozen=True)
+class Speculate:
+    """Ask the LLM now for reply ``reply_id``, as if the caller's turn had ended with
+    ``text``; hold it (nothing recorded, nothing spoken) until ``Adopt`` or ``StopReply``."""
+
+    reply_id: int
+    caller_turn: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Adopt:
+    """The turn ended as speculated: reply ``reply_id`` is the answer; let it speak."""
+
+    reply_id: int
+    caller_turn: int
+
+
+@dataclass(frozen=True)
+class Speculation:
+    reply_id: int
+    transcript: Transcribed
+
+
+Verdict = Literal[
+    "answer", "resume", "acknowledge", "noise", "listening", "unclear", "goodbye", "person"
+]
+
+Action = Record | Say | Generate | Speculate | Adopt | StopReply | Restart | EndCall
 
 
 def record(kind: type[Event], **fields: Any) -> Record:
@@ -161,6 +191,9 @@ class CallPolicy:
     first_reply_after_turn: int = 0  # replies from this id on answer the watched turn
     ended: bool = False
     closing: tuple[int, str] | None = None  # (the goodbye's reply, why): end once it is heard
+    preemptive: bool = True  # start the reply at the turn's pause (``_speculate``)
+    speculation: Speculation | None = None  # the reply begun at the pause, not yet adopted
+    resumed_at_ms: float = 0.0  # where the caller last spoke again after a pause
 
     def __post_init__(self) -> None:
         self.watch = DeadAirWatch(self.bound_s, self.give_up_s, filler_s=self.agent.filler_after_s)
@@ -207,11 +240,16 @@ class CallPolicy:
             actions.append(record(TurnNotAnswered, turn=0, reason="listening_only"))
         else:
             self.watch.turn_ended(now)
-            self.first_reply_after_turn = self.turns.next_reply_id
+            early = self.speculation  # begun at the pause: its id is older than the turn's end
+            self.first_reply_after_turn = (
+                self.turns.next_reply_id if early is None else early.reply_id
+            )
         transcript = self.transcripts.turn_ended(inbound_ms)
         if transcript is not None:
             actions += self._final_transcript(transcript, unheard)
-        elif self.apology_owed and self.turns.agent_reply is None:
+            return actions
+        actions += self._drop_speculation("the turn went on past its pause")
+        if self.apology_owed and self.turns.agent_reply is None:
             self.apology_owed = False
             actions.append(self._say(APOLOGY, "apology"))
         return actions
@@ -233,6 +271,8 @@ class CallPolicy:
         final = self.transcripts.transcribed(transcript.speech_end_ms, transcript)
         if final is not None:
             actions += self._final_transcript(final, unheard)
+        elif transcript.tentative:  # a pause: the turn may end here
+            actions += self._drop_speculation("a later pause") + self._speculate(transcript)
         return actions
 
     def _final_transcript(
@@ -257,38 +297,99 @@ class CallPolicy:
             )
         interrupted = self.turns.take_interrupted()
         if self.closing is not None:
-            return actions
+            return actions + self._drop_speculation("the call is closing")
         if self.turns.caller_speaking or self.turns.agent_reply is not None:
             return actions  # the caller is already talking again, or the agent already answers
-        if interrupted is not None:
-            kind = interruption_kind(text, transcript.no_speech_probability)
-            if kind == "resume":  # from the first word the caller did not hear
-                rest = unheard(interrupted)
-                return actions + ([self._say(rest, "resume")] if rest else [])
-            if kind == "acknowledge":
-                return actions + [self._say(ACKNOWLEDGEMENT, "acknowledge")]
-        if noise or not self.converses:  # a cough is owed no answer; with no LLM none can come
-            if noise:
+        verdict = self._verdict(transcript, interrupted)
+        if verdict != "answer":
+            actions += self._drop_speculation(f"the turn was not answered: {verdict}")
+        if verdict == "resume":  # from the first word the caller did not hear
+            rest = unheard(interrupted) if interrupted is not None else ""
+            return actions + ([self._say(rest, "resume")] if rest else [])
+        if verdict == "acknowledge":
+            return actions + [self._say(ACKNOWLEDGEMENT, "acknowledge")]
+        if verdict in ("noise", "listening"):  # a cough is owed no answer; with no LLM none can
+            if verdict == "noise":
                 actions.append(record(TurnNotAnswered, turn=transcript.turn, reason="noise"))
             self.watch.settled()
             return actions
-        if unsure(transcript):
+        if verdict == "unclear":
             actions.append(record(TurnNotAnswered, turn=transcript.turn, reason="unclear"))
             self.watch.settled()
             return actions + [self._say(CLARIFY, "clarify")]
-        if says_goodbye(text):
+        if verdict == "goodbye":
             self.watch.settled()
             return actions + self.end_politely(self.agent.goodbye, "caller said goodbye")
-        if asks_for_a_person(text) and self.agent.default_target is not None:
+        if verdict == "person" and self.agent.default_target is not None:
             self.watch.settled()
             return actions + self.transfer(self.agent.default_target, "caller asked")
-        return actions + self._answer(transcript.turn)
+        return actions + self._answer(transcript.turn, transcript)
 
-    def _answer(self, caller_turn: int) -> list[Action]:
+    def _verdict(self, transcript: Transcribed, interrupted: int | None) -> Verdict:
+        """What a finished caller turn asks of the agent, from its transcript alone."""
+        text = transcript.text.strip()
+        if interrupted is not None:
+            kind = interruption_kind(text, transcript.no_speech_probability)
+            if kind != "answer":
+                return kind
+        if not text or transcript.no_speech_probability > NO_SPEECH_ABOVE:
+            return "noise"
+        if not self.converses:
+            return "listening"
+        if unsure(transcript):
+            return "unclear"
+        if says_goodbye(text):
+            return "goodbye"
+        if asks_for_a_person(text) and self.agent.default_target is not None:
+            return "person"
+        return "answer"
+
+    def _answer(self, caller_turn: int, transcript: Transcribed | None = None) -> list[Action]:
+        """The model answers the turn: the reply begun on its pause, if that transcript is
+        this one (its head start kept), else a new request."""
         self.silence.someone_talks()
+        early = self.speculation
+        if early is not None and early.transcript is transcript:
+            self.speculation = None
+            self.turns.take_floor(early.reply_id)
+            self.watch.reply_requested(early.reply_id)
+            return [Adopt(early.reply_id, caller_turn)]
+        actions = self._drop_speculation("the turn went on past its pause")
         reply_id = self.turns.start_reply()
         self.watch.reply_requested(reply_id)
-        return [Generate(reply_id, caller_turn)]
+        return [*actions, Generate(reply_id, caller_turn)]
+
+    def _speculate(self, transcript: Transcribed) -> list[Action]:
+        """At a pause, start the reply the turn would get if it ended here (preemptive
+        generation): the model thinks through the end-of-turn wait, and nothing of it is
+        heard or kept until the turn ends with this very transcript."""
+        if (
+            not self.preemptive
+            or transcript.speech_end_ms < self.resumed_at_ms  # the caller has gone on since
+            or self.closing is not None
+            or self.turns.agent_reply is not None
+            or self._verdict(transcript, self.turns.interrupted_reply) != "answer"
+        ):
+            return []
+        reply_id = self.turns.start_aside()  # reserved; the floor is taken on adoption
+        self.speculation = Speculation(reply_id, transcript)
+        speculated = record(ReplySpeculated, reply_id=reply_id, caller_turn=transcript.turn)
+        return [speculated, Speculate(reply_id, transcript.turn, transcript.text.strip())]
+
+    def _drop_speculation(self, reason: str) -> list[Action]:
+        early, self.speculation = self.speculation, None
+        if early is None:
+            return []
+        return [
+            record(SpeculationDropped, reply_id=early.reply_id, reason=reason),
+            StopReply(early.reply_id),
+        ]
+
+    def caller_resumed(self, inbound_ms: float) -> list[Action]:
+        """The caller spoke again after a pause: a reply begun on it answers nothing (and a
+        transcript of it still to come begins none)."""
+        self.resumed_at_ms = inbound_ms
+        return self._drop_speculation("the caller went on")
 
     def key_pressed(self, digit: str, now: float) -> list[Action]:
         """A key on the caller's keypad: the agent file's action for it, else the model is
@@ -459,7 +560,7 @@ class CallPolicy:
         self.ended = True
         self.watch.settled()
         stop = [StopReply(self.turns.agent_reply)] if self.turns.agent_reply is not None else []
-        return [*stop, EndCall(reason)]
+        return [*self._drop_speculation("the call ended"), *stop, EndCall(reason)]
 
     def _say(self, text: str, reason: str, *, fixed: bool = False, aside: bool = False) -> Say:
         """A line as a reply of its own; an ``aside`` (the holding line) leaves the floor to

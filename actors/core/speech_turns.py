@@ -13,7 +13,9 @@ Fed one speech probability (and the chunk's loudness) per 32 ms chunk:
 * After ``pause_ms`` of silence it reports a *pause*: the place the turn will end
   if the caller stays quiet. Transcription starts there, speculatively, so the
   transcript is ready about when the end of turn is confirmed (the STT's ~0.5 s
-  then overlaps the end-of-turn wait instead of following it).
+  then overlaps the end-of-turn wait instead of following it), and so does the
+  reply (preemptive generation). Speech again after a pause reports a *resume*:
+  what was started on the pause is then moot.
 * In noise the model's probability rises on non-speech, so the threshold rises
   with the noise floor, tracked on chunks that are clearly not speech.
 """
@@ -28,6 +30,7 @@ class SpeechEdge:
     started: bool  # True: speech began; False: it ended (or paused)
     inbound_ms: float  # where, on the caller's audio axis
     pause: bool = False  # speech stopped here, but the end of turn is not confirmed yet
+    resumed: bool = False  # speech again after a pause, within the same turn
 
 
 @dataclass
@@ -78,5 +81,7 @@ class SpeechTurns:
             if self._silence_ms - chunk_ms < self.pause_ms <= self._silence_ms:
                 return SpeechEdge(False, speech_end, pause=True)
         else:
-            self._silence_ms = 0.0
+            paused, self._silence_ms = self._silence_ms >= self.pause_ms, 0.0
+            if paused:
+                return SpeechEdge(True, self._position_ms - chunk_ms, resumed=True)
         return None

@@ -172,11 +172,15 @@ class ToolCallReader:
 
 def _first_object(text: str) -> JsonObject | None:
     """The first ``{...}`` in ``text`` as a JSON object; keys left unquoted (as a small
-    model writes ``{party_size: 2}``) are quoted first. None if there is none."""
+    model writes ``{party_size: 2}``) are quoted first, and braces it left open (Qwen2.5
+    0.5B drops the last one of a call) are closed. None if there is none."""
     start = text.find("{")
     if start < 0:
         return None
-    candidate = text[start:]
+    candidate = text[start:].rstrip()
+    unclosed = candidate.count("{") - candidate.count("}")
+    if 0 < unclosed <= 2:
+        candidate += "}" * unclosed
     for attempt in (candidate, re.sub(r"([{,]\s*)([A-Za-z_]\w*)\s*:", r'\1"\2":', candidate)):
         try:
             decoded, _ = json.JSONDecoder().raw_decode(attempt)

@@ -40,6 +40,10 @@ class TurnTaking:
         self.agent_reply = reply_id
         return reply_id
 
+    def take_floor(self, reply_id: int) -> None:
+        """A reply reserved earlier (``start_aside``) becomes the one holding the floor."""
+        self.agent_reply = reply_id
+
     def start_aside(self) -> int:
         """A line said while the floor's reply is still coming (a holding line): it does not
         take the floor, so the reply it covers for is still the one a barge-in cancels."""

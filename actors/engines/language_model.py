@@ -219,6 +219,19 @@ class ChatStream:
             self._headers["Authorization"] = f"Bearer {key}"
         self._cancelled = threading.Event()
         self.finish_reason: str | None = None
+        self._sent = False
+        self._send_error: OSError | None = None
+
+    def send(self) -> None:
+        """Send the request now, to be read later: the server starts on it meanwhile (a
+        speculative reply). A failure to send surfaces when the stream is read."""
+        if self._sent:
+            return
+        self._sent = True
+        try:
+            self._connection.request("POST", self._path, self._body, self._headers)
+        except OSError as exc:
+            self._send_error = exc
 
     @property
     def cancelled(self) -> bool:
@@ -238,7 +251,9 @@ class ChatStream:
         ``finish_reason`` was cut by the server and raises ``IncompleteReply``: llama.cpp's
         server, interrupting one request for another, sends ``[DONE]`` all the same."""
         try:
-            self._connection.request("POST", self._path, self._body, self._headers)
+            self.send()
+            if self._send_error is not None:
+                raise self._send_error
             response = self._connection.getresponse()
             if response.status != 200:
                 raise ModelUnavailable(f"LLM answered {response.status}: {response.read()[:200]!r}")

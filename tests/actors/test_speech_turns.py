@@ -23,8 +23,10 @@ def test_a_pause_is_reported_before_the_end_of_turn_at_the_same_speech_end() -> 
 def test_speech_resuming_after_a_pause_moves_the_end() -> None:
     turns = SpeechTurns(pause_ms=64.0, end_of_turn_ms=320.0)
     found = edges(turns, [0.9] * 10 + [0.0] * 3 + [0.9] * 5 + [0.0] * 10)
-    assert [edge for edge in found if not edge.started] == [
+    assert found == [
+        SpeechEdge(True, 0.0),
         SpeechEdge(False, 320.0, pause=True),
+        SpeechEdge(True, 416.0, resumed=True),  # what began on the pause is moot
         SpeechEdge(False, 576.0, pause=True),
         SpeechEdge(False, 576.0),
     ]

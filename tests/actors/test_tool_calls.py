@@ -45,6 +45,12 @@ def test_talk_of_functions_is_kept_from_the_caller_and_the_call_read_from_it() -
     assert call == ToolCall("call_1", "book_table", ARGUMENTS)
 
 
+def test_a_call_missing_its_last_brace_is_read_as_the_small_model_meant_it() -> None:
+    """Qwen2.5 0.5B, asked for a table by the bundled receptionist, dropped the last brace."""
+    tagged = f"<tool_call>\n{CALL[:-1]}\n</tool_call>"
+    assert read([tagged]) == ([], ToolCall("call_1", "book_table", ARGUMENTS))
+
+
 def test_a_described_call_with_nothing_to_call_is_a_failed_reply() -> None:
     with pytest.raises(ValueError, match="described a call"):
         read(["Sure. Please call book_table once you know how many people."])

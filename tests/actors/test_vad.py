@@ -79,9 +79,9 @@ def _segments(
         for probability, chunk in probabilities(converter.convert(mulaw[offset : offset + 160])):
             level = rms_dbfs((chunk * 32767).astype(np.int16))
             edge = turns.feed(probability, level, 32.0)
-            if edge is not None and edge.started:
+            if edge is not None and edge.started and not edge.resumed:
                 start = edge.inbound_ms
-            elif edge is not None and not edge.pause and start is not None:
+            elif edge is not None and not (edge.started or edge.pause) and start is not None:
                 segments.append((start, edge.inbound_ms))
                 start = None
     if start is not None:

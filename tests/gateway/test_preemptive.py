@@ -1,0 +1,114 @@
+"""Preemptive generation, live (issue 13): the reply is asked for at the pause that may end
+the caller's turn. When the turn does end there, that reply answers it (asked before the
+end of turn was confirmed); when the caller pauses and goes on, it is dropped: never
+requested as an answer, never synthesized or sent, never heard, never in the Context.
+
+A gateway like the talking one (the real STT, an LLM endpoint that answers ``REPLY``),
+whose turns end after 600 ms of silence: a pause of 400 ms is then surely transcribed
+before the caller goes on (the STT takes ~0.1 s), yet is not the end of the turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
+from events.catalogue import (
+    AnyEvent,
+    AudioSent,
+    ReplyRequested,
+    ReplySpeculated,
+    ReplyTextGenerated,
+    SpeculationDropped,
+    SpeechStopped,
+    SpeechSynthesized,
+)
+from gateway.app import EarshotApp
+from gateway.simulate import SimulatedCaller, Utterance, voiced_span_s
+from projections.context import context_messages
+from projections.replay import fold_all
+from tests.support.fault_llm import REPLY, FaultInjectingLlm
+from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
+
+SILENCE_20MS = b"\xff" * 160
+END_OF_TURN_MS = 600.0
+PAUSE_MS = 400  # past the 64 ms pause and the STT's ~0.1 s on it, short of the end of turn
+
+
+@pytest.fixture(scope="module")
+def patient_gateway(
+    tmp_path_factory: pytest.TempPathFactory, llm: FaultInjectingLlm
+) -> Iterator[tuple[str, EarshotApp]]:
+    db = tmp_path_factory.mktemp("preemptive") / "calls.db"
+    with running_gateway(
+        f"sqlite+aiosqlite:///{db}", llm_url=llm.url, end_of_turn_ms=END_OF_TURN_MS
+    ) as running:
+        yield running
+
+
+def spoken(*parts: str, pause_ms: int = 0) -> bytes:
+    """The parts said one after another, exactly ``pause_ms`` of silence between their
+    voices (each part's own leading and trailing silence cut)."""
+    voice = HibariEngine()
+    audio = [phrase_to_mulaw(p.samples, p.rate) for p in map(voice.synthesize, parts)]
+    if len(audio) == 1:
+        return audio[0]
+    voiced = []
+    for mulaw in audio:
+        onset_s, end_s = voiced_span_s(mulaw)
+        voiced.append(mulaw[int(onset_s * 8000) : int(end_s * 8000)])
+    return (SILENCE_20MS * (pause_ms // 20)).join(voiced)
+
+
+async def call(base: str, app: EarshotApp, mulaw: bytes) -> list[AnyEvent]:
+    script = [Utterance(mulaw, after_agent_quiet_ms=500.0)]
+    truth = await SimulatedCaller(
+        base, auth_token=AUTH_TOKEN, script=script, linger_s=4.0, hang_up_after_s=30.0
+    ).run()
+    return await stored_call(app, truth.call_sid)
+
+
+def of_reply(events: list[AnyEvent], reply_id: int) -> list[AnyEvent]:
+    return [e for e in events if getattr(e, "reply_id", None) == reply_id]
+
+
+async def test_a_turn_that_ends_at_its_pause_is_answered_by_the_reply_begun_there(
+    patient_gateway: tuple[str, EarshotApp],
+) -> None:
+    base, app = patient_gateway
+    events = await call(base, app, spoken("Could I book a table for two tonight?"))
+    begun = [e for e in events if isinstance(e, ReplySpeculated)]
+    assert begun, "no reply was begun at the pause"
+    answer = next(e for e in events if isinstance(e, ReplyRequested) and e.reason == "caller_turn")
+    assert answer.reply_id == begun[-1].reply_id  # the one begun at the pause answered
+    ended = next(e for e in events if isinstance(e, SpeechStopped))
+    assert begun[-1].at_ms < ended.at_ms  # asked before the end of turn was confirmed
+    assert [e.text for e in events if isinstance(e, ReplyTextGenerated)][-1] != ""
+    assert context_messages(fold_all(events).heard)[-1].content == REPLY
+
+
+async def test_a_caller_who_pauses_and_goes_on_never_hears_the_reply_begun_at_the_pause(
+    patient_gateway: tuple[str, EarshotApp],
+) -> None:
+    base, app = patient_gateway
+    events = await call(
+        base, app, spoken("I would like a table.", "For two people, tonight.", pause_ms=PAUSE_MS)
+    )
+    dropped = [e for e in events if isinstance(e, SpeculationDropped)]
+    assert dropped and dropped[0].reason == "the caller went on", dropped
+    wasted = dropped[0].reply_id
+    # Nothing of it was recorded past its start: no request, text, speech or audio.
+    assert [type(e) for e in of_reply(events, wasted)] == [ReplySpeculated, SpeculationDropped]
+    assert not [
+        e
+        for e in of_reply(events, wasted)
+        if isinstance(e, ReplyRequested | ReplyTextGenerated | SpeechSynthesized | AudioSent)
+    ]
+    heard = fold_all(events).heard
+    assert wasted not in [turn.reply_id for turn in heard.agent_turns()]
+    messages = context_messages(heard)
+    assert [m.role for m in messages] == ["assistant", "user", "assistant"], messages
+    assert "two people" in messages[1].content.lower() and messages[2].content == REPLY
