@@ -1,6 +1,6 @@
 """Per-stage latency of the spoken pipeline on this machine, with the embedded models.
 
-    python -m bench.pipeline [--calls 4] [--turns 5]
+    python -m bench.pipeline [--calls 4] [--turns 5] [--preemptive on|off|both]
 
 Simulated callers hold ``--calls`` conversations of ``--turns`` turns each (one
 call at a time). Per turn, from the stored events (Metrics projection): VAD
@@ -8,7 +8,11 @@ end-of-turn delay (from the speech end the VAD found to its decision: the
 300 ms of silence it waits, plus processing), STT final
 after the end of turn, LLM time to first token, TTS time to first audio, and
 the agent's first audio sent after the end of turn; and voice-to-voice as the
-caller heard it (end of its speech -> first agent audio played). P50/P95.
+caller heard it (end of its speech -> first agent audio played). P50/P95/P99.
+With preemptive generation (the reply asked for at the turn's pause): how many replies
+were begun early, how many of them answered and how many were dropped unheard (the
+wasted work, per turn), and the head start the answered ones had. ``--preemptive both``
+runs the calls without it, then with it, on the same gateway settings otherwise.
 """
 
 from __future__ import annotations
@@ -20,7 +24,13 @@ from pathlib import Path
 
 from actors.core.audio_formats import phrase_to_mulaw
 from actors.engines.speech_synthesis import HibariEngine
-from events.catalogue import SpeechStopped, TranscriptPartial
+from events.catalogue import (
+    ReplyRequested,
+    ReplySpeculated,
+    SpeculationDropped,
+    SpeechStopped,
+    TranscriptPartial,
+)
 from gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
 from projections.metrics import percentile
 from projections.replay import fold_all
@@ -37,7 +47,7 @@ QUESTIONS = [
 ]
 
 
-async def run(calls: int, turns: int) -> None:
+async def run(calls: int, turns: int, preemptive: bool) -> None:
     voice = HibariEngine()
     lines = [voice.synthesize(q) for q in QUESTIONS]
     samples: dict[str, list[float]] = {
@@ -52,9 +62,12 @@ async def run(calls: int, turns: int) -> None:
         )
     }
     rolling = 0
+    begun: dict[int, float] = {}
+    answered, dropped, head_start_ms = 0, 0, []
+    db = "sqlite+aiosqlite:///{}/pipeline.db"
     with (
         tempfile.TemporaryDirectory() as tmp,
-        running_gateway(f"sqlite+aiosqlite:///{Path(tmp) / 'pipeline.db'}") as (base, app),
+        running_gateway(db.format(Path(tmp)), preemptive=preemptive) as (base, app),
     ):
         for call in range(calls):
             script = [
@@ -73,6 +86,12 @@ async def run(calls: int, turns: int) -> None:
                         samples[name].append(value)
             t0 = seen(app).origins[truth.call_sid]
             rolling += sum(isinstance(e, TranscriptPartial) and e.rolling for e in events)
+            begun = {e.reply_id: e.at_ms for e in events if isinstance(e, ReplySpeculated)}
+            dropped += sum(isinstance(e, SpeculationDropped) for e in events)
+            for request in (e for e in events if isinstance(e, ReplyRequested)):
+                if request.reply_id in begun:
+                    answered += 1
+                    head_start_ms.append(request.at_ms - begun[request.reply_id])
             for stopped in (e for e in events if isinstance(e, SpeechStopped)):
                 # Caller audio arrives in real time from the stream's start, so the speech
                 # end the VAD found (inbound axis) reached us at started_at + inbound_ms.
@@ -80,21 +99,34 @@ async def run(calls: int, turns: int) -> None:
                 samples["vad_end_of_turn_ms"].append(
                     (t0 + stopped.at_ms / 1000 - speech_end_at) * 1000
                 )
-    print(f"pipeline on this CPU, {calls} calls x {turns} turns ({rolling} rolling partials):")
+    mode = "on" if preemptive else "off"
+    print(
+        f"pipeline on this CPU, {calls} calls x {turns} turns, preemptive {mode}"
+        f" ({rolling} rolling partials):"
+    )
     for name, values in samples.items():
         if values:
             print(
                 f"  {name:22s} n={len(values):3d}  P50 {percentile(values, 50):7.0f} ms  "
-                f"P95 {percentile(values, 95):7.0f} ms"
+                f"P95 {percentile(values, 95):7.0f} ms  P99 {percentile(values, 99):7.0f} ms"
             )
+    if preemptive:
+        turns_taken = max(len(samples["llm_ttft_ms"]), 1)
+        print(
+            f"  replies begun at the pause: {answered + dropped}, answered {answered},"
+            f" dropped unheard {dropped} ({dropped / turns_taken:.2f} per turn); head start"
+            f" P50 {percentile(head_start_ms, 50) or 0:.0f} ms"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=4)
     parser.add_argument("--turns", type=int, default=5)
+    parser.add_argument("--preemptive", choices=["on", "off", "both"], default="both")
     args = parser.parse_args()
-    asyncio.run(run(args.calls, args.turns))
+    for mode in ("off", "on") if args.preemptive == "both" else (args.preemptive,):
+        asyncio.run(run(args.calls, args.turns, preemptive=mode == "on"))
 
 
 if __name__ == "__main__":
