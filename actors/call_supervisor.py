@@ -261,7 +261,8 @@ class CallSupervisor(pykka.ThreadingActor):
                 self.stt.tell(message)
         elif isinstance(message, Transcribed):
             self.untranscribed = [u for u in self.untranscribed if not _answers(message, u)]
-            self._carry_out(policy.transcribed(message, self._unheard))
+            room = self.engines.llm is not None and self.engines.llm.has_room()
+            self._carry_out(policy.transcribed(message, self._unheard, llm_has_room=room))
         elif isinstance(message, ReplyPlayed):
             self._carry_out(policy.reply_played(message.reply_id, time.monotonic()))
         elif isinstance(message, ModelAction):

@@ -44,6 +44,8 @@ from projections.heard import LiveHeard
 
 log = logging.getLogger(__name__)
 
+VLLM_BATCH = 32  # the README's `vllm serve --max-num-seqs`: requests served side by side
+
 
 @dataclass
 class Counters:
@@ -170,9 +172,11 @@ class Services:
         stt, llm, tools = None, None, None
         if settings.converse:
             stt = await asyncio.to_thread(WhisperEngine)
+            at_once = VLLM_BATCH  # a served model batches requests
             if settings.llm_url is not None:
                 urls = [settings.llm_url]
             else:
+                at_once = 1  # llama.cpp's server: one request at a time
                 cores = os.cpu_count() or 2
                 servers = settings.embedded_llm_servers or max(1, cores // 2)
                 threads = max(1, cores // servers)
@@ -185,7 +189,7 @@ class Services:
                 await asyncio.to_thread(
                     warm_up, url, settings.agent.system_prompt, settings.llm_model, tools.schemas
                 )
-            llm = LlmEndpoints(urls)
+            llm = LlmEndpoints(urls, requests_at_once=at_once)
         fixed_lines = FixedLines(tts)
         await asyncio.to_thread(
             fixed_lines.prepare,

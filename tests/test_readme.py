@@ -181,3 +181,13 @@ def test_the_address_make_run_serves_on_is_the_one_stated() -> None:
     assert simulate.url == f"http://{host}:{port}"
     (cap,) = stated(r"at most `--max-duration`, (\d+) s")
     assert simulate.max_duration == SIMULATE_CAP_S == number(cap)
+
+
+def test_the_first_install_shows_progress_and_says_how_long_it_takes() -> None:
+    """A newcomer's first `make` sat silent for minutes (pip --quiet): pip's progress is
+    shown, filtered to what it collects and builds, and the wait is said up front."""
+    makefile = (ROOT / "Makefile").read_text()
+    install = next(line for line in makefile.splitlines() if "pip install -e" in line)
+    assert "--quiet" not in install and "Building wheel" in install
+    (minutes,) = stated(r"The first install takes about (\d+) minutes")
+    assert f"about {minutes} minutes the first time" in makefile

@@ -254,7 +254,15 @@ class CallPolicy:
             actions.append(self._say(APOLOGY, "apology"))
         return actions
 
-    def transcribed(self, transcript: Transcribed, unheard: Callable[[int], str]) -> list[Action]:
+    def transcribed(
+        self,
+        transcript: Transcribed,
+        unheard: Callable[[int], str],
+        *,
+        llm_has_room: bool = True,
+    ) -> list[Action]:
+        """A transcript is in (``llm_has_room``: the model could start a reply now without
+        making another call's wait, so one may be begun at a pause)."""
         actions: list[Action] = []
         if transcript.tentative and transcript.text.strip():
             actions.append(
@@ -272,7 +280,9 @@ class CallPolicy:
         if final is not None:
             actions += self._final_transcript(final, unheard)
         elif transcript.tentative:  # a pause: the turn may end here
-            actions += self._drop_speculation("a later pause") + self._speculate(transcript)
+            actions += self._drop_speculation("a later pause")
+            if llm_has_room:
+                actions += self._speculate(transcript)
         return actions
 
     def _final_transcript(

@@ -30,3 +30,15 @@ def test_one_url_serves_every_reply() -> None:  # vLLM: it batches by itself
         assert one == two == "http://gpu:8001/v1"
     with pytest.raises(ValueError):
         LlmEndpoints([])
+
+
+def test_work_that_may_be_skipped_starts_only_while_an_endpoint_has_room() -> None:
+    embedded = LlmEndpoints(["a", "b"], requests_at_once=1)
+    with embedded.lease():
+        assert embedded.has_room()  # "b" is free
+        with embedded.lease():
+            assert not embedded.has_room()  # a speculative reply would make one wait
+    assert embedded.has_room()
+    batching = LlmEndpoints(["http://gpu:8001/v1"], requests_at_once=32)
+    with batching.lease(), batching.lease():
+        assert batching.has_room()

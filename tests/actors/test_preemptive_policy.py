@@ -87,7 +87,7 @@ def test_a_turn_that_ends_past_a_later_pause_drops_the_first_reply() -> None:
     assert ended[-1] == Adopt(3, 1)
 
 
-def test_no_reply_is_begun_for_a_goodbye_a_noise_a_doubt_or_when_switched_off() -> None:
+def test_no_reply_is_begun_for_a_goodbye_a_noise_a_doubt_a_busy_model_or_when_off() -> None:
     for text, nsp, logprob in (
         ("Thanks, bye.", 0.05, -0.2),
         ("", 0.9, -0.2),
@@ -100,6 +100,12 @@ def test_no_reply_is_begun_for_a_goodbye_a_noise_a_doubt_or_when_switched_off() 
         assert not [
             a for a in policy.transcribed(pause, nothing_unheard) if isinstance(a, Speculate)
         ]
+    busy = greeted()  # the model is busy with another call's reply: nothing is begun
+    pause = at_pause(1, "A table for two", 2500.0)
+    assert kinds(busy.transcribed(pause, nothing_unheard, llm_has_room=False)) == [
+        TranscriptPartial
+    ]
+    assert busy.caller_stopped(2500.0, 2.8, nothing_unheard)[-1] == Generate(2, 1)
     off = greeted(preemptive=False)
     pause = at_pause(1, "A table for two", 2500.0)
     assert kinds(off.transcribed(pause, nothing_unheard)) == [TranscriptPartial]

@@ -143,6 +143,18 @@ async def test_a_call_with_barge_ins_is_drawn_where_its_replay_says(
     first = await drawn(page)
     assert_where_the_json_says(first, timeline)
     assert await page.locator("svg.wave path").count() == 2  # both voices, kept with consent
+    cursor_ms = await page.evaluate(
+        """() => new Promise((done) => {
+             const player = document.getElementById("audio");
+             player.addEventListener("seeked", () => requestAnimationFrame(() => {
+               const cursor = document.getElementById("cursor").getBoundingClientRect();
+               const axis = document.getElementById("axis").getBoundingClientRect();
+               done((cursor.left - axis.left) / window.callPage.scale());
+             }), {once: true});
+             player.currentTime = 4.0;
+           })"""
+    )
+    assert abs(cursor_ms - 4000.0) <= PIXEL / first["scale"]  # the cursor follows the audio
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "call_page.png"), full_page=True)
     await page.click("#zoom-in")

@@ -69,8 +69,11 @@ async def test_replay_at_a_sequence_number_and_as_text(tmp_path: Path) -> None:
     assert early["turns"][0]["heard_text"] == "Hello," and not early["turns"][0]["interrupted"]
     text = earshot("--db", url, "replay", "CA1").stdout
     assert "heard 900 of 1400 ms: 'Hello, thanks' (cut mid-word: 'for')  INTERRUPTED" in text
-    listing = earshot("--db", url, "calls").stdout
-    assert listing.startswith("CA1 ") and "9 events" in listing
+    listing = earshot("--db", url, "calls")
+    assert listing.stdout.startswith("CA1 ") and "9 events" in listing.stdout
+    assert listing.stderr == ""  # a read command prints its answer, no diagnostics
+    chatty = earshot("--log-level", "info", "--db", url, "calls")
+    assert chatty.stdout == listing.stdout and "INFO" in chatty.stderr
 
 
 async def test_unknown_call_and_corrupt_rows_fail_clearly(tmp_path: Path) -> None:
