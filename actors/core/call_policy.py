@@ -494,6 +494,13 @@ class CallPolicy:
             times = f" {failures} times" if failures > 1 else ""
             ending = record(StageFailed, stage=stage, error=error[:500], action="end_call")
             return [ending, *self.end(f"{stage} failed{times}")]
+        early = self.speculation
+        if early is not None and reply_id == early.reply_id:  # begun at a pause: owed nothing
+            lost = record(
+                StageFailed, stage=stage, error=error[:500], action="dropped", reply_id=reply_id
+            )
+            restart = [Restart(stage)] if crashed else []
+            return [lost, *restart, *self._drop_speculation(f"{stage} failed")]
         reply_id = reply_id if reply_id is not None else self.turns.agent_reply
         action = "superseded" if superseded else "apologise"
         actions: list[Action] = [

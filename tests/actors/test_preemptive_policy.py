@@ -10,7 +10,10 @@ from actors.core.call_policy import (
     CallPolicy,
     Generate,
     Record,
+    Restart,
+    Say,
     Speculate,
+    Stage,
     StopReply,
     Transcribed,
 )
@@ -18,6 +21,7 @@ from events.catalogue import (
     ReplySpeculated,
     SpeculationDropped,
     SpeechStopped,
+    StageFailed,
     TranscriptFinal,
     TranscriptPartial,
 )
@@ -117,6 +121,15 @@ def test_a_pause_transcribed_after_the_caller_went_on_begins_nothing() -> None:
     assert policy.caller_resumed(2700.0) == []  # nothing begun yet: the STT was busy
     late = policy.transcribed(at_pause(1, "A table for two", 2500.0), nothing_unheard)
     assert kinds(late) == [TranscriptPartial]
+
+
+def test_a_crash_on_a_reply_begun_at_a_pause_is_restarted_without_an_apology() -> None:
+    policy = greeted()
+    policy.transcribed(at_pause(1, "A table for two", 2500.0), nothing_unheard)
+    failed = policy.stage_failed(Stage.LLM, 2, "injected", crashed=True)
+    assert kinds(failed) == [StageFailed, Restart, SpeculationDropped, StopReply]
+    assert Say not in kinds(failed)  # the caller was promised nothing yet
+    assert policy.caller_stopped(2500.0, 2.8, nothing_unheard)[-1] == Generate(3, 1)
 
 
 def test_the_end_of_the_call_drops_a_reply_begun_at_a_pause() -> None:

@@ -392,8 +392,16 @@ async def test_a_crashed_stage_is_restarted_and_the_next_turn_is_heard(
 ) -> None:
     base, app = talking_gateway
     # The first message that can answer a turn: a rolling partial lost to a crash costs
-    # nothing (the turn's own transcript follows), so it owes the caller no apology.
-    real, crashes = actor.on_receive, once(lambda message: not getattr(message, "rolling", False))
+    # nothing (the turn's own transcript follows), nor does a reply begun at a pause (the
+    # end of turn asks again): neither owes the caller an apology.
+    real, crashes = (
+        actor.on_receive,
+        once(
+            lambda message: (
+                not getattr(message, "rolling", False) and not getattr(message, "held", False)
+            )
+        ),
+    )
 
     def on_receive(self: Any, message: Any) -> None:
         if crashes(message):

@@ -128,6 +128,9 @@ def gateway(
         llm_url=tools_llm.url,
         agent=agent,
         tools_secret=SECRET,
+        # One scripted answer per request: a reply begun at a pause (and dropped when the
+        # caller goes on) would take one (tests/gateway/test_preemptive.py covers those).
+        preemptive=False,
     ) as running:
         yield running
 
