@@ -62,7 +62,6 @@ async def run(calls: int, turns: int, preemptive: bool) -> None:
         )
     }
     rolling = 0
-    begun: dict[int, float] = {}
     answered, dropped, head_start_ms = 0, 0, []
     db = "sqlite+aiosqlite:///{}/pipeline.db"
     with (

@@ -41,6 +41,14 @@ class EarshotApp:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.services = Services.for_settings(self.settings)
+        self._routes: dict[str, dict[str, Handler]] = {  # path -> method -> endpoint
+            "/healthz": {"GET": self._health},
+            "/metrics": {"GET": self._metrics},
+            "/calls": {"GET": self._call_list},
+            "/calls/": {"GET": self._call_page},  # /calls/CALL_SID
+            "/twilio/voice": {"POST": self._voice_webhook},
+            AFTER_STREAM_PATH: {"POST": self._after_stream_webhook},
+        }
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -73,19 +81,10 @@ class EarshotApp:
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path, method = scope["path"], scope["method"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        routes: dict[str, dict[str, Handler]] = {
-            "/healthz": {"GET": self._health},
-            "/metrics": {"GET": self._metrics},
-            "/calls": {"GET": self._call_list},
-            "/twilio/voice": {"POST": self._voice_webhook},
-            AFTER_STREAM_PATH: {"POST": self._after_stream_webhook},
-        }
         if path.startswith("/tools/") and self.services.booking is not None:
             await self.services.booking(scope, receive, send)
             return
-        if path.startswith("/calls/"):
-            routes[path] = {"GET": self._call_page}
-        methods = routes.get(path)
+        methods = self._routes.get("/calls/" if path.startswith("/calls/") else path)
         if methods is None:
             await respond(send, 404, b"not found\n", "text/plain")
         elif method not in methods:

@@ -11,9 +11,6 @@ screenshot is kept in ``var/artifacts/``. A 30-minute call's page must open in u
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,7 +27,7 @@ from gateway import call_page
 from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller, Utterance
 from tests.support.fault_llm import FaultInjectingLlm
-from tests.support.gateway import AUTH_TOKEN, DATA_KEY_ENV, REPO, stored_call
+from tests.support.gateway import AUTH_TOKEN, DATA_KEY_ENV, REPO, earshot, stored_call
 from tests.support.long_call import long_call
 
 CHROMIUM = "/usr/bin/chromium"
@@ -100,15 +97,8 @@ def assert_where_the_json_says(shown: dict[str, Any], timeline: dict[str, Any]) 
         assert abs(left + width / 2 - cut["at_ms"] * scale) <= PIXEL, (cut, left, scale)
 
 
-def earshot(*args: str, env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **env},
-    )
+def printed(*args: str, env: dict[str, str]) -> str:
+    done = earshot(*args, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -132,13 +122,13 @@ async def test_a_call_with_barge_ins_is_drawn_where_its_replay_says(
     assert len(truth.clears) == 2, truth.clears
     await stored_call(app, truth.call_sid)
     env = {"EARSHOT_DB_URL": app.settings.db_url, **DATA_KEY_ENV}
-    document = json.loads(earshot("replay", truth.call_sid, "--json", env=env))
+    document = json.loads(printed("replay", truth.call_sid, "--json", env=env))
     timeline = document["timeline"]
     assert sum(reply["cut"] is not None for reply in timeline["agent"]) == 2
     kinds = [word["heard"] for reply in timeline["agent"] for word in reply["words"]]
     assert {"heard", "unheard"} <= set(kinds)
     html = tmp_path / "call.html"
-    earshot("replay", truth.call_sid, "--html", str(html), env=env)
+    printed("replay", truth.call_sid, "--html", str(html), env=env)
     page, _ = await opened(browser, html)
     first = await drawn(page)
     assert_where_the_json_says(first, timeline)

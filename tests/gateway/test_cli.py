@@ -19,20 +19,16 @@ from events.encryption import MasterKey, parse_master_key
 from events.store import EventStore
 from gateway.config import Settings, refusal_to_serve
 from tests.projections.test_heard import interrupted_call
-from tests.support.gateway import AUTH_TOKEN, DATA_KEY_ENV, REPO, free_port, serve_process
+from tests.support.gateway import (
+    AUTH_TOKEN,
+    DATA_KEY_ENV,
+    REPO,
+    earshot,
+    free_port,
+    serve_process,
+)
 
 KEY = bytes(range(32))
-
-
-def earshot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
 
 
 async def stored_call(tmp_path: Path) -> str:

@@ -228,3 +228,15 @@ def http_get_status(url: str, token: str | None = None, timeout: float = 10.0) -
         return error.code, str(error.read().decode())
     except OSError as error:  # refused, or not listening yet
         return 0, str(error)
+
+
+def earshot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The ``earshot`` command line, run as a user would (the environment, plus ``env``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
