@@ -495,9 +495,13 @@ class CallPolicy:
             ending = record(StageFailed, stage=stage, error=error[:500], action="end_call")
             return [ending, *self.end(f"{stage} failed{times}")]
         early = self.speculation
-        if early is not None and reply_id == early.reply_id:  # begun at a pause: owed nothing
+        if early is not None and self._failed_on_the_begun_reply(stage, reply_id, crashed=crashed):
             lost = record(
-                StageFailed, stage=stage, error=error[:500], action="dropped", reply_id=reply_id
+                StageFailed,
+                stage=stage,
+                error=error[:500],
+                action="dropped",
+                reply_id=early.reply_id,
             )
             restart = [Restart(stage)] if crashed else []
             return [lost, *restart, *self._drop_speculation(f"{stage} failed")]
@@ -508,6 +512,8 @@ class CallPolicy:
         ]
         if crashed:
             actions.append(Restart(stage))
+            if stage in (Stage.LLM, Stage.TTS):  # the Llm restarted: a begun reply went with it
+                actions += self._drop_speculation(f"{stage} failed")
         if reply_id is not None:  # the reply it was working on is lost
             self.turns.reply_played(reply_id)
             actions.append(StopReply(reply_id))
@@ -521,6 +527,16 @@ class CallPolicy:
         elif self.turns.agent_reply is None:
             actions.append(self._say(APOLOGY, "apology"))
         return actions
+
+    def _failed_on_the_begun_reply(
+        self, stage: Stage, reply_id: int | None, *, crashed: bool
+    ) -> bool:
+        """Did the failure hit the reply begun at a pause (owed nothing)? A crash names no
+        reply: a crashed Llm was on the begun one unless an answer is being spoken."""
+        assert self.speculation is not None
+        if reply_id is not None:
+            return reply_id == self.speculation.reply_id
+        return crashed and stage == Stage.LLM and self.turns.agent_reply is None
 
     def check_liveness(self, now: float, audio_since_turn: bool) -> list[Action]:
         """The liveness timer fired: the agent's silence (``_check_dead_air``) and the

@@ -126,9 +126,23 @@ def test_a_pause_transcribed_after_the_caller_went_on_begins_nothing() -> None:
 def test_a_crash_on_a_reply_begun_at_a_pause_is_restarted_without_an_apology() -> None:
     policy = greeted()
     policy.transcribed(at_pause(1, "A table for two", 2500.0), nothing_unheard)
-    failed = policy.stage_failed(Stage.LLM, 2, "injected", crashed=True)
+    # A crash names no reply (the actor died, not a request): the begun one was its work.
+    failed = policy.stage_failed(Stage.LLM, None, "injected", crashed=True)
     assert kinds(failed) == [StageFailed, Restart, SpeculationDropped, StopReply]
+    assert failed[0] == Record(
+        StageFailed, {"stage": Stage.LLM, "error": "injected", "action": "dropped", "reply_id": 2}
+    )
     assert Say not in kinds(failed)  # the caller was promised nothing yet
+    assert policy.caller_stopped(2500.0, 2.8, nothing_unheard)[-1] == Generate(3, 1)
+
+
+def test_a_crashed_tts_restarts_the_llm_and_so_drops_the_reply_begun_at_a_pause() -> None:
+    policy = greeted()
+    policy.transcribed(at_pause(1, "A table for two", 2500.0), nothing_unheard)
+    failed = policy.stage_failed(Stage.TTS, None, "injected", crashed=True)
+    assert Restart(Stage.TTS) in failed and StopReply(2) in failed
+    assert SpeculationDropped in kinds(failed) and Say not in kinds(failed)
+    # The end of turn asks the new Llm: no hold released that nobody waits on.
     assert policy.caller_stopped(2500.0, 2.8, nothing_unheard)[-1] == Generate(3, 1)
 
 

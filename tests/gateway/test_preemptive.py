@@ -16,6 +16,8 @@ import pytest
 
 from actors.core.audio_formats import phrase_to_mulaw
 from actors.engines.speech_synthesis import HibariEngine
+from actors.llm import Llm
+from actors.messages import GenerateReply
 from events.catalogue import (
     AnyEvent,
     AudioSent,
@@ -25,6 +27,7 @@ from events.catalogue import (
     SpeculationDropped,
     SpeechStopped,
     SpeechSynthesized,
+    StageFailed,
 )
 from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller, Utterance, voiced_span_s
@@ -112,3 +115,29 @@ async def test_a_caller_who_pauses_and_goes_on_never_hears_the_reply_begun_at_th
     messages = context_messages(heard)
     assert [m.role for m in messages] == ["assistant", "user", "assistant"], messages
     assert "two people" in messages[1].content.lower() and messages[2].content == REPLY
+
+
+async def test_a_crash_on_the_reply_begun_at_the_pause_costs_the_caller_nothing(
+    patient_gateway: tuple[str, EarshotApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Llm crashes on the begun reply's request: recorded, the Llm restarted, the reply
+    dropped; no apology (nothing was owed yet), and the end of turn asks the new Llm."""
+    base, app = patient_gateway
+    real, crashed = Llm.on_receive, list[int]()
+
+    def on_receive(self: Llm, message: object) -> None:
+        if isinstance(message, GenerateReply) and message.held and not crashed:
+            crashed.append(message.reply_id)
+            raise RuntimeError("injected llm fault")
+        real(self, message)
+
+    monkeypatch.setattr(Llm, "on_receive", on_receive)
+    events = await call(base, app, spoken("Could I book a table for two tonight?"))
+    assert crashed, "no reply was begun at the pause"
+    failed = [e for e in events if isinstance(e, StageFailed)]
+    assert [(f.stage, f.action, f.reply_id) for f in failed] == [("llm", "dropped", crashed[0])]
+    assert "injected llm fault" in failed[0].error
+    assert [type(e) for e in of_reply(events, crashed[0])][-1] is SpeculationDropped
+    turns = fold_all(events).heard.agent_turns()
+    assert "apology" not in [t.reason for t in turns]
+    assert turns[-1].heard_text == REPLY and turns[-1].reply_id != crashed[0]
