@@ -1,13 +1,19 @@
 """How exactly does Earshot know what the caller heard? Simulated callers as ground truth.
 
-    python -m bench.heard [--calls 10] [--cuts 5] [--delays 0,60] [--jitter 15]
+    python -m bench.heard [--calls 10] [--cuts 5] [--networks 0,30:5,60:15] [--packet-ms 20]
 
-Per network setting, ``--calls`` calls (two at a time). In each, the simulated
-caller cuts in ``--cuts`` times at random points (300-2,500 ms into whatever the
-agent is saying: the greeting, then each reply). Every cut-in is a real turn: the
-caller's words are transcribed (the real STT) and answered. Replies come from an
-OpenAI-compatible endpoint that streams a known, long reply and records every
-request, so the bench sees the exact context the LLM was given.
+Per network setting (one-way delay:jitter, ms), ``--calls`` calls (two at a
+time). In each, the simulated caller cuts in ``--cuts`` times at random points
+(300-2,500 ms into whatever the agent is saying: the greeting, then each reply);
+in every other call the first cut-in comes in the greeting's first second
+(150-1,000 ms), before the gateway has had a mark echoed. The caller's Twilio
+plays whole 20 ms packets on a clock of its own (``--packet-ms 0``: continuous
+playback, the model before).
+
+Every cut-in is a real turn: the caller's words are transcribed (the real STT)
+and answered. Replies come from an OpenAI-compatible endpoint that streams a
+known, long reply and records every request, so the bench sees the exact
+context the LLM was given.
 
 Per barge-in it compares with the caller's truth:
 * heard_ms error: the Heard projection (from the stored events) against where the
@@ -62,6 +68,8 @@ SLOW_STOP_S = 0.5  # a stop slower than this prints its call's timeline
 @dataclass
 class Results:
     errors_ms: list[float] = field(default_factory=list)
+    early_errors_ms: list[float] = field(default_factory=list)  # cut-ins in the first second
+    early_within_bounds: int = 0
     within_bounds: int = 0
     word_diffs: list[int] = field(default_factory=list)
     context_equal_projection: int = 0
@@ -92,9 +100,16 @@ async def one_call(
     network: Network,
     rng: random.Random,
     results: Results,
+    packet_ms: float,
 ) -> None:
+    early = network.seed % 2 == 0  # this call's first cut-in comes in the first second
     script = [
-        Utterance(lines[i % len(lines)], cut_in_after_agent_ms=rng.uniform(300, 2500))
+        Utterance(
+            lines[i % len(lines)],
+            cut_in_after_agent_ms=rng.uniform(150, 1000)
+            if early and i == 0
+            else rng.uniform(300, 2500),
+        )
         for i in range(cuts)
     ]
     caller = SimulatedCaller(
@@ -104,6 +119,7 @@ async def one_call(
         script=script,
         hang_up_after_s=20.0 + 8.0 * cuts,
         linger_s=4.0,
+        packet_ms=packet_ms,
     )
     truth: Truth = await caller.run()
     await asyncio.sleep(0.5)
@@ -114,12 +130,16 @@ async def one_call(
     results.cuts_seen += len(truth.clears)
     chats = [c for c in llm.chats if c.get("user") == truth.call_sid]
     true_texts: dict[int, str] = {}
-    for clear, turn in zip(truth.clears, interrupted, strict=False):
+    for index, (clear, turn) in enumerate(zip(truth.clears, interrupted, strict=False)):
         assert turn.out_start_ms is not None
         true_ms = clear.head_ms - turn.out_start_ms
-        results.errors_ms.append(turn.heard_ms - true_ms)
         lower, upper = turn.heard_lower_ms or 0.0, turn.heard_upper_ms or 0.0
-        results.within_bounds += lower - 1 <= true_ms <= upper + 1
+        within = lower - 1 <= true_ms <= upper + 1
+        results.errors_ms.append(turn.heard_ms - true_ms)
+        results.within_bounds += within
+        if early and index == 0 and turn.reason == "greeting":
+            results.early_errors_ms.append(turn.heard_ms - true_ms)
+            results.early_within_bounds += within
         true_texts[turn.reply_id] = heard_words(turn.words, clear.head_ms).text
         got, want = turn.heard_text.split(), true_texts[turn.reply_id].split()
         results.word_diffs.append(abs(len(got) - len(want)))
@@ -153,9 +173,17 @@ def report(delay: float, jitter: float, calls: int, r: Results) -> None:
     print(f"  barge-ins: {r.cuts_seen} cleared of {r.cuts_tried} cut-ins")
     print(
         f"  |heard_ms error|  P50 {percentile(errors, 50):.1f}  P95 {percentile(errors, 95):.1f}"
-        f"  max {errors[-1]:.1f} ms  (mean signed {sum(r.errors_ms) / len(errors):+.1f} ms)"
+        f"  P99 {percentile(errors, 99):.1f}  max {errors[-1]:.1f} ms"
+        f"  (mean signed {sum(r.errors_ms) / len(errors):+.1f} ms)"
     )
     print(f"  truth within reported bounds: {r.within_bounds}/{len(errors)}")
+    if r.early_errors_ms:
+        early = sorted(abs(e) for e in r.early_errors_ms)
+        print(
+            f"  cut-ins in the greeting's first second: {len(early)}, |error| P50 "
+            f"{percentile(early, 50):.1f}  max {early[-1]:.1f} ms, truth within bounds "
+            f"{r.early_within_bounds}/{len(early)}"
+        )
     diffs = r.word_diffs
     print(
         f"  heard words off by 0: {diffs.count(0)}, 1: {diffs.count(1)}, "
@@ -173,7 +201,7 @@ def report(delay: float, jitter: float, calls: int, r: Results) -> None:
     )
 
 
-async def run(calls: int, cuts: int, delays: list[float], jitter: float) -> None:
+async def run(calls: int, cuts: int, networks: list[tuple[float, float]], packet_ms: float) -> None:
     voice = HibariEngine()
     lines = [phrase_to_mulaw(p.samples, p.rate) for p in map(voice.synthesize, CUT_IN_LINES)]
     rng = random.Random(5)
@@ -187,8 +215,7 @@ async def run(calls: int, cuts: int, delays: list[float], jitter: float) -> None
         ) as (base, app),
     ):
         llm.reply = REPLY
-        for delay in delays:
-            network_jitter = jitter if delay else 0.0
+        for delay, network_jitter in networks:
             results = Results()
             for first in range(0, calls, 2):
                 await asyncio.gather(
@@ -202,6 +229,7 @@ async def run(calls: int, cuts: int, delays: list[float], jitter: float) -> None
                             Network(delay, network_jitter, seed=n),
                             rng,
                             results,
+                            packet_ms,
                         )
                         for n in range(first, min(first + 2, calls))
                     )
@@ -213,10 +241,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--cuts", type=int, default=5)
-    parser.add_argument("--delays", default="0,60")
-    parser.add_argument("--jitter", type=float, default=15.0)
+    parser.add_argument(
+        "--networks", default="0,30:5,60:15", help="one-way delay[:+/- jitter] ms, each"
+    )
+    parser.add_argument("--packet-ms", type=float, default=20.0, help="0: continuous playout")
     args = parser.parse_args()
-    asyncio.run(run(args.calls, args.cuts, [float(d) for d in args.delays.split(",")], args.jitter))
+    networks = [
+        (float(delay), float(jitter or 0))
+        for delay, _, jitter in (n.partition(":") for n in args.networks.split(","))
+    ]
+    asyncio.run(run(args.calls, args.cuts, networks, args.packet_ms))
 
 
 if __name__ == "__main__":

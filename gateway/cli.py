@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from actors.core.playback_clock import PACKET_MS
 from events.catalogue import AnyEvent
 from events.codec import EventDecodeError
 from events.database import (
@@ -141,6 +142,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--delay-ms", type=float, default=0.0, help="one-way network delay")
     simulate.add_argument("--jitter-ms", type=float, default=0.0, help="+/- jitter on the delay")
+    simulate.add_argument(
+        "--packet-ms",
+        type=float,
+        default=PACKET_MS,
+        help="Twilio plays the agent in whole packets this long on a clock of its own "
+        "(0: continuous playback)",
+    )
     simulate.add_argument(
         "--max-duration",
         "--duration",
@@ -368,6 +376,7 @@ def _simulate(args: argparse.Namespace) -> int:
         auth_token=Settings.from_env().twilio_auth_token,
         script=script,
         network=Network(args.delay_ms, args.jitter_ms),
+        packet_ms=args.packet_ms,
         hang_up_after_s=args.max_duration,
         done_quiet_s=SIMULATE_DONE_QUIET_S,
     )

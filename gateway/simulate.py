@@ -3,9 +3,10 @@
 It signs and posts the voice webhook, follows the TwiML to the Media Stream,
 sends ``connected``, ``start`` and then a 20 ms ``media`` frame every 20 ms (the
 caller's speech from a script, silence otherwise). It plays the agent's audio
-the way Twilio's buffer does, in continuous time: in order, in real time; a
-``mark`` echoes when the audio before it has played (at once if nothing is
-queued); a ``clear`` drops what is queued and echoes the pending marks at once.
+the way Twilio's buffer does: in order, in real time, in whole 20 ms packets on a
+clock of its own (``TwilioPlayer``); a ``mark`` echoes when the audio before it
+has played (at once if nothing is queued); a ``clear`` drops what is queued (the
+packet playing plays out) and echoes the pending marks at once.
 Both directions can be delayed, with jitter, without reordering (TCP).
 
 The truth it records (``Truth``): where the play head was when each clear took
@@ -36,6 +37,7 @@ import websockets
 from twilio.request_validator import RequestValidator
 
 from actors.core.audio_formats import BYTES_PER_MS, MULAW_FRAME_BYTES
+from actors.core.playback_clock import PACKET_MS
 from actors.core.twilio_stream import (
     ConnectedMessage,
     DtmfInfo,
@@ -160,21 +162,53 @@ class _Link:
 
 
 class TwilioPlayer:
-    """Twilio's playout buffer for one stream, in continuous time."""
+    """Twilio's playout buffer for one stream.
 
-    def __init__(self, truth: Truth, echo: Callable[[str], None]) -> None:
+    Playback advances in whole packets (``packet_ms``) on a clock that ticks every packet
+    from ``phase_s``, whatever the stream does: audio reaching an empty buffer starts at
+    the next tick; a packet once started is on its way to the phone and plays to its end,
+    so a clear takes effect at the end of the packet playing; a mark echoes as the
+    packet before it ends. With ``packet_ms=0`` playback is continuous (arrival starts
+    it, a clear stops it at once): the model before the packet grid was measured.
+    """
+
+    def __init__(
+        self,
+        truth: Truth,
+        echo: Callable[[str], None],
+        packet_ms: float = PACKET_MS,
+        phase_s: float = 0.0,
+    ) -> None:
         self.truth = truth
         self._echo = echo
+        self.packet_ms = packet_ms
+        self.phase_s = phase_s
         self.received_ms = 0.0  # every media ms ever received: the outbound axis
         self.buffer_end_ms = 0.0
-        self._run_t0 = 0.0
+        self._run_t0 = 0.0  # when the run's audio from ``_run_from_ms`` starts playing
         self._run_from_ms = 0.0
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.agent_played_ms = 0.0  # since the counter was last reset
         self.quiet_since: float | None = None
 
     def head_ms(self, t: float) -> float:
-        return min(self._run_from_ms + (t - self._run_t0) * 1000.0, self.buffer_end_ms)
+        """How far playback has gone, past recall: with packets, the end of the one playing."""
+        elapsed_ms = (t - self._run_t0) * 1000.0
+        if self.packet_ms:
+            if elapsed_ms < 0:
+                return self._run_from_ms
+            elapsed_ms = (math.floor(elapsed_ms / self.packet_ms) + 1) * self.packet_ms
+        return min(self._run_from_ms + elapsed_ms, self.buffer_end_ms)
+
+    def _sounded_ms(self, t: float) -> float:
+        """How far the caller has heard, in continuous time."""
+        return min(self._run_from_ms + max(t - self._run_t0, 0.0) * 1000.0, self.buffer_end_ms)
+
+    def _next_tick(self, t: float) -> float:
+        if not self.packet_ms:
+            return t
+        period = self.packet_ms / 1000.0
+        return self.phase_s + math.ceil((t - self.phase_s) / period - 1e-9) * period
 
     def played_since_reset(self, t: float) -> float:
         """Agent audio played since the counter was last reset, the current run included."""
@@ -185,9 +219,9 @@ class TwilioPlayer:
 
     def on_media(self, payload: bytes, t: float) -> None:
         ms = len(payload) / BYTES_PER_MS
-        if self.idle(t):  # buffer was empty: playback (re)starts now
+        if self.idle(t):  # buffer was empty: playback (re)starts at the next tick
             self._close_run(t)
-            self._run_t0, self._run_from_ms = t, self.received_ms
+            self._run_t0, self._run_from_ms = self._next_tick(t), self.received_ms
             self.buffer_end_ms = self.received_ms
         self.truth.outbound.extend(payload)
         self.received_ms += ms
@@ -197,16 +231,17 @@ class TwilioPlayer:
         )
 
     def _close_run(self, t: float) -> None:
+        """Record what has played of the run up to ``t``; the rest goes on from there."""
         end = self.head_ms(t)
         if end > self._run_from_ms:
             self.truth.played.append((self._run_t0, self._run_from_ms, end))
             self.agent_played_ms += end - self._run_from_ms
+            self._run_t0 += (end - self._run_from_ms) / 1000.0  # still on the packet clock
             self._run_from_ms = end
-            self._run_t0 = t
 
     def on_mark(self, name: str, t: float) -> None:
         at_ms = self.buffer_end_ms
-        if self.idle(t):
+        if self._sounded_ms(t) >= at_ms:
             self._fire(name)
             return
         due = self._run_t0 + (at_ms - self._run_from_ms) / 1000.0
@@ -321,6 +356,7 @@ class SimulatedCaller:
         done_quiet_s: float | None = None,
         from_number: str | None = None,
         stream_base_url: str | None = None,
+        packet_ms: float = PACKET_MS,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         # Where the media stream connects: behind a load balancer, maybe another process
@@ -332,6 +368,7 @@ class SimulatedCaller:
         self.script = list(script)
         self.network = network
         self.hang_up_after_s = hang_up_after_s
+        self.packet_ms = packet_ms  # Twilio's playout packets (0: continuous playback)
         self.linger_s = linger_s  # hang up this long after the script's last line, if set
         # Hang up once the script is said and answered and the agent has been quiet this long.
         self.done_quiet_s = done_quiet_s
@@ -368,7 +405,11 @@ class SimulatedCaller:
         ws_url = self.stream_base_url.replace("http", "ws", 1) + "/" + path
         async with websockets.connect(ws_url, max_size=1 << 20) as ws:
             up = _Link(self.network, ws.send)
-            player = TwilioPlayer(truth, lambda name: up.send(self._mark_echo(name)))
+            # Twilio's packet clock runs on its own: its phase is anyone's guess.
+            phase_s = random.Random(self.network.seed + 2).uniform(0.0, self.packet_ms / 1000.0)
+            player = TwilioPlayer(
+                truth, lambda name: up.send(self._mark_echo(name)), self.packet_ms, phase_s
+            )
             down = _Link(
                 Network(self.network.one_way_ms, self.network.jitter_ms, self.network.seed + 1),
                 lambda message: self._on_agent_message(player, message),

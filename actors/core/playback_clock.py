@@ -21,6 +21,15 @@ is buffered)``; the network delay only shifts that schedule by the one-way delay
   playback information. An echo arriving after the clear counts as played only
   if the model says it was due comfortably before the clear arrived.
 
+Twilio plays its buffer out in whole 20 ms packets, on a clock that ticks every
+packet whatever the stream does: a run starts at the first tick after its audio
+arrives, a mark echoes as the packet before it ends, and a clear cannot recall the
+packet playing (it is on its way to the phone), so playback stops at a packet's end.
+The clock therefore keeps, per run, the shifts its own echoes measured (that run's
+wait for the tick included), and learns the ticks' phase from every echo to place a
+run none has come back from. Where a clear lands near a packet's end it cannot tell
+which of two packets ends last, and reports the point between them.
+
 The truncation is reported with bounds ``[lower, upper]``: never below a mark
 echoed as played, never above what was sent.
 """
@@ -28,12 +37,19 @@ echoed as played, never above what was sent.
 from __future__ import annotations
 
 import bisect
+import cmath
+import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
 FRAME_S = 0.020
+PACKET_MS = 20.0  # Twilio's playout packet: playback stops only at the end of one
 PROBE_PREFIX = "probe-"
+PHASE_SAMPLES_TRUSTED = 3  # echoes before the packet clock's phase is used
+# Half the window around a clear's estimated arrival inside which either of two packets
+# may be the last one played (the estimate's own spread: echo jitter, timer lateness).
+HEDGE_FLOOR_MS = 3.0
 
 
 @dataclass
@@ -43,6 +59,7 @@ class _Run:
     t0: float
     start_ms: float
     end_ms: float
+    shifts: list[float] = field(default_factory=list)  # measured by this run's own echoes
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,7 @@ LEAD_MS = 200.0  # outbound audio never runs further ahead of playback (pitfall 
 @dataclass
 class PlaybackClock:
     lead_ms: float = LEAD_MS
+    packet_ms: float = PACKET_MS  # 0: continuous playback (no packet clock)
     sent_ms: float = 0.0
     buffer_end: float = float("-inf")  # sender time at which Twilio's buffer runs dry
     played_floor_ms: float = 0.0  # highest outbound position proven played by an echo
@@ -87,6 +105,8 @@ class PlaybackClock:
     _probes: dict[str, float] = field(default_factory=dict)
     _rtts: deque[float] = field(default_factory=lambda: deque(maxlen=20))
     _shifts: deque[float] = field(default_factory=lambda: deque(maxlen=20))
+    # Where in its period each played echo's packet ended (unit vectors: a circular mean).
+    _phases: deque[complex] = field(default_factory=lambda: deque(maxlen=40))
     # Each clear: (sent time, played estimate, outbound position sent by then).
     _clears: list[tuple[float, float, float]] = field(default_factory=list)
     _probe_count: int = 0
@@ -164,8 +184,13 @@ class PlaybackClock:
         due = self._model_time(mark.out_ms)
         if self._cleared_before(mark, due, now):
             return EchoVerdict("flushed", mark)
+        played_at = now - self.rtt_s() / 2  # when its packet ended, in our time
         if due is not None:
-            self._shifts.append((now - self.rtt_s() / 2) - due)
+            self._shifts.append(played_at - due)
+            self._run_of(mark.out_ms).shifts.append(played_at - due)
+        if self.packet_ms:
+            turn = (played_at % (self.packet_ms / 1000.0)) / (self.packet_ms / 1000.0)
+            self._phases.append(cmath.exp(2j * math.pi * turn))
         self.played_floor_ms = max(self.played_floor_ms, mark.out_ms)
         return EchoVerdict("played", mark)
 
@@ -188,8 +213,55 @@ class PlaybackClock:
     def _shift(self) -> float:
         """How much later than the model (plus half a round trip) playback really runs."""
         if not self._shifts:
-            return self.rtt_s() / 2
+            return self.rtt_s() / 2 + self.packet_ms / 2000.0  # the mean wait for a tick
         return statistics.median(self._shifts)
+
+    def _tick_phase_s(self) -> float | None:
+        """Where in its period Twilio's packet clock ticks, in our time, once echoes said."""
+        if not self.packet_ms or len(self._phases) < PHASE_SAMPLES_TRUSTED:
+            return None
+        mean = sum(self._phases) / len(self._phases)
+        if abs(mean) < 0.3:  # too scattered (jitter beyond the period) to say
+            return None
+        return (cmath.phase(mean) / (2 * math.pi)) % 1.0 * self.packet_ms / 1000.0
+
+    def _run_shift(self, run: _Run) -> tuple[float, bool]:
+        """How much later than the model this run really played, and whether that is known
+        to the tick: from its own echoes, else from its start and the packet clock's phase;
+        else the average of recent runs (the wait for the tick unknown)."""
+        if run.shifts:
+            return statistics.median(run.shifts), True
+        phase = self._tick_phase_s()
+        if phase is None:
+            return self._shift(), False
+        period = self.packet_ms / 1000.0
+        arrival = run.t0 + self.rtt_s() / 2
+        tick = phase + math.ceil((arrival - phase) / period) * period
+        return tick - run.t0, True
+
+    def _run_of(self, out_ms: float) -> _Run:
+        index = max(bisect.bisect_right(self._run_starts, out_ms) - 1, 0)
+        return self._runs[index]
+
+    def _run_at(self, t: float) -> tuple[_Run, float] | None:
+        """The run playing at our time ``t``, with its shift: the last one started by then."""
+        for run in reversed(self._runs):
+            shift, _ = self._run_shift(run)
+            if run.t0 + shift <= t:
+                return run, shift
+        return None
+
+    def _played_by(self, t: float) -> float:
+        """The outbound position played, past recall, by our time ``t``: the end of the
+        packet playing then (with no packet clock, the position itself)."""
+        found = self._run_at(t)
+        if found is None:
+            return self._runs[0].start_ms if self._runs else 0.0
+        run, shift = found
+        elapsed_ms = (t - run.t0 - shift) * 1000.0
+        if self.packet_ms:
+            elapsed_ms = (math.floor(elapsed_ms / self.packet_ms) + 1) * self.packet_ms
+        return min(run.start_ms + elapsed_ms, run.end_ms)
 
     def position_at(self, t: float) -> float:
         """The model's outbound position playing at sender time ``t``."""
@@ -212,18 +284,29 @@ class PlaybackClock:
         shifts = (max(self._shifts) - min(self._shifts)) if len(self._shifts) > 1 else 0.0
         return max(self.rtt_spread_s(), shifts) / 2 * 1000.0 + 10.0
 
-    def _estimate(self, sent_at: float, clear_delay_s: float, jitter_ms: float) -> ClearEstimate:
+    def _estimate(self, sent_at: float, clear_delay_s: float, *, refined: bool) -> ClearEstimate:
         """Playback position when a clear sent at ``sent_at`` arrived ``clear_delay_s`` later.
 
-        The run's first audio arrived ``_shift()`` after the model's schedule, so the
-        model's position at ``sent_at + clear_delay - shift`` is where playback was.
+        Each run started ``_run_shift`` after the model's schedule, so the packet playing
+        at ``sent_at + clear_delay`` is the last one played. Within ``hedge`` of a
+        packet's end either one may be: the point between them is the estimate. The
+        bounds allow the whole jitter seen, refined or not: the refinement halves the
+        delay's typical error, not its worst one (seen: 20 ms past a halved bound).
         """
-        estimate = self.position_at(sent_at + clear_delay_s - self._shift())
-        played = min(max(estimate, self.played_floor_ms), self.sent_ms)
-        lower = max(self.played_floor_ms, played - jitter_ms)
-        upper = min(self.sent_ms, played + jitter_ms)
+        arrival = sent_at + clear_delay_s
+        found = self._run_at(arrival)
+        known = found is not None and self._run_shift(found[0])[1]
+        jitter_ms = self._jitter_ms()
+        hedge_ms = max(HEDGE_FLOOR_MS, (jitter_ms - 10.0) / (4 if refined else 2))
+        if not known:  # when the run's packets tick is unknown, so is the packet
+            hedge_ms, jitter_ms = hedge_ms + self.packet_ms / 2, jitter_ms + self.packet_ms / 2
+        early = self._played_by(arrival - hedge_ms / 1000.0)
+        late = self._played_by(arrival + hedge_ms / 1000.0)
+        played = min(max((early + late) / 2, self.played_floor_ms), self.sent_ms)
+        lower = max(self.played_floor_ms, self._played_by(arrival - jitter_ms / 1000.0))
+        upper = min(self.sent_ms, self._played_by(arrival + jitter_ms / 1000.0))
         flushed = tuple(m for m in self._pending.values() if m.out_ms > played)
-        return ClearEstimate(self.sent_ms, played, lower, upper, flushed)
+        return ClearEstimate(self.sent_ms, played, min(lower, played), max(upper, played), flushed)
 
     def on_clear(self, now: float) -> ClearEstimate:
         """A clear goes out at ``now``: estimate where it will stop playback.
@@ -231,7 +314,7 @@ class PlaybackClock:
         The first estimate takes the clear's one-way delay as half the round trip.
         ``refine_clear`` improves it once the first flushed echo is back.
         """
-        estimate = self._estimate(now, self.rtt_s() / 2, self._jitter_ms())
+        estimate = self._estimate(now, self.rtt_s() / 2, refined=False)
         self._clears.append((now, estimate.played_ms, self.sent_ms))
         self._open_clear = (now, self.sent_ms)
         # The buffer is gone: whatever is sent next starts a new run (runs are kept up
@@ -252,12 +335,10 @@ class PlaybackClock:
         self._open_clear = None
         half_rtt = self.rtt_s() / 2
         delay = half_rtt
-        jitter_ms = self._jitter_ms()
         if first_echo_at is not None:
             measured = first_echo_at - sent_at - half_rtt
             delay = (half_rtt + min(max(measured, 0.0), 2 * half_rtt)) / 2
-            jitter_ms = jitter_ms / 2 + 5.0
-        estimate = self._estimate(sent_at, delay, jitter_ms)
+        estimate = self._estimate(sent_at, delay, refined=first_echo_at is not None)
         self._clears[-1] = (sent_at, estimate.played_ms, sent_ms)
         self._truncate_runs(estimate.played_ms, sent_ms)
         return ClearEstimate(

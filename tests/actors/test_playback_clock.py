@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.core.playback_clock import PlaybackClock
 
@@ -78,3 +83,112 @@ def test_probe_marks_measure_the_round_trip() -> None:
     name = clock.on_probe_sent(0.0)
     assert clock.on_mark_echo(name, 0.12).kind == "probe"
     assert clock.rtt_s() == pytest.approx(0.12)
+
+
+# --- Twilio's packet clock -------------------------------------------------------------------
+
+PACKET_S = 0.020
+
+
+@dataclass
+class PacketPlayer:
+    """Twilio's playout, pure: whole 20 ms packets on a clock ticking from ``phase_s``
+    (its own time = ours + ``delay_s``, each way). A run starts at the first tick after its
+    audio arrives; a mark echoes as the packet before it ends; a clear keeps the packet
+    playing. Here frames come in runs, each sent at once (the clock's schedule is what
+    matters, not the pacing)."""
+
+    phase_s: float
+    delay_s: float
+    runs: list[tuple[float, float, float]] = field(default_factory=list)  # (start, from, to)
+
+    def tick_after(self, t: float) -> float:
+        return self.phase_s + math.ceil((t - self.phase_s) / PACKET_S - 1e-9) * PACKET_S
+
+    def send_run(
+        self, clock: PlaybackClock, at: float, frames: int, marks_every: int
+    ) -> list[tuple[float, str]]:
+        """Send a run at our time ``at``; returns its marks' echoes as (time back, name)."""
+        start_ms = clock.sent_ms
+        start = self.tick_after(max(at + self.delay_s, self.end_time()))
+        self.runs.append((start, start_ms, start_ms + frames * 20.0))
+        echoes = []
+        for index in range(frames):
+            clock.on_frame_sent(at)
+            if (index + 1) % marks_every == 0:
+                name = f"m{start_ms + (index + 1) * 20:.0f}"
+                clock.on_mark_sent(name, 1)
+                echoes.append((start + (index + 1) * PACKET_S + self.delay_s, name))
+        return echoes
+
+    def end_time(self) -> float:
+        if not self.runs:
+            return -math.inf
+        start, from_ms, to_ms = self.runs[-1]
+        return start + (to_ms - from_ms) / 1000.0
+
+    def committed_at(self, t: float) -> float:
+        """Twilio's time ``t``: the end of the packet playing (past recall)."""
+        start, from_ms, to_ms = self.runs[-1]
+        if t < start:
+            return from_ms
+        return min(from_ms + (math.floor((t - start) / PACKET_S) + 1) * 20.0, to_ms)
+
+
+def probed(clock: PlaybackClock, delay_s: float) -> None:
+    for n in range(5):
+        name = clock.on_probe_sent(n * 0.03)
+        clock.on_mark_echo(name, n * 0.03 + 2 * delay_s)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    phase_s=st.floats(0.0, PACKET_S, exclude_max=True),
+    delay_s=st.floats(0.0, 0.1),
+    gaps=st.lists(st.floats(0.3, 1.5), min_size=3, max_size=3),
+    cut_s=st.floats(0.05, 1.9),
+)
+def test_a_clear_stops_at_the_end_of_the_packet_twilio_was_playing(
+    phase_s: float, delay_s: float, gaps: list[float], cut_s: float
+) -> None:
+    """With no jitter the clock knows each run's tick: the truth is always inside the
+    bounds, and the estimate is that packet's end, or (arriving within a few ms of one)
+    the point between the two packets it cannot tell apart."""
+    clock, player = PlaybackClock(), PacketPlayer(phase_s, delay_s)
+    probed(clock, delay_s)
+    t = 1.0
+    for gap in gaps:  # earlier replies, played whole: their echoes teach the phase
+        for back, name in player.send_run(clock, t, 50, marks_every=10):
+            assert clock.on_mark_echo(name, back).kind == "played"
+        t = player.end_time() + gap
+    echoes = player.send_run(clock, t, 100, marks_every=10)  # 2 s, cut at ``cut_s``
+    cleared_at = t + cut_s
+    for back, name in echoes:
+        if back < cleared_at:
+            clock.on_mark_echo(name, back)
+    truth = player.committed_at(cleared_at + delay_s)
+    clock.on_clear(cleared_at)
+    estimate = clock.refine_clear(cleared_at + 2 * delay_s)
+    assert estimate is not None
+    assert estimate.lower_ms - 0.5 <= truth <= estimate.upper_ms + 0.5
+    assert abs(estimate.played_ms - truth) <= 10.0 + 0.5
+    arrival_in_packet_ms = ((cleared_at + delay_s - phase_s) % PACKET_S) * 1000.0
+    if 5.0 < arrival_in_packet_ms < 15.0:  # far from either end: no doubt which packet
+        assert estimate.played_ms == pytest.approx(truth, abs=0.5)
+
+
+def test_before_any_echo_a_clear_is_bounded_by_the_packets_either_side() -> None:
+    """A cut-in in the greeting's first second: no echo yet, so the packet clock's phase is
+    unknown; the bounds hold the truth whatever the phase."""
+    for phase_ms in range(0, 20, 2):
+        clock, player = PlaybackClock(), PacketPlayer(phase_ms / 1000.0, 0.04)
+        probed(clock, 0.04)
+        player.send_run(clock, 1.0, 100, marks_every=100)
+        for cut_ms in (120, 333, 800, 950):
+            truth = player.committed_at(1.0 + cut_ms / 1000.0 + 0.04)
+            trial = PlaybackClock()
+            probed(trial, 0.04)
+            send(trial, 1.0, 100)
+            estimate = trial.on_clear(1.0 + cut_ms / 1000.0)
+            assert estimate.lower_ms <= truth <= estimate.upper_ms, (phase_ms, cut_ms)
+            assert abs(estimate.played_ms - truth) <= 20.0, (phase_ms, cut_ms)
