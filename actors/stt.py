@@ -62,5 +62,6 @@ class Stt(ReportsFailure, pykka.ThreadingActor):
                 transcript.avg_logprob,
                 transcript.compression_ratio,
                 transcript.weakest_token_logprob,
+                transcript.speech_to_noise_db,
             )
         )

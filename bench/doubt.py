@@ -3,7 +3,8 @@
 Every utterance of both test voices, clear, in noise (0 and -5 dB SNR) and mumbled, over
 the phone's mu-law, transcribed by the gateway's STT engine (``EARSHOT_STT_MODEL`` for
 another model). For the thresholds in force (``actors/core/doubt.py``: the mean token
-log probability and the weakest token's) and around them: the share of turns asked
+log probability, the weakest token's, and how far the voice rises above the line's
+noise) and around them: the share of turns asked
 about in each condition and of its misheard turns (WER above 0.3), and as a detector of
 misheard turns, precision and recall. The decision is made from the recogniser's own
 scores, which a busy CPU does not change: the corpus is transcribed a second time while
@@ -21,22 +22,32 @@ import time
 
 import jiwer
 
-from actors.core.doubt import COMPRESSION_ABOVE, LOGPROB_BELOW, WEAKEST_TOKEN_BELOW, unsure
+from actors.core.doubt import (
+    COMPRESSION_ABOVE,
+    LOGPROB_BELOW,
+    NOISY_BELOW_DB,
+    WEAKEST_TOKEN_BELOW,
+    unsure,
+)
 from actors.engines.speech_recognition import Transcript, WhisperEngine
 from tests.support.degraded import CONDITIONS, Sample, corpus, words
 
 MISHEARD_WER = 0.3
-IN_FORCE = (LOGPROB_BELOW, WEAKEST_TOKEN_BELOW)
+IN_FORCE = (LOGPROB_BELOW, WEAKEST_TOKEN_BELOW, NOISY_BELOW_DB)
 NO_WEAKEST = -99.0  # the mean alone, as before the weakest token was read
+NO_NOISE = -99.0  # the recogniser's scores alone, as before the line's noise was judged
+# (mean log probability below, weakest token below, voice over noise below dB)
 SETTINGS = [
-    (-0.7, NO_WEAKEST),
-    (LOGPROB_BELOW, NO_WEAKEST),
-    (-1.0, NO_WEAKEST),
-    (LOGPROB_BELOW, -1.4),
+    (-0.7, NO_WEAKEST, NO_NOISE),
+    (LOGPROB_BELOW, NO_WEAKEST, NO_NOISE),
+    (LOGPROB_BELOW, -1.4, NO_NOISE),
+    (LOGPROB_BELOW, WEAKEST_TOKEN_BELOW, NO_NOISE),
+    (LOGPROB_BELOW, -2.2, NO_NOISE),
+    (LOGPROB_BELOW, WEAKEST_TOKEN_BELOW, 9.0),
+    (LOGPROB_BELOW, WEAKEST_TOKEN_BELOW, 10.0),
     IN_FORCE,
-    (LOGPROB_BELOW, -1.8),
-    (LOGPROB_BELOW, -2.2),
-    (-1.0, WEAKEST_TOKEN_BELOW),
+    (LOGPROB_BELOW, WEAKEST_TOKEN_BELOW, 15.0),
+    (LOGPROB_BELOW, WEAKEST_TOKEN_BELOW, 20.0),
 ]
 
 
@@ -65,11 +76,19 @@ def main() -> None:
         for s, t in zip(samples, transcripts, strict=True)
     ]
     print(f"{len(samples)} turns: {sum(misheard)} misheard (WER > {MISHEARD_WER})")
-    for mean_below, weakest_below in SETTINGS:
+    for condition in CONDITIONS:
+        pairs = zip(samples, transcripts, strict=True)
+        levels = sorted(t.speech_to_noise_db for s, t in pairs if s.condition == condition)
+        print(
+            f"voice over the line's noise, {condition}: min {levels[0]:.1f}, "
+            f"P50 {statistics.median(levels):.1f}, max {levels[-1]:.1f} dB"
+        )
+    for mean_below, weakest_below, noise_below in SETTINGS:
         asks = [
             t.avg_logprob < mean_below
             or t.weakest_token_logprob < weakest_below
             or t.compression_ratio > COMPRESSION_ABOVE
+            or t.speech_to_noise_db < noise_below
             for t in transcripts
         ]
         by_condition = []
@@ -87,9 +106,10 @@ def main() -> None:
         hits = sum(a and m for a, m in zip(asks, misheard, strict=True))
         precision = hits / max(sum(asks), 1)
         recall = hits / max(sum(misheard), 1)
-        marker = "  <- in force" if (mean_below, weakest_below) == IN_FORCE else ""
+        marker = "  <- in force" if (mean_below, weakest_below, noise_below) == IN_FORCE else ""
         print(
-            f"mean < {mean_below:5.2f}, weakest < {weakest_below:5.2f}: asks on "
+            f"mean < {mean_below:5.2f}, weakest < {weakest_below:5.2f}, "
+            f"voice over noise < {noise_below:5.1f} dB: asks on "
             + ", ".join(by_condition)
             + f"; misheard: precision {precision:.2f}, recall {recall:.2f}{marker}"
         )

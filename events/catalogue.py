@@ -159,7 +159,8 @@ class TranscriptPartial(Event, frozen=True, kw_only=True):
 
 class TranscriptFinal(Event, frozen=True, kw_only=True):
     """A caller turn's text; ``avg_logprob``, ``weakest_token_logprob`` and
-    ``compression_ratio``: how sure the recogniser was (a turn too unsure is asked again,
+    ``compression_ratio``: how sure the recogniser was, ``speech_to_noise_db`` how far the
+    voice rose above the line's noise (a turn too unsure, or too noisy, is asked again,
     ``TurnNotAnswered("unclear")``)."""
 
     PRIVATE: ClassVar[tuple[str, ...]] = ("text",)
@@ -171,6 +172,7 @@ class TranscriptFinal(Event, frozen=True, kw_only=True):
     avg_logprob: float | None = None
     compression_ratio: float | None = None
     weakest_token_logprob: float | None = None
+    speech_to_noise_db: float | None = None
 
 
 class TurnNotAnswered(Event, frozen=True, kw_only=True):

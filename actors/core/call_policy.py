@@ -12,6 +12,7 @@ messages and records.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 from actors.core.agent import END_CALL, Agent
 from actors.core.caller_silence import CallerSilence, SilenceVerdict
-from actors.core.doubt import CLARIFY, unsure
+from actors.core.doubt import CLARIFY, CLARIFY_AT_MOST_IN_A_ROW, CLARIFY_NOISY, noisy, unsure
 from actors.core.intents import asks_for_a_person, says_goodbye
 from actors.core.liveness import BOUND_S, GIVE_UP_S, DeadAirWatch, Filler, GiveUp, Hold
 from actors.core.turn_taking import NO_SPEECH_ABOVE, TranscriptGate, TurnTaking, interruption_kind
@@ -84,6 +85,7 @@ class Transcribed:
     avg_logprob: float = 0.0  # how sure the recogniser was (``actors.core.doubt``)
     compression_ratio: float = 1.0
     weakest_token_logprob: float = 0.0
+    speech_to_noise_db: float = math.inf  # the voice over the line's noise (not measured: inf)
 
 
 # --- actions: what the supervisor carries out -----------------------------------------------
@@ -175,6 +177,11 @@ def record(kind: type[Event], **fields: Any) -> Record:
     return Record(kind, fields)
 
 
+def _finite(value: float) -> float | None:
+    """A measure for an event (JSON has no infinity): rounded, or None if not measured."""
+    return round(value, 1) if math.isfinite(value) else None
+
+
 # --- the policy -------------------------------------------------------------------------------
 
 
@@ -188,6 +195,7 @@ class CallPolicy:
     transcripts: TranscriptGate[Transcribed] = field(default_factory=TranscriptGate)
     failures: Counter[Stage] = field(default_factory=Counter)
     apology_owed: bool = False  # a stage failed while the caller spoke: say so when they stop
+    clarified_in_a_row: int = 0  # turns asked about since one was answered
     first_reply_after_turn: int = 0  # replies from this id on answer the watched turn
     ended: bool = False
     closing: tuple[int, str] | None = None  # (the goodbye's reply, why): end once it is heard
@@ -303,6 +311,7 @@ class CallPolicy:
                     avg_logprob=round(transcript.avg_logprob, 3),
                     compression_ratio=round(transcript.compression_ratio, 3),
                     weakest_token_logprob=round(transcript.weakest_token_logprob, 3),
+                    speech_to_noise_db=_finite(transcript.speech_to_noise_db),
                 )
             )
         interrupted = self.turns.take_interrupted()
@@ -326,13 +335,16 @@ class CallPolicy:
         if verdict == "unclear":
             actions.append(record(TurnNotAnswered, turn=transcript.turn, reason="unclear"))
             self.watch.settled()
-            return actions + [self._say(CLARIFY, "clarify")]
+            self.clarified_in_a_row += 1
+            question = CLARIFY_NOISY if noisy(transcript) else CLARIFY
+            return actions + [self._say(question, "clarify")]
         if verdict == "goodbye":
             self.watch.settled()
             return actions + self.end_politely(self.agent.goodbye, "caller said goodbye")
         if verdict == "person" and self.agent.default_target is not None:
             self.watch.settled()
             return actions + self.transfer(self.agent.default_target, "caller asked")
+        self.clarified_in_a_row = 0
         return actions + self._answer(transcript.turn, transcript)
 
     def _verdict(self, transcript: Transcribed, interrupted: int | None) -> Verdict:
@@ -346,7 +358,7 @@ class CallPolicy:
             return "noise"
         if not self.converses:
             return "listening"
-        if unsure(transcript):
+        if unsure(transcript) and self.clarified_in_a_row < CLARIFY_AT_MOST_IN_A_ROW:
             return "unclear"
         if says_goodbye(text):
             return "goodbye"

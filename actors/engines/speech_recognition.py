@@ -22,12 +22,13 @@ import math
 import os
 import threading
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from actors.core.audio_formats import Pcm16
+from actors.core.doubt import speech_to_noise_db
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class Transcript:
     avg_logprob: float = 0.0
     compression_ratio: float = 1.0
     weakest_token_logprob: float = 0.0  # 0.0: not measured (the long-form path)
+    speech_to_noise_db: float = float("inf")  # the voice over the line's noise (not: inf)
 
 
 class WhisperEngine:
@@ -107,8 +109,10 @@ class WhisperEngine:
         features = self._model.feature_extractor(audio)
         window = next((n for n in SHORT_WINDOWS if features.shape[-1] + MARGIN_FRAMES <= n), None)
         if window is None:
-            return self._transcribe_long(audio)
-        return self._transcribe_in_window(features, window, len(pcm16k) / 16.0)
+            transcript = self._transcribe_long(audio)
+        else:
+            transcript = self._transcribe_in_window(features, window, len(pcm16k) / 16.0)
+        return replace(transcript, speech_to_noise_db=speech_to_noise_db(pcm16k))
 
     def _transcribe_in_window(
         self, features: np.ndarray, frames: int, audio_ms: float

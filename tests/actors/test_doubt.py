@@ -9,11 +9,21 @@ asks instead of answering.
 
 from __future__ import annotations
 
+import math
+
 import jiwer
+import numpy as np
 import pytest
 
 from actors.core.call_policy import CallPolicy, Generate, Record, Say, Transcribed
-from actors.core.doubt import CLARIFY, unsure
+from actors.core.doubt import (
+    CLARIFY,
+    CLARIFY_NOISY,
+    NOISY_BELOW_DB,
+    noisy,
+    speech_to_noise_db,
+    unsure,
+)
 from actors.engines.speech_recognition import Transcript, WhisperEngine
 from events.catalogue import TranscriptFinal, TurnNotAnswered
 from tests.support.degraded import Sample, corpus, words
@@ -39,10 +49,22 @@ def test_clear_turns_are_answered_and_degraded_ones_often_asked_about(
     print("asks:", {name: f"{rate:.0%}" for name, rate in rates.items()})
     assert asked(clear) <= 0.05  # measured 4 %: 1 of 28
     assert asked(mumbled) >= 0.80  # measured 89 %
-    assert asked(degraded) >= 0.55  # measured 64 %
-    asks = [(s, t) for s, t in transcribed if unsure(t)]
+    assert asked(degraded) >= 0.80  # measured 96 % (64 % on the recogniser's scores alone)
+    # On a line not too noisy to judge, it asks when it misheard (a noisy line is asked
+    # about whatever the recogniser wrote: there it was right about half the time).
+    asks = [(s, t) for s, t in transcribed if unsure(t) and not noisy(t)]
     right = sum(jiwer.wer(words(s.text), words(t.text)) > 0.3 for s, t in asks)
-    assert right / len(asks) >= 0.8  # measured 0.85: when it asks, it had misheard
+    assert right / len(asks) >= 0.8  # measured 0.85
+
+
+def test_the_line_is_judged_noisy_in_street_noise_and_never_when_clear() -> None:
+    levels: dict[str, list[float]] = {}
+    for sample in corpus():
+        levels.setdefault(sample.condition, []).append(speech_to_noise_db(sample.pcm16k))
+    assert min(levels["clear"]) > 3 * NOISY_BELOW_DB  # measured 38-46 dB
+    assert max(levels["noisy 0 dB"]) < NOISY_BELOW_DB  # measured 8-11 dB
+    assert max(levels["noisy -5 dB"]) < min(levels["noisy 0 dB"])  # louder noise, lower
+    assert speech_to_noise_db(np.zeros(1000, dtype=np.int16)) == float("inf")  # too short
 
 
 def test_an_unsure_transcript_is_asked_about_not_answered() -> None:
@@ -82,3 +104,41 @@ def test_a_looping_or_once_guessing_transcript_is_unsure_however_confident() -> 
     assert not unsure(scores(-0.1)) and unsure(scores(-0.9))
     assert unsure(scores(-0.1, compression=3.0))
     assert unsure(scores(-0.3, weakest=-2.5))  # "work a table": one word guessed
+
+
+def turn(
+    policy: CallPolicy, number: int, noise_db: float = math.inf, weakest: float = 0.0
+) -> list[object]:
+    """The caller says turn ``number`` (after the agent's last reply played); the actions."""
+    at = number * 5000.0
+    policy.reply_played(number, now=at / 1000.0)
+    policy.caller_started(at)
+    said = Transcribed(
+        number,
+        "A table for two",
+        0.0,
+        at,
+        at + 1000,
+        at + 1000,
+        weakest_token_logprob=weakest,
+        speech_to_noise_db=noise_db,
+    )
+    policy.transcribed(said, lambda _: "")
+    return list(policy.caller_stopped(at + 1000, at / 1000 + 1.0, lambda _: ""))
+
+
+def test_a_noisy_line_is_asked_about_twice_at_most_then_answered() -> None:
+    """Asked why (the noise), and not forever: the third unclear turn in a row is answered
+    as heard; an answered turn starts the count again."""
+    policy = CallPolicy()
+    policy.greet("Hello.")
+    assert turn(policy, 1, noise_db=8.0)[-1] == Say(2, CLARIFY_NOISY, "clarify")
+    assert turn(policy, 2, weakest=-2.4)[-1] == Say(3, CLARIFY, "clarify")
+    answered = turn(policy, 3, noise_db=8.0)
+    assert isinstance(answered[-1], Generate) and TurnNotAnswered not in [
+        a.kind for a in answered if isinstance(a, Record)
+    ]
+    final = next(a for a in answered if isinstance(a, Record) and a.kind is TranscriptFinal)
+    assert final.fields["speech_to_noise_db"] == 8.0  # the replay shows why it asked
+    policy.reply_played(4, now=17.0)
+    assert turn(policy, 5, noise_db=8.0)[-1] == Say(5, CLARIFY_NOISY, "clarify")
