@@ -59,9 +59,18 @@ def degrade(audio8k: np.ndarray, condition: str, rng: np.random.Generator) -> np
     return _at_snr(muffled, noise, 5.0)
 
 
+def caller_mulaw(voice: str, text: str, condition: str, seed: int = 5) -> bytes:
+    """What a caller in ``condition`` sends down the line: 8 kHz mu-law, for a live call."""
+    return _mulaw(degrade(_clean(voice, text), condition, np.random.default_rng(seed)))
+
+
+def _mulaw(audio8k: np.ndarray) -> bytes:
+    return pcm16_to_mulaw((np.clip(audio8k, -1, 1) * 32767).astype(np.int16))
+
+
 def over_the_phone(audio8k: np.ndarray) -> np.ndarray:
     """8 kHz float audio as the gateway hands it to the STT: mu-law, then 16 kHz int16."""
-    mulaw = pcm16_to_mulaw((np.clip(audio8k, -1, 1) * 32767).astype(np.int16))
+    mulaw = _mulaw(audio8k)
     converter = InboundConverter()
     frames = [converter.convert(mulaw[i : i + 160]) for i in range(0, len(mulaw) - 159, 160)]
     return np.concatenate(frames).astype(np.int16)
