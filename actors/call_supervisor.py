@@ -35,6 +35,7 @@ from actors.core.call_policy import (
     Stage,
     StopReply,
     Transcribed,
+    WaitLonger,
 )
 from actors.core.speech_turns import SpeechTurns
 from actors.core.twilio_stream import TwilioStreamProtocol
@@ -340,6 +341,8 @@ class CallSupervisor(pykka.ThreadingActor):
                 self._speculate(action)
             elif isinstance(action, Adopt):
                 self._generate(action.reply_id, action.caller_turn, speculated=True)
+            elif isinstance(action, WaitLonger):
+                self.detector.unfinished.set()
             elif isinstance(action, StopReply):
                 self.streams.cancel(action.reply_id)  # LLM stream closed, queued phrases skipped
                 self.holds.drop(action.reply_id)  # a speculative one, waiting: abandoned

@@ -18,19 +18,31 @@ from actors.engines.vad import CHUNK_MS, SileroStream
 class SpeechDetector:
     """A call's VAD: its model stream and turn logic, fed 16 kHz PCM of any length.
 
-    ``agent_talking`` is set by the supervisor while a reply holds the floor.
+    ``agent_talking`` is set by the supervisor while a reply holds the floor;
+    ``unfinished`` when the words before the caller's pause sound unfinished (the pause
+    then ends the turn only after the longer silence), until the caller speaks again or
+    the turn ends.
     """
 
     stream: SileroStream
     turns: SpeechTurns = field(default_factory=SpeechTurns)
     agent_talking: threading.Event = field(default_factory=threading.Event)
+    unfinished: threading.Event = field(default_factory=threading.Event)
 
     def feed(self, pcm: Pcm16) -> list[SpeechEdge]:
         edges = []
         for probability, chunk in self.stream.probabilities(pcm):
             level = rms_dbfs((chunk * 32767).astype(np.int16))
-            edge = self.turns.feed(probability, level, CHUNK_MS, self.agent_talking.is_set())
+            edge = self.turns.feed(
+                probability,
+                level,
+                CHUNK_MS,
+                self.agent_talking.is_set(),
+                unfinished=self.unfinished.is_set(),
+            )
             if edge is not None:
+                if not edge.pause:  # spoken again, or the turn is over: the hold is spent
+                    self.unfinished.clear()
                 edges.append(edge)
         return edges
 

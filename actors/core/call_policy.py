@@ -22,6 +22,7 @@ from typing import Any, Literal
 from actors.core.agent import END_CALL, Agent
 from actors.core.caller_silence import CallerSilence, SilenceVerdict
 from actors.core.doubt import CLARIFY, CLARIFY_AT_MOST_IN_A_ROW, CLARIFY_NOISY, noisy, unsure
+from actors.core.end_of_turn import sounds_unfinished
 from actors.core.intents import asks_for_a_person, says_goodbye
 from actors.core.liveness import BOUND_S, GIVE_UP_S, DeadAirWatch, Filler, GiveUp, Hold
 from actors.core.turn_taking import NO_SPEECH_ABOVE, TranscriptGate, TurnTaking, interruption_kind
@@ -161,6 +162,12 @@ class Adopt:
 
 
 @dataclass(frozen=True)
+class WaitLonger:
+    """The words before the caller's pause sound unfinished: this pause ends the turn only
+    after the longer silence (``actors.core.end_of_turn``)."""
+
+
+@dataclass(frozen=True)
 class Speculation:
     reply_id: int
     transcript: Transcribed
@@ -170,7 +177,7 @@ Verdict = Literal[
     "answer", "resume", "acknowledge", "noise", "listening", "unclear", "goodbye", "person"
 ]
 
-Action = Record | Say | Generate | Speculate | Adopt | StopReply | Restart | EndCall
+Action = Record | Say | Generate | Speculate | Adopt | WaitLonger | StopReply | Restart | EndCall
 
 
 def record(kind: type[Event], **fields: Any) -> Record:
@@ -289,6 +296,10 @@ class CallPolicy:
             actions += self._final_transcript(final, unheard)
         elif transcript.tentative:  # a pause: the turn may end here
             actions += self._drop_speculation("a later pause")
+            if transcript.speech_end_ms < self.resumed_at_ms:
+                return actions  # the caller has gone on since: this pause is moot
+            if sounds_unfinished(transcript.text):  # "a table for ...": wait, begin nothing
+                return actions + [WaitLonger()]
             if llm_has_room:
                 actions += self._speculate(transcript)
         return actions

@@ -9,7 +9,9 @@ Fed one speech probability (and the chunk's loudness) per 32 ms chunk:
   once, and if the caller only said "okay" or made a noise it resumes from the
   first unheard word (``turn_taking.interruption_kind``).
 * It ends after ``end_of_turn_ms`` of silence, or ``end_of_turn_agent_ms`` while
-  the agent talks (a pause in a barge-in is not the end of it).
+  the agent talks (a pause in a barge-in is not the end of it), or
+  ``unfinished_wait_ms`` when the words before the pause sound unfinished
+  (``actors.core.end_of_turn``: "a table for ...").
 * After ``pause_ms`` of silence it reports a *pause*: the place the turn will end
   if the caller stays quiet. Transcription starts there, speculatively, so the
   transcript is ready about when the end of turn is confirmed (the STT's ~0.5 s
@@ -23,6 +25,8 @@ Fed one speech probability (and the chunk's loudness) per 32 ms chunk:
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from actors.core.end_of_turn import UNFINISHED_WAIT_MS
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class SpeechTurns:
     barge_in_ms: float = 64.0
     end_of_turn_ms: float = 300.0
     end_of_turn_agent_ms: float = 600.0
+    unfinished_wait_ms: float = UNFINISHED_WAIT_MS
     pause_ms: float = 64.0
     noise_db: float = -70.0
     speaking: bool = False
@@ -53,7 +58,13 @@ class SpeechTurns:
         return self.threshold + min(max((self.noise_db + 50.0) / 100.0, 0.0), 0.3)
 
     def feed(
-        self, probability: float, level_db: float, chunk_ms: float, agent_talking: bool = False
+        self,
+        probability: float,
+        level_db: float,
+        chunk_ms: float,
+        agent_talking: bool = False,
+        *,
+        unfinished: bool = False,
     ) -> SpeechEdge | None:
         self._position_ms += chunk_ms
         threshold = self.current_threshold()
@@ -73,6 +84,8 @@ class SpeechTurns:
         if probability < threshold - self.hysteresis:
             self._silence_ms += chunk_ms
             limit = self.end_of_turn_agent_ms if agent_talking else self.end_of_turn_ms
+            if unfinished:
+                limit = max(limit, self.unfinished_wait_ms)
             speech_end = self._position_ms - self._silence_ms
             if self._silence_ms >= limit:
                 self.speaking = False

@@ -64,3 +64,11 @@ def test_the_threshold_rises_with_the_noise_floor() -> None:
     # A probability of 0.7 is speech in a quiet room, not on a noisy street.
     assert edges(quiet, [0.7] * 3) == [SpeechEdge(True, 200 * 32.0)]
     assert edges(noisy, [0.7] * 3) == []
+
+
+def test_a_pause_after_unfinished_words_ends_the_turn_only_after_the_longer_silence() -> None:
+    turns = SpeechTurns()  # 300 ms, or 1,300 ms after words that sound unfinished
+    edges(turns, [0.9] * 5)
+    quiet = [turns.feed(0.0, -60.0, 32.0, unfinished=True) for _ in range(45)]
+    ended = [index for index, edge in enumerate(quiet) if edge is not None and not edge.pause]
+    assert ended == [40]  # 41 x 32 ms = 1,312 ms >= 1,300 ms (300 ms would be chunk 9)

@@ -14,8 +14,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors.core.audio_formats import phrase_to_mulaw
-from actors.engines.speech_synthesis import HibariEngine
 from actors.llm import Llm
 from actors.messages import GenerateReply
 from events.catalogue import (
@@ -30,13 +28,13 @@ from events.catalogue import (
     StageFailed,
 )
 from gateway.app import EarshotApp
-from gateway.simulate import SimulatedCaller, Utterance, voiced_span_s
+from gateway.simulate import SimulatedCaller, Utterance
 from projections.context import context_messages
 from projections.replay import fold_all
 from tests.support.fault_llm import REPLY, FaultInjectingLlm
 from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
+from tests.support.voices import spoken
 
-SILENCE_20MS = b"\xff" * 160
 END_OF_TURN_MS = 600.0
 PAUSE_MS = 400  # past the 64 ms pause and the STT's ~0.1 s on it, short of the end of turn
 
@@ -50,20 +48,6 @@ def patient_gateway(
         f"sqlite+aiosqlite:///{db}", llm_url=llm.url, end_of_turn_ms=END_OF_TURN_MS
     ) as running:
         yield running
-
-
-def spoken(*parts: str, pause_ms: int = 0) -> bytes:
-    """The parts said one after another, exactly ``pause_ms`` of silence between their
-    voices (each part's own leading and trailing silence cut)."""
-    voice = HibariEngine()
-    audio = [phrase_to_mulaw(p.samples, p.rate) for p in map(voice.synthesize, parts)]
-    if len(audio) == 1:
-        return audio[0]
-    voiced = []
-    for mulaw in audio:
-        onset_s, end_s = voiced_span_s(mulaw)
-        voiced.append(mulaw[int(onset_s * 8000) : int(end_s * 8000)])
-    return (SILENCE_20MS * (pause_ms // 20)).join(voiced)
 
 
 async def call(base: str, app: EarshotApp, mulaw: bytes) -> list[AnyEvent]:

@@ -61,7 +61,7 @@ def degrade(audio8k: np.ndarray, condition: str, rng: np.random.Generator) -> np
 
 def caller_mulaw(voice: str, text: str, condition: str, seed: int = 5) -> bytes:
     """What a caller in ``condition`` sends down the line: 8 kHz mu-law, for a live call."""
-    return _mulaw(degrade(_clean(voice, text), condition, np.random.default_rng(seed)))
+    return _mulaw(degrade(spoken_line(voice, text), condition, np.random.default_rng(seed)))
 
 
 def _mulaw(audio8k: np.ndarray) -> bytes:
@@ -77,7 +77,7 @@ def over_the_phone(audio8k: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def _clean(voice: str, text: str) -> np.ndarray:
+def spoken_line(voice: str, text: str) -> np.ndarray:
     samples, rate = VOICES[voice](text)
     audio = soxr.resample(samples, rate, 8000).astype(np.float32)
     pad = np.zeros(2400, dtype=np.float32)  # 0.3 s of line either side, as the VAD cuts
@@ -89,7 +89,7 @@ def corpus(conditions: tuple[str, ...] = CONDITIONS) -> Iterator[Sample]:
     for condition in conditions:
         for voice in VOICES:
             for text in UTTERANCES:
-                audio = degrade(_clean(voice, text), condition, rng)
+                audio = degrade(spoken_line(voice, text), condition, rng)
                 yield Sample(condition, voice, text, over_the_phone(audio))
 
 

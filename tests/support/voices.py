@@ -13,6 +13,7 @@ import numpy as np
 
 from actors.core.audio_formats import InboundConverter, phrase_to_mulaw
 from actors.engines.speech_synthesis import HibariEngine
+from gateway.simulate import voiced_span_s
 
 UTTERANCES = [
     "I would like to book a table",
@@ -68,7 +69,18 @@ def as_caller_audio(samples: np.ndarray, rate: int) -> np.ndarray:
     return np.concatenate(frames)
 
 
-def spoken(text: str) -> bytes:
-    """``text`` in the neural voice, as the 8 kHz mu-law a phone would carry."""
-    phrase = hibari_engine().synthesize(text)
-    return phrase_to_mulaw(phrase.samples, phrase.rate)
+SILENCE_20MS = b"\xff" * 160
+
+
+def spoken(*parts: str, pause_ms: int = 0) -> bytes:
+    """The parts said one after another, exactly ``pause_ms`` of silence between their
+    voices (each part's own leading and trailing silence cut)."""
+    voice = hibari_engine()
+    audio = [phrase_to_mulaw(p.samples, p.rate) for p in map(voice.synthesize, parts)]
+    if len(audio) == 1:
+        return audio[0]
+    voiced = []
+    for mulaw in audio:
+        onset_s, end_s = voiced_span_s(mulaw)
+        voiced.append(mulaw[int(onset_s * 8000) : int(end_s * 8000)])
+    return (SILENCE_20MS * (pause_ms // 20)).join(voiced)
