@@ -398,7 +398,6 @@ class CallPolicy:
         heard or kept until the turn ends with this very transcript."""
         if (
             not self.preemptive
-            or transcript.speech_end_ms < self.resumed_at_ms  # the caller has gone on since
             or self.closing is not None
             or self.turns.agent_reply is not None
             or self._verdict(transcript, self.turns.interrupted_reply) != "answer"

@@ -298,7 +298,7 @@ class PlaybackClock:
         known = found is not None and self._run_shift(found[0])[1]
         jitter_ms = self._jitter_ms()
         hedge_ms = max(HEDGE_FLOOR_MS, (jitter_ms - 10.0) / (4 if refined else 2))
-        if not known:  # when the run's packets tick is unknown, so is the packet
+        if not known:  # the run's tick unknown: which packet played, too
             hedge_ms, jitter_ms = hedge_ms + self.packet_ms / 2, jitter_ms + self.packet_ms / 2
         early = self._played_by(arrival - hedge_ms / 1000.0)
         late = self._played_by(arrival + hedge_ms / 1000.0)
