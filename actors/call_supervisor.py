@@ -152,6 +152,7 @@ class CallSupervisor(pykka.ThreadingActor):
         self.backlog = backlog
         self.live = live  # the call's Heard, folded as events are recorded
         self.consent = consent  # None: nothing is kept; else once the announcement is heard
+        self.consent_refused = False  # the caller cut in before hearing it: nothing is kept
         self.recorder = recorder
         self.protocol = protocol
         self.playout = playout
@@ -300,12 +301,17 @@ class CallSupervisor(pykka.ThreadingActor):
         return None
 
     def _note_consent(self) -> None:
-        """Open retention once the caller has heard the recording announcement."""
-        if self.consent is None or self.consent.given:
+        """Open retention once the caller has heard the recording announcement; once they
+        cut into the greeting short of it, never (and no more looking)."""
+        if self.consent is None or self.consent.given or self.consent_refused:
             return
         greeting = next((t for t in self.live.state.agent_turns() if t.reason == "greeting"), None)
-        if greeting is not None and self.consent.greeting_heard(greeting.heard_text):
+        if greeting is None:
+            return
+        if self.consent.greeting_heard(greeting.heard_text):
             self.recorder.record(RecordingStarted, announcement=self.consent.announcement)
+        elif greeting.interrupted:
+            self.consent_refused = True
 
     def _unheard(self, reply_id: int) -> str:
         """The words of a reply after those the caller heard (the partial word included)."""
