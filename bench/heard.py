@@ -134,11 +134,11 @@ async def one_call(
         assert turn.out_start_ms is not None
         true_ms = clear.head_ms - turn.out_start_ms
         lower, upper = turn.heard_lower_ms or 0.0, turn.heard_upper_ms or 0.0
-        within = lower - 1 <= true_ms <= upper + 1
-        results.errors_ms.append(turn.heard_ms - true_ms)
+        error, within = turn.heard_ms - true_ms, lower - 1 <= true_ms <= upper + 1
+        results.errors_ms.append(error)
         results.within_bounds += within
         if early and index == 0 and turn.reason == "greeting":
-            results.early_errors_ms.append(turn.heard_ms - true_ms)
+            results.early_errors_ms.append(error)
             results.early_within_bounds += within
         true_texts[turn.reply_id] = heard_words(turn.words, clear.head_ms).text
         got, want = turn.heard_text.split(), true_texts[turn.reply_id].split()

@@ -517,7 +517,7 @@ class CallPolicy:
             ending = record(StageFailed, stage=stage, error=error[:500], action="end_call")
             return [ending, *self.end(f"{stage} failed{times}")]
         early = self.speculation
-        if early is not None and self._failed_on_the_begun_reply(stage, reply_id, crashed=crashed):
+        if early is not None and self._failed_on(early, stage, reply_id, crashed=crashed):
             lost = record(
                 StageFailed,
                 stage=stage,
@@ -550,14 +550,13 @@ class CallPolicy:
             actions.append(self._say(APOLOGY, "apology"))
         return actions
 
-    def _failed_on_the_begun_reply(
-        self, stage: Stage, reply_id: int | None, *, crashed: bool
+    def _failed_on(
+        self, early: Speculation, stage: Stage, reply_id: int | None, *, crashed: bool
     ) -> bool:
-        """Did the failure hit the reply begun at a pause (owed nothing)? A crash names no
-        reply: a crashed Llm was on the begun one unless an answer is being spoken."""
-        assert self.speculation is not None
+        """Did the failure hit ``early``, the reply begun at a pause (owed nothing)? A crash
+        names no reply: a crashed Llm was on the begun one unless an answer is being spoken."""
         if reply_id is not None:
-            return reply_id == self.speculation.reply_id
+            return reply_id == early.reply_id
         return crashed and stage == Stage.LLM and self.turns.agent_reply is None
 
     def check_liveness(self, now: float, audio_since_turn: bool) -> list[Action]:

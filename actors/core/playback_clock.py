@@ -181,13 +181,14 @@ class PlaybackClock:
         mark = self._pending.pop(name, None)
         if mark is None:
             return EchoVerdict("unknown")
-        due = self._model_time(mark.out_ms)
+        run = self._run_holding(mark.out_ms)
+        due = None if run is None else run.t0 + (mark.out_ms - run.start_ms) / 1000.0
         if self._cleared_before(mark, due, now):
             return EchoVerdict("flushed", mark)
         played_at = now - self.rtt_s() / 2  # when its packet ended, in our time
-        if due is not None:
+        if run is not None and due is not None:
             self._shifts.append(played_at - due)
-            self._run_of(mark.out_ms).shifts.append(played_at - due)
+            run.shifts.append(played_at - due)
         if self.packet_ms:
             turn = (played_at % (self.packet_ms / 1000.0)) / (self.packet_ms / 1000.0)
             self._phases.append(cmath.exp(2j * math.pi * turn))
@@ -239,16 +240,20 @@ class PlaybackClock:
         tick = phase + math.ceil((arrival - phase) / period) * period
         return tick - run.t0, True
 
-    def _run_of(self, out_ms: float) -> _Run:
-        index = max(bisect.bisect_right(self._run_starts, out_ms) - 1, 0)
+    def _run_holding(self, out_ms: float) -> _Run | None:
+        """The run whose outbound range holds ``out_ms`` (None: before or past them all)."""
+        index = bisect.bisect_right(self._run_starts, out_ms) - 1
+        if index < 0 or out_ms > self._runs[index].end_ms:
+            return None
         return self._runs[index]
 
-    def _run_at(self, t: float) -> tuple[_Run, float] | None:
-        """The run playing at our time ``t``, with its shift: the last one started by then."""
+    def _run_at(self, t: float) -> tuple[_Run, float, bool] | None:
+        """The run playing at our time ``t``, the last one started by then, with its shift
+        and whether that is known to the tick (``_run_shift``)."""
         for run in reversed(self._runs):
-            shift, _ = self._run_shift(run)
+            shift, known = self._run_shift(run)
             if run.t0 + shift <= t:
-                return run, shift
+                return run, shift, known
         return None
 
     def _played_by(self, t: float) -> float:
@@ -257,7 +262,7 @@ class PlaybackClock:
         found = self._run_at(t)
         if found is None:
             return self._runs[0].start_ms if self._runs else 0.0
-        run, shift = found
+        run, shift, _ = found
         elapsed_ms = (t - run.t0 - shift) * 1000.0
         if self.packet_ms:
             elapsed_ms = (math.floor(elapsed_ms / self.packet_ms) + 1) * self.packet_ms
@@ -270,15 +275,6 @@ class PlaybackClock:
             return self._runs[0].start_ms if self._runs else 0.0
         run = self._runs[index]
         return min(run.start_ms + (t - run.t0) * 1000.0, run.end_ms)
-
-    def _model_time(self, out_ms: float) -> float | None:
-        index = bisect.bisect_right(self._run_starts, out_ms) - 1
-        if index < 0:
-            return None
-        run = self._runs[index]
-        if out_ms > run.end_ms:
-            return None
-        return run.t0 + (out_ms - run.start_ms) / 1000.0
 
     def _jitter_ms(self) -> float:
         shifts = (max(self._shifts) - min(self._shifts)) if len(self._shifts) > 1 else 0.0
@@ -295,7 +291,7 @@ class PlaybackClock:
         """
         arrival = sent_at + clear_delay_s
         found = self._run_at(arrival)
-        known = found is not None and self._run_shift(found[0])[1]
+        known = found is not None and found[2]
         jitter_ms = self._jitter_ms()
         hedge_ms = max(HEDGE_FLOOR_MS, (jitter_ms - 10.0) / (4 if refined else 2))
         if not known:  # the run's tick unknown: which packet played, too

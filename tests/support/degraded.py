@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
-from actors.core.audio_formats import InboundConverter, pcm16_to_mulaw
+from actors.core.audio_formats import InboundConverter, float_to_pcm16, pcm16_to_mulaw
 from tests.support.voices import UTTERANCES, VOICES
 
 CONDITIONS = ("clear", "noisy 0 dB", "noisy -5 dB", "mumbled")
@@ -61,16 +61,13 @@ def degrade(audio8k: np.ndarray, condition: str, rng: np.random.Generator) -> np
 
 def caller_mulaw(voice: str, text: str, condition: str, seed: int = 5) -> bytes:
     """What a caller in ``condition`` sends down the line: 8 kHz mu-law, for a live call."""
-    return _mulaw(degrade(spoken_line(voice, text), condition, np.random.default_rng(seed)))
-
-
-def _mulaw(audio8k: np.ndarray) -> bytes:
-    return pcm16_to_mulaw((np.clip(audio8k, -1, 1) * 32767).astype(np.int16))
+    audio = degrade(spoken_line(voice, text), condition, np.random.default_rng(seed))
+    return pcm16_to_mulaw(float_to_pcm16(audio))
 
 
 def over_the_phone(audio8k: np.ndarray) -> np.ndarray:
     """8 kHz float audio as the gateway hands it to the STT: mu-law, then 16 kHz int16."""
-    mulaw = _mulaw(audio8k)
+    mulaw = pcm16_to_mulaw(float_to_pcm16(audio8k))
     converter = InboundConverter()
     frames = [converter.convert(mulaw[i : i + 160]) for i in range(0, len(mulaw) - 159, 160)]
     return np.concatenate(frames).astype(np.int16)

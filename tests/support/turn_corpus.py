@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tests.support.degraded import degrade, over_the_phone, spoken_line
+from tests.support.voices import VOICES
 
 COMPLETE = [
     "I'd like to book a table for two people tonight.",
@@ -66,7 +67,7 @@ def turns() -> Iterator[Turn]:
     rng = np.random.default_rng(11)
     index = 0
     for condition in CONDITIONS:
-        for voice in ("espeak-ng", "hibari"):
+        for voice in VOICES:
             for complete, lines in ((True, COMPLETE), (False, INCOMPLETE)):
                 for text in lines:
                     # The words and 0.3 s of line after them: what the gateway has when
