@@ -38,6 +38,7 @@ from actors.core.call_policy import (
     WaitLonger,
 )
 from actors.core.speech_turns import SpeechTurns
+from actors.core.tool_due import due_tool
 from actors.core.twilio_stream import TwilioStreamProtocol
 from actors.engines.fixed_lines import FixedLines
 from actors.engines.llm_endpoints import LlmEndpoints
@@ -381,14 +382,19 @@ class CallSupervisor(pykka.ThreadingActor):
     def _generate(self, reply_id: int, caller_turn: int, *, speculated: bool = False) -> None:
         """Reply ``reply_id`` answers ``caller_turn``: asked of the model now, or (begun at
         the turn's pause with the same transcript, hence the same chat) released."""
+        must_call = due_tool(self.engines.agent, self.live.state)
         self.recorder.record(
-            ReplyRequested, reply_id=reply_id, reason=ANSWER_REASON, caller_turn=caller_turn
+            ReplyRequested,
+            reply_id=reply_id,
+            reason=ANSWER_REASON,
+            caller_turn=caller_turn,
+            must_call=must_call,
         )
         if speculated:
             self.holds.release(reply_id)
             return
         assert self.llm is not None
-        self.llm.tell(GenerateReply(reply_id, self._chat(self.live.state)))
+        self.llm.tell(GenerateReply(reply_id, self._chat(self.live.state), must_call=must_call))
 
     def _speculate(self, speculate: Speculate) -> None:
         """Ask the model now for the reply the turn gets if it ends with this transcript:
@@ -405,7 +411,10 @@ class CallSupervisor(pykka.ThreadingActor):
             ),
         )
         self.holds.hold(speculate.reply_id)
-        self.llm.tell(GenerateReply(speculate.reply_id, self._chat(assumed), held=True))
+        must_call = due_tool(self.engines.agent, assumed)
+        self.llm.tell(
+            GenerateReply(speculate.reply_id, self._chat(assumed), held=True, must_call=must_call)
+        )
 
     def _chat(self, heard: heard_projection.Heard) -> list[dict[str, Any]]:
         return to_chat(

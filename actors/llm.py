@@ -136,7 +136,7 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
         reply_id = request.reply_id
         tools = self.tool_use.tools.schemas if self.tool_use is not None else None
         reader = ToolCallReader(self.tool_names)
-        stream = self._open(url, request.chat, reply_id, tools)
+        stream = self._open(url, request.chat, reply_id, tools, request.must_call)
         if stream is None:
             return
         if request.held:  # speculative: the server thinks while the turn is confirmed
@@ -171,6 +171,7 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
         chat: list[dict[str, Any]],
         reply_id: int,
         tools: list[dict[str, Any]] | None,
+        must_call: str | None = None,
     ) -> ChatStream | None:
         stream = ChatStream(
             url,
@@ -180,6 +181,7 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
             timeout_s=self.timeout_s,
             user=self.recorder.call_sid,
             tools=tools,
+            tool_choice=must_call if tools else None,
             temperature=REPLY_TEMPERATURE,
         )
         return stream if self.streams.open(reply_id, stream) else None

@@ -100,11 +100,13 @@ class CallerUtterance:
 @dataclass(frozen=True)
 class GenerateReply:
     """``held``: a speculative reply (``ReplyHolds``): asked for now, spoken only once the
-    turn it answers is confirmed, dropped unheard if the caller goes on."""
+    turn it answers is confirmed, dropped unheard if the caller goes on. ``must_call``: a
+    tool the model must call in it (``actors/core/tool_due.py``)."""
 
     reply_id: int
     chat: list[dict[str, Any]]
     held: bool = False
+    must_call: str | None = None
 
 
 @dataclass(frozen=True)

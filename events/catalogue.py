@@ -188,11 +188,14 @@ class TurnNotAnswered(Event, frozen=True, kw_only=True):
 
 class ReplyRequested(Event, frozen=True, kw_only=True):
     """An agent turn begins. ``reason``: greeting, caller_turn, acknowledge, resume, apology,
-    hold (a holding line while the reply is late), fallback (said instead of a late reply)."""
+    hold (a holding line while the reply is late), fallback (said instead of a late reply).
+    ``must_call``: the tool the model was told to call in it (the caller asked for it and
+    said all it needs: ``actors/core/tool_due.py``)."""
 
     reply_id: int
     reason: str = "caller_turn"
     caller_turn: int | None = None
+    must_call: str | None = None
 
 
 class ReplySpeculated(Event, frozen=True, kw_only=True):

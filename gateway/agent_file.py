@@ -59,7 +59,9 @@ def _line_of(text: str, message: str, *, yaml: bool) -> int | None:
     if unknown:
         names.append(unknown.group(1))
     lines = text.splitlines()
-    if not names:  # a check across fields: the line of the first value it quotes
+    # A check across fields, or inside a table msgspec does not name (``[...]``, a tool's
+    # parameter): the line of the first value the message quotes.
+    if not names or "..." in names:
         for quoted in re.findall(r"'([^']+)'", message):
             found = next((i for i, line in enumerate(lines) if quoted in line), None)
             if found is not None:

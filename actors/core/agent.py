@@ -19,6 +19,7 @@ TRANSFER = "transfer"
 TRANSFER_CALL = "transfer_call"
 BUILT_IN_ACTIONS = (END_CALL, TRANSFER_CALL)  # tools the model may call that Earshot carries out
 # A number Twilio's <Dial> takes (E.164), or a SIP URI (<Dial><Sip>).
+HEARD_AS = ("count", "time", "name")  # the readers of ``actors/core/tool_due.py``
 TARGET = re.compile(r"^(\+[1-9]\d{6,14}|sips?:[^\s<>&\"']+@[^\s<>&\"']+)$")
 
 
@@ -41,10 +42,16 @@ class ToolParameter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     description: str = ""
     required: bool = True
     enum: list[str] | None = None
+    # How the caller says it: "count" (how many people), "time" or "name"; with the tool's
+    # ``asked_by``, the model must call the tool once every required value was said
+    # (``actors/core/tool_due.py``).
+    heard_as: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in ("string", "integer", "number", "boolean"):
             raise ValueError(f"parameter type {self.type!r}: string, integer, number or boolean")
+        if self.heard_as is not None and self.heard_as not in HEARD_AS:
+            raise ValueError(f"heard_as {self.heard_as!r}: {', '.join(HEARD_AS)}")
 
 
 class Tool(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -60,6 +67,8 @@ class Tool(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     parameters: dict[str, ToolParameter] = {}
     timeout_s: float = 5.0
     holding: str = "One moment, please."
+    # Words a caller asks for it with ("book", "reservation"): see ``ToolParameter.heard_as``.
+    asked_by: list[str] = []
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", self.name):

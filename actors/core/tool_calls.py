@@ -142,7 +142,11 @@ class ToolCallReader:
             )
             function = delta.get("function") or {}
             part["id"] = part["id"] or str(delta.get("id") or "")
-            part["name"] += str(function.get("name") or "")
+            # In fragments, or whole in the first (OpenAI, vLLM), or whole again in every
+            # one (llama-cpp-python's forced calls): a repeat is not appended.
+            name = str(function.get("name") or "")
+            if name != part["name"]:
+                part["name"] += name
             part["arguments"] += str(function.get("arguments") or "")
 
     def call(self, structured: list[JsonObject] | None = None) -> ToolCall | None:

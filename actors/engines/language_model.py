@@ -190,6 +190,7 @@ class ChatStream:
         api_key: str | None = None,
         user: str | None = None,
         tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | None = None,
     ) -> None:
         parsed = urllib.parse.urlsplit(base_url)
         connection_type = (
@@ -210,6 +211,8 @@ class ChatStream:
             body["user"] = user
         if tools:
             body["tools"] = tools
+        if tool_choice is not None:  # the model must call this tool (a grammar keeps it so)
+            body["tool_choice"] = {"type": "function", "function": {"name": tool_choice}}
         # A server with a tool parser (vLLM) sends calls here rather than as text.
         self.tool_call_deltas: list[dict[str, Any]] = []
         self._body = json.dumps(body)

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from actors.core.tool_calls import ToolCallReader, tool_schemas
 from actors.engines.language_model import ChatStream, EmbeddedServer, phrases, warm_up
+from gateway.agent_file import bundled_agent
 
 CHAT = [
     {"role": "system", "content": "You are a phone receptionist. Answer briefly."},
@@ -61,6 +63,23 @@ def test_a_reply_streams_in_pieces(server: EmbeddedServer) -> None:
     pieces = list(stream)
     assert len(pieces) > 3 and "".join(pieces).strip()
     assert stream.finish_reason in ("stop", "length")
+
+
+def test_a_tool_the_model_must_call_is_called(server: EmbeddedServer) -> None:
+    """``tool_choice`` on the embedded server: a question the model answers in words (asked
+    without it, below) becomes a call of the named tool, read as the Llm reads it."""
+    schemas = tool_schemas(bundled_agent())
+    chat = [
+        {"role": "system", "content": bundled_agent().system_prompt},
+        {"role": "user", "content": "What time do you open?"},
+    ]
+    forced = ChatStream(server.url, chat, tools=schemas, tool_choice="book_table", temperature=0)
+    reader = ToolCallReader(("book_table",))
+    assert "".join(reader.text(delta) for delta in forced) + reader.flush() == ""
+    call = reader.call(forced.tool_call_deltas)
+    assert call is not None and call.name == "book_table" and "party_size" in call.arguments
+    free = ChatStream(server.url, chat, tools=schemas, temperature=0)
+    assert "".join(free).strip()[:1].isalpha() and not free.tool_call_deltas
 
 
 def test_cancel_closes_the_stream_at_once_and_the_server_stays_healthy(

@@ -82,6 +82,18 @@ def test_structured_tool_call_deltas_are_joined() -> None:
     assert reader.call(deltas) == ToolCall("call_9", "book_table", {"party_size": 2})
 
 
+def test_a_name_sent_again_in_every_fragment_is_read_once() -> None:
+    """llama-cpp-python's server streams a forced call (``tool_choice``) with the function's
+    name in every fragment, as it sent it for the forced booking."""
+    reader = ToolCallReader(NAMES)
+    pieces = ['{"', "party", '_size": 2', "}"]
+    deltas = [
+        {"index": 0, "id": "call__0", "function": {"name": "book_table", "arguments": a}}
+        for a in pieces
+    ]
+    assert reader.call(deltas) == ToolCall("call__0", "book_table", {"party_size": 2})
+
+
 def test_the_bundled_agents_tools_as_the_chat_api_schema() -> None:
     schemas = {s["function"]["name"]: s["function"] for s in tool_schemas(bundled_agent())}
     assert set(schemas) == {"book_table", "end_call", "transfer_call"}

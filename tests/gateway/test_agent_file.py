@@ -57,6 +57,12 @@ def test_earshot_agent_names_the_file_the_gateway_uses(
         ("digit", MINIMAL + "[digits]\n0 = 'dance'\n", "line 5: unknown action 'dance'"),
         ("no target", MINIMAL + "[digits]\n0 = 'transfer'\n", "no transfer_targets"),
         ("syntax", MINIMAL + "max_call_s = = 3\n", "line 4"),
+        (
+            "heard_as",
+            MINIMAL + "[[tools]]\nname = 'b'\ndescription = 'd'\nurl = 'https://x.test'\n"
+            "[tools.parameters.n]\ntype = 'integer'\nheard_as = 'colour'\n",
+            "line 10: heard_as 'colour': count, time, name",
+        ),
         ("missing", 'name = "t"\n', "missing required field `system_prompt`"),
     ],
 )
