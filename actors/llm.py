@@ -145,7 +145,12 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
                 stream.cancel()
                 self.streams.close(reply_id)
                 return  # dropped unheard: nothing of it is recorded
-        segment = self._speak_stream(stream, reply_id, 0, reader)
+        first = 0
+        holding = self.tool_use.holding_line(request.must_call) if self.tool_use else None
+        if holding is not None:  # a tool will certainly run: say so while the model writes
+            self._say_line(reply_id, 0, holding)  # its arguments (about a second here)
+            first = 1
+        segment = self._speak_stream(stream, reply_id, first, reader)
         if stream.cancelled:
             self._cancelled(reply_id)
             return
@@ -153,10 +158,12 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
             call = reader.call(stream.tool_call_deltas)
         except ValueError as exc:  # the model's call is garbage: a failed attempt
             raise ReplyFailed(f"a garbled tool call: {exc}", segment) from exc
+        if call is None and request.must_call is not None:
+            raise ReplyFailed(f"no call of {request.must_call}, though it was required", segment)
         finish = stream.finish_reason or "stop"
         if call is not None and self.tool_use is not None:
             finish = "tool_call"
-            after = self._use_tool(url, request, call, segment)
+            after = self._use_tool(url, request, call, segment, held=holding is not None)
             if after is None:
                 return
             segment = after
@@ -225,23 +232,28 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
         self.recorder.record(StageCancelled, stage="llm", reply_id=reply_id)
         self.recorder.record(ReplyCompleted, reply_id=reply_id, finish_reason="cancelled")
 
+    def _say_line(self, reply_id: int, segment: int, text: str) -> None:
+        """A line of the reply itself (not the model's): heard and interruptible like it."""
+        spaced = f" {text}" if segment else text  # the reply's text reads as one
+        self.recorder.record(ReplyTextGenerated, reply_id=reply_id, text=spaced)
+        self.tts.tell(Synthesize(reply_id, segment, text, final=False))
+
     def _use_tool(
-        self, url: str, request: GenerateReply, call: ToolCall, segment: int
+        self, url: str, request: GenerateReply, call: ToolCall, segment: int, *, held: bool
     ) -> int | None:
         """Carry out the model's tool call within the reply; the next segment, or None when
-        the reply was cut meanwhile (recorded as cancelled)."""
+        the reply was cut meanwhile (recorded as cancelled). ``held``: the tool's holding
+        line was said already."""
         assert self.tool_use is not None
         reply_id = request.reply_id
         spoken = [segment]
 
-        def say(text: str) -> None:  # a line of the reply itself: heard, interruptible
-            if self.streams.is_cancelled(reply_id):
-                return
-            self.recorder.record(ReplyTextGenerated, reply_id=reply_id, text=text)
-            self.tts.tell(Synthesize(reply_id, spoken[0], text, final=False))
-            spoken[0] += 1
+        def say(text: str) -> None:
+            if not self.streams.is_cancelled(reply_id):
+                self._say_line(reply_id, spoken[0], text)
+                spoken[0] += 1
 
-        result = self.tool_use.run(reply_id, call, say)
+        result = self.tool_use.run(reply_id, call, say, held=held)
         if self.streams.is_cancelled(reply_id):
             self._cancelled(reply_id)
             return None

@@ -53,11 +53,17 @@ class ToolUse:
         self.recorder = recorder
         self.report = report  # to the supervisor
 
+    def holding_line(self, must_call: str | None) -> str | None:
+        """The line said at once for a reply that must call ``must_call``, if a tool."""
+        tool = self.tools.named(must_call) if must_call is not None else None
+        return tool.holding if tool is not None else None
+
     def run(
-        self, reply_id: int, call: ToolCall, say: Callable[[str], None]
+        self, reply_id: int, call: ToolCall, say: Callable[[str], None], *, held: bool = False
     ) -> dict[str, Any] | None:
         """Carry out ``call``; the tool's answer if the model is to word it, else None
-        (an action handed on, or a failure apologised for: nothing more to generate)."""
+        (an action handed on, or a failure apologised for: nothing more to generate).
+        ``held``: the caller heard the holding line already (said when the call was due)."""
         record = self.recorder.record
         arguments = json.dumps(call.arguments, separators=(",", ":"))
         fields: dict[str, Any] = {"reply_id": reply_id, "call_id": call.call_id, "name": call.name}
@@ -71,7 +77,7 @@ class ToolUse:
         try:
             if tool is None:
                 raise ToolError(f"the model called {call.name!r}, which is not a tool here")
-            result = self._wait(tool, call, say)
+            result = self._wait(tool, call, None if held else say)
         except ToolError as failure:
             ms = round((time.monotonic() - started) * 1000.0, 1)
             record(ToolFailed, error=str(failure)[:500], ms=ms, **fields)
@@ -81,12 +87,16 @@ class ToolUse:
         record(ToolResult, result=json.dumps(result), ms=ms, **fields)
         return result
 
-    def _wait(self, tool: Tool, call: ToolCall, say: Callable[[str], None]) -> dict[str, Any]:
+    def _wait(
+        self, tool: Tool, call: ToolCall, say: Callable[[str], None] | None
+    ) -> dict[str, Any]:
+        """The tool's answer; past ``HOLD_AFTER_S``, its holding line is said (if ``say``)."""
         future = self.tools.runner.submit(tool, call.arguments, self.recorder.call_sid)
         try:
             return dict(future.result(timeout=HOLD_AFTER_S))
         except FutureTimeout:
-            say(tool.holding)
+            if say is not None:
+                say(tool.holding)
         try:
             return dict(future.result(timeout=max(tool.timeout_s - HOLD_AFTER_S, 0.0)))
         except FutureTimeout:

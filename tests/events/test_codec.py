@@ -62,7 +62,7 @@ def sample(kind: type[Event], seq: int) -> Event:
             values[field.name] = True
         elif field.type is float:
             values[field.name] = 12.5
-        elif field.type is str:
+        elif field.type is str or annotation == "str | None":
             values[field.name] = "text"
         else:  # int, int | None
             values[field.name] = 3

@@ -263,7 +263,9 @@ async def test_barge_in_cancels_generation_synthesis_and_playout(
         spoken("Stop, stop. Thank you."),
         seconds=25.0,
         quiet_ms=800.0,
-        cut_in_after_ms=600.0,
+        # Past a filler (940 ms, when the first answer is late: a cold prompt cache), into
+        # the answer itself, which is still being generated for seconds after.
+        cut_in_after_ms=1500.0,
     )
     barge = next(e for e in events if isinstance(e, BargeInDetected))
     cut = barge.reply_id
@@ -293,8 +295,15 @@ async def test_a_table_is_booked_by_voice_and_the_call_ends_with_a_goodbye(
     the confirmation heard; "thanks, bye" gets the goodbye, heard in full, then the stream
     closes and Twilio is told to hang up."""
     base, app = gateway
-    lines = ("I'd like to book a table for two tonight at eight, the name is Ada.", "Thanks, bye.")
-    script = [Utterance(spoken(line), text=line, after_agent_quiet_ms=800.0) for line in lines]
+    asked = "I'd like to book a table for two tonight at eight, the name is Ada."
+    thanks = "Thanks, bye."
+    # Told "One moment while I book that", a caller waits out a pause: the model writes the
+    # call's arguments meanwhile, 2.5 s here after the other gateway's prompt took the
+    # server's cache (test_barge_in_...), 1.1-1.5 s warm.
+    script = [
+        Utterance(spoken(asked), text=asked, after_agent_quiet_ms=800.0),
+        Utterance(spoken(thanks), text=thanks, after_agent_quiet_ms=3000.0),
+    ]
     caller = SimulatedCaller(base, auth_token=AUTH_TOKEN, script=script, hang_up_after_s=45.0)
     truth = await caller.run()
     events = await stored_call(app, truth.call_sid)
@@ -320,6 +329,9 @@ async def test_a_table_is_booked_by_voice_and_the_call_ends_with_a_goodbye(
     # The service's own words, heard in full; never the plumbing (a small model sometimes
     # talks of "the book_table function" before it calls it: that is not spoken).
     assert confirmation.heard_text.endswith(json.loads(result.result)["say"])
+    # The call was certain from the start: its holding line came first, while the model
+    # wrote the arguments (about a second on this CPU).
+    assert confirmation.heard_text.startswith(app.settings.agent.tools[0].holding)
     assert not {"book_table", "function", "{", "`"} & set(confirmation.heard_text.split())
     goodbye = next(t for t in turns if t.reason == "goodbye")
     assert goodbye.heard_text == app.settings.agent.goodbye and not goodbye.interrupted

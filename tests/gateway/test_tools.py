@@ -140,18 +140,25 @@ def spoken(text: str) -> bytes:
     return phrase_to_mulaw(phrase.samples, phrase.rate)
 
 
-QUESTION = "I'd like to book a table for two tonight at eight, the name is Ada."
+# The scripted model answers whatever is asked; a complete booking request also makes the
+# booking due (``must_call``), so the other tools are asked for in other words.
+BOOKING = "I'd like to book a table for two tonight at eight, the name is Ada."
+ORDER = "I'd like to order some food for delivery, please."
 
 
 async def ask(
-    base: str, app: EarshotApp, llm: FaultInjectingLlm, *replies: str | ToolCallReply
+    base: str,
+    app: EarshotApp,
+    llm: FaultInjectingLlm,
+    *replies: str | ToolCallReply,
+    question: str = ORDER,
 ) -> tuple[list[AnyEvent], Truth]:
-    """One caller turn (two with ``and_again``), the LLM answering with ``replies``."""
+    """One caller turn, the LLM answering with ``replies``."""
     llm.replies = list(replies)
     caller = SimulatedCaller(
         base,
         auth_token=AUTH_TOKEN,
-        script=[Utterance(spoken(QUESTION), after_agent_quiet_ms=500.0)],
+        script=[Utterance(spoken(question), after_agent_quiet_ms=500.0)],
         hang_up_after_s=16.0,
     )
     truth = await caller.run()
@@ -173,7 +180,12 @@ async def test_a_table_is_booked_in_the_database_and_the_confirmation_heard(
     gateway: tuple[str, EarshotApp], tools_llm: FaultInjectingLlm, db_path: Path
 ) -> None:
     base, app = gateway
-    events, truth = await ask(base, app, tools_llm, BOOK)
+    events, truth = await ask(base, app, tools_llm, BOOK, question=BOOKING)
+    # Every value said: the request told the model to book (llama.cpp and vLLM hold it to
+    # that with a grammar; this scripted model just answers), and the caller heard the
+    # tool's holding line at once, before the model had written the call.
+    booking = {"type": "function", "function": {"name": "book_table"}}
+    assert tools_llm.chats[-1]["tool_choice"] == booking
     called = next(e for e in events if isinstance(e, ToolCalled))
     assert (called.name, json.loads(called.arguments)) == ("book_table", BOOK.arguments)
     result = json.loads(next(e for e in events if isinstance(e, ToolResult)).result)
@@ -185,7 +197,8 @@ async def test_a_table_is_booked_in_the_database_and_the_confirmation_heard(
         ).fetchall()
     assert rows == [("Ada", 2, "20:00")]
     turn = answer(events)
-    assert turn.heard_text == result["say"] and not turn.interrupted  # heard in full
+    holding = app.settings.agent.tools[0].holding
+    assert turn.heard_text == f"{holding} {result['say']}" and not turn.interrupted
     assert f"tool book_table({called.arguments}) -> " in to_text(fold_all(events), truth.call_sid)
     assert not any("name" in text for text in agent_says(events) if "{" in text)  # no JSON aloud
     # The offer reached the model: the chat API's tools, the booking tool among them.
@@ -201,6 +214,7 @@ async def test_a_call_in_tool_calls_deltas_works_the_same(
     receiver.mode = "ok"
     order = ToolCallReply("place_order", {"dish": "chowder"}, structured=True)
     events, truth = await ask(base, app, tools_llm, order)
+    assert "tool_choice" not in tools_llm.chats[-1]  # nothing was due: the model chose
     assert answer(events).heard_text == CONFIRMED
     signed, body, call_sid = receiver.received[-1]
     assert signed and body == {"dish": "chowder"} and call_sid == truth.call_sid
