@@ -13,6 +13,7 @@ from events.catalogue import (
     ReplyTextGenerated,
     SpeechStopped,
     SpeechSynthesized,
+    ToolCalled,
     TranscriptFinal,
 )
 from projections import metrics
@@ -82,3 +83,20 @@ def test_fixed_lines_are_not_counted_as_the_models_time_to_first_token() -> None
     summary = metrics.summary(state)
     assert summary["llm_ttft_ms_p50"] == 400.0 and summary["llm_ttft_ms_p95"] == 600.0
     assert summary["agent_turns"] == 4 and summary["response_ms_p50"] == 770.0
+
+
+def test_a_reply_that_must_call_a_tool_counts_the_model_to_its_call() -> None:
+    """Such a reply begins with the tool's holding line, recorded at once: the model's own
+    first output is the call (``ToolCalled``), 1.2 s later here."""
+    asked = 160.0
+    events = [
+        at(0.0, SpeechStopped, inbound_ms=0.0, speech_ms=1500.0),
+        at(150.0, TranscriptFinal, turn=1, text="A table for two at eight, for Ada"),
+        at(asked, ReplyRequested, reply_id=1, reason="caller_turn", must_call="book_table"),
+        at(asked, ReplyTextGenerated, reply_id=1, text="One moment while I book that."),
+        synthesized(asked + 200.0, 1, "One moment while I book that."),
+        at(asked + 1200.0, ToolCalled, reply_id=1, call_id="c", name="book_table", arguments=""),
+    ]
+    (turn,) = metrics.fold_all(events).turns
+    assert turn.latencies()["llm_ttft_ms"] == 1200.0
+    assert turn.latencies()["tts_first_audio_ms"] == 200.0  # the holding line's synthesis
