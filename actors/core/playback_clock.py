@@ -237,7 +237,9 @@ class PlaybackClock:
             return self._shift(), False
         period = self.packet_ms / 1000.0
         arrival = run.t0 + self.rtt_s() / 2
-        tick = phase + math.ceil((arrival - phase) / period) * period
+        # Audio arriving on a tick plays from it (to within float noise: 7.200000000000001
+        # is 7.2, not a packet later; hypothesis found that one).
+        tick = phase + math.ceil((arrival - phase) / period - 1e-9) * period
         return tick - run.t0, True
 
     def _run_holding(self, out_ms: float) -> _Run | None:

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from actors.core.playback_clock import PlaybackClock
@@ -141,6 +141,8 @@ def probed(clock: PlaybackClock, delay_s: float) -> None:
         clock.on_mark_echo(name, n * 0.03 + 2 * delay_s)
 
 
+@example(phase_s=0.0, delay_s=0.0, gaps=[1.0, 1.09375, 1.1], cut_s=0.0546875)  # on a tick
+@example(phase_s=0.0, delay_s=0.0, gaps=[1.0, 1.09375, 1.1], cut_s=0.125)  # (float noise)
 @settings(max_examples=300, deadline=None)
 @given(
     phase_s=st.floats(0.0, PACKET_S, exclude_max=True),
