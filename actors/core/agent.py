@@ -18,8 +18,8 @@ END_CALL = "end_call"
 TRANSFER = "transfer"
 TRANSFER_CALL = "transfer_call"
 BUILT_IN_ACTIONS = (END_CALL, TRANSFER_CALL)  # tools the model may call that Earshot carries out
-# A number Twilio's <Dial> takes (E.164), or a SIP URI (<Dial><Sip>).
 HEARD_AS = ("count", "time", "name")  # the readers of ``actors/core/tool_due.py``
+# A number Twilio's <Dial> takes (E.164), or a SIP URI (<Dial><Sip>).
 TARGET = re.compile(r"^(\+[1-9]\d{6,14}|sips?:[^\s<>&\"']+@[^\s<>&\"']+)$")
 
 

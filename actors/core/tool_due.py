@@ -2,9 +2,9 @@
 
 The embedded 0.5B model answers a complete booking request ("a table for two tonight
 at eight, the name is Ada") by saying it back ("Sure, I can help you book a table for
-two...") in about a third of its replies, and books nothing: the caller hangs up
-believing a table is waiting. Telling it so in the prompt did not move that (15-16 of
-20 calls either way), nor did an example exchange (it repeated the example's words).
+two...") in a third to a half of its replies, and books nothing: the caller hangs up
+believing a table is waiting. Telling it so in the prompt did not fix that (8 to 16
+calls in 20), nor did an example exchange (it repeated the example's words).
 A person at the desk would have written the booking down. So the agent file may say,
 for a tool, which words ask for it (``asked_by``) and how each required value sounds
 (``heard_as``); once the caller's words since the tool was last called hold all of
