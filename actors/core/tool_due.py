@@ -75,7 +75,7 @@ _SAID = {"count": said_count, "time": said_time, "name": said_name}
 assert tuple(_SAID) == HEARD_AS
 
 
-def asks_for(tool: Tool, text: str) -> bool:
+def _asks_for(tool: Tool, text: str) -> bool:
     """The caller's words hold one of the tool's ``asked_by`` phrases."""
     lowered = " ".join(re.findall(r"[a-z0-9':]+", text.lower()))
     return any(re.search(rf"\b{re.escape(phrase)}\b", lowered) for phrase in tool.asked_by)
@@ -92,12 +92,12 @@ def _has_everything(tool: Tool, text: str) -> bool:
 def _new_in(tool: Tool, newest: str) -> bool:
     """The newest turn adds to the request: it asks for the tool or says one of its values
     (so "thanks" after a failed call does not call it again)."""
-    return asks_for(tool, newest) or any(
+    return _asks_for(tool, newest) or any(
         _SAID[p.heard_as](newest) for p in tool.parameters.values() if p.heard_as is not None
     )
 
 
-def forceable(tool: Tool) -> bool:
+def _forceable(tool: Tool) -> bool:
     """The agent file says when the tool is asked for and how every required value sounds."""
     required = [p for p in tool.parameters.values() if p.required]
     return bool(tool.asked_by) and all(p.heard_as is not None for p in required)
@@ -106,13 +106,13 @@ def forceable(tool: Tool) -> bool:
 def due_tool(agent: Agent, heard: Heard) -> str | None:
     """The tool the reply to the call's last caller turn must call, if any."""
     for tool in agent.tools:
-        if not forceable(tool):
+        if not _forceable(tool):
             continue
         turns = _caller_words_since(heard, tool.name)
         if not turns:
             continue
         text = " ".join(turns)
-        if asks_for(tool, text) and _has_everything(tool, text) and _new_in(tool, turns[-1]):
+        if _asks_for(tool, text) and _has_everything(tool, text) and _new_in(tool, turns[-1]):
             return tool.name
     return None
 
