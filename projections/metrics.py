@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 
 import msgspec
 
-from events.catalogue import (
+from earshot.events.catalogue import (
     AudioSent,
     BargeInDetected,
     CallerAudioGap,

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors.llm import Llm
-from actors.messages import GenerateReply
-from events.catalogue import (
+from earshot.actors.llm import Llm
+from earshot.actors.messages import GenerateReply
+from earshot.events.catalogue import (
     AnyEvent,
     AudioSent,
     ReplyRequested,
@@ -27,10 +27,10 @@ from events.catalogue import (
     SpeechSynthesized,
     StageFailed,
 )
-from gateway.app import EarshotApp
-from gateway.simulate import SimulatedCaller, Utterance
-from projections.context import context_messages
-from projections.replay import fold_all
+from earshot.gateway.app import EarshotApp
+from earshot.gateway.simulate import SimulatedCaller, Utterance
+from earshot.projections.context import context_messages
+from earshot.projections.replay import fold_all
 from tests.support.fault_llm import REPLY, FaultInjectingLlm
 from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 from tests.support.voices import spoken

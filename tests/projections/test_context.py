@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from projections.context import (
+from earshot.projections.context import (
     EARLIER_OMITTED,
     INTERRUPTED_MARKER,
     Message,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from events.catalogue import (
+from earshot.events.catalogue import (
     AudioSent,
     Event,
     ReplyCompleted,
@@ -16,7 +16,7 @@ from events.catalogue import (
     ToolCalled,
     TranscriptFinal,
 )
-from projections import metrics
+from earshot.projections import metrics
 
 SEQ = itertools.count(1)
 
