@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pykka
@@ -24,7 +24,7 @@ from earshot.actors.core.spoken_text import clean_phrase, speakable
 from earshot.actors.core.tool_calls import ToolCall, ToolCallReader, spoken_result, with_tool_turn
 from earshot.actors.engines.language_model import ChatStream, ModelUnavailable, phrases
 from earshot.actors.engines.llm_endpoints import LlmEndpoints
-from earshot.actors.messages import GenerateReply, StageError, Synthesize
+from earshot.actors.messages import GenerateReply, Presynthesize, StageError, Synthesize
 from earshot.actors.reply_streams import ReplyHolds, ReplyStreams
 from earshot.actors.supervised import ReportsFailure
 from earshot.actors.tool_use import ToolUse
@@ -139,18 +139,19 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
         stream = self._open(url, request.chat, reply_id, tools, request.must_call)
         if stream is None:
             return
+        deltas: Iterator[str] = iter(stream)
         if request.held:  # speculative: the server thinks while the turn is confirmed
-            stream.send()
-            if not self.holds.wait(reply_id, HELD_AT_MOST_S):
-                stream.cancel()
+            held = self._while_held(stream, request)
+            if held is None:
                 self.streams.close(reply_id)
                 return  # dropped unheard: nothing of it is recorded
+            deltas = held
         first = 0
         holding = self.tool_use.holding_line(request.must_call) if self.tool_use else None
         if holding is not None:  # a tool will certainly run: say so while the model writes
             self._say_line(reply_id, 0, holding)  # its arguments (about a second here)
             first = 1
-        segment = self._speak_stream(stream, reply_id, first, reader)
+        segment = self._speak_stream(deltas, reply_id, first, reader)
         if stream.cancelled:
             self._cancelled(reply_id)
             return
@@ -171,6 +172,42 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
             raise ReplyFailed("an empty reply (nothing speakable)", 0)
         self.tts.tell(Synthesize(reply_id, segment, "", final=True))  # the reply ends here
         self.recorder.record(ReplyCompleted, reply_id=reply_id, finish_reason=finish)
+
+    def _while_held(self, stream: ChatStream, request: GenerateReply) -> Iterator[str] | None:
+        """Wait for the turn to be confirmed, reading the reply meanwhile as far as its first
+        phrase, which the Tts synthesizes unheard: once the turn ends, its audio is ready.
+        The reply's deltas, those read ahead first; None when it was dropped (or its turn
+        never confirmed): nothing of it was then recorded or heard."""
+        stream.send()
+        reply_id = request.reply_id
+        until = time.monotonic() + HELD_AT_MOST_S
+        deltas = iter(stream)
+        read: list[str] = []
+        failure: Exception | None = None
+        # A reply that must call a tool opens with its holding line: nothing to read ahead.
+        if request.must_call is None and self.holds.read_ahead(reply_id, stream):
+            try:
+                first = self._read_to_first_phrase(deltas, read, reply_id, until)
+            except Exception as exc:  # raised where it happened, once the reply is read
+                first, failure = None, exc
+            if first is not None and not stream.cancelled:
+                self.tts.tell(Presynthesize(reply_id, first))
+        if not self.holds.wait(reply_id, max(until - time.monotonic(), 0.0)):
+            stream.cancel()
+            return None
+        return _resumed(read, failure, deltas)
+
+    def _read_to_first_phrase(
+        self, deltas: Iterator[str], read: list[str], reply_id: int, until: float
+    ) -> str | None:
+        """Read into ``read`` until the first phrase is settled (returned), the turn is, or
+        ``until`` passes (None)."""
+        for delta in deltas:
+            read.append(delta)
+            first = first_phrase(read, self.tool_names)
+            if first is not None or self.holds.settled(reply_id) or time.monotonic() > until:
+                return first
+        return first_phrase(read, self.tool_names, ended=True)  # the whole of a short reply
 
     def _open(
         self,
@@ -194,31 +231,18 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
         return stream if self.streams.open(reply_id, stream) else None
 
     def _speak_stream(
-        self, stream: ChatStream, reply_id: int, segment: int, reader: ToolCallReader
+        self, deltas: Iterator[str], reply_id: int, segment: int, reader: ToolCallReader
     ) -> int:
         """Each phrase of the stream's speakable text to the Tts, from ``segment`` on; the
         segment after the last. A tool call's text is kept from the caller (``reader``)."""
 
-        def visible(deltas: Iterator[str]) -> Iterator[str]:
-            for delta in deltas:
-                text = reader.text(delta)
-                if text:
-                    yield text
-            rest = reader.flush()
-            if rest:
-                yield rest
-
-        def recorded(deltas: Iterator[str]) -> Iterator[str]:
-            for delta in deltas:
-                self.recorder.record(ReplyTextGenerated, reply_id=reply_id, text=delta)
-                yield delta
+        def record(text: str) -> None:
+            self.recorder.record(ReplyTextGenerated, reply_id=reply_id, text=text)
 
         try:
-            for raw in phrases(speakable(recorded(visible(iter(stream))))):
-                phrase = clean_phrase(raw)
-                if phrase and reader.speakable(phrase):
-                    self.tts.tell(Synthesize(reply_id, segment, phrase, final=False))
-                    segment += 1
+            for phrase in spoken_phrases(deltas, reader, record):
+                self.tts.tell(Synthesize(reply_id, segment, phrase, final=False))
+                segment += 1
         except TimeoutError as exc:  # the server stayed silent (a cancel swallows its errors)
             error = f"timed out: no data for {self.timeout_s:.1f} s"
             raise ReplyFailed(error, segment) from exc
@@ -269,8 +293,64 @@ class Llm(ReportsFailure, pykka.ThreadingActor):
                     self._cancelled(reply_id)
                     return None
                 reader = ToolCallReader(self.tool_names)
-                spoken[0] = self._speak_stream(follow_up, reply_id, spoken[0], reader)
+                spoken[0] = self._speak_stream(iter(follow_up), reply_id, spoken[0], reader)
                 if follow_up.cancelled:
                     self._cancelled(reply_id)
                     return None
         return spoken[0]
+
+
+def spoken_phrases(
+    deltas: Iterable[str], reader: ToolCallReader, generated: Callable[[str], None]
+) -> Iterator[str]:
+    """The reply's phrases as the caller will hear them: the model's text less any tool
+    call (``reader``), cut for speech and cleaned. ``generated`` sees each piece of that
+    text as it streams (the Llm records it)."""
+
+    def visible() -> Iterator[str]:
+        for delta in deltas:
+            text = reader.text(delta)
+            if text:
+                generated(text)
+                yield text
+        rest = reader.flush()
+        if rest:
+            generated(rest)
+            yield rest
+
+    for raw in phrases(speakable(visible())):
+        phrase = clean_phrase(raw)
+        if phrase and reader.speakable(phrase):
+            yield phrase
+
+
+class _Read:
+    """Deltas read so far, noting whether they ran out."""
+
+    def __init__(self, deltas: list[str]) -> None:
+        self.deltas = deltas
+        self.ran_out = False
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.deltas
+        self.ran_out = True
+
+
+def first_phrase(
+    deltas: list[str], tool_names: tuple[str, ...], *, ended: bool = False
+) -> str | None:
+    """The reply's first phrase once the deltas read so far settle it (exactly as
+    ``spoken_phrases`` will cut the whole stream), else None: unless the stream ``ended``
+    there, a phrase that only the end of what was read closed may yet go on."""
+    read = _Read(deltas)
+    for phrase in spoken_phrases(read, ToolCallReader(tool_names), lambda _: None):
+        return None if read.ran_out and not ended else phrase
+    return None
+
+
+def _resumed(read: list[str], failure: Exception | None, rest: Iterator[str]) -> Iterator[str]:
+    """The deltas read ahead, then the failure that stopped the reading, or the rest."""
+    yield from read
+    if failure is not None:
+        raise failure
+    yield from rest

@@ -57,6 +57,15 @@ class Synthesize:
 
 
 @dataclass(frozen=True)
+class Presynthesize:
+    """A speculative reply's first phrase, to synthesize now and keep unheard: when the
+    turn is confirmed, its ``Synthesize`` finds the audio ready."""
+
+    reply_id: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Speak:
     """A phrase to play. ``streamed``: its audio went ahead in ``SpeakAudio`` chunks; this
     closes it, with its words."""

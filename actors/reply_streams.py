@@ -55,12 +55,14 @@ class _Gate:
     def __init__(self) -> None:
         self.opened = threading.Event()
         self.released = False
+        self.reading: Cancellable | None = None  # the stream read ahead meanwhile
 
 
 class ReplyHolds:
     """Speculative replies waiting for their turn to be confirmed: the Llm sends the
-    request at once (the server starts thinking) and reads nothing until ``release``;
-    ``drop`` (the caller went on) wakes it to abandon the reply unheard."""
+    request at once (the server starts thinking) and reads no further than the first
+    phrase until ``release``; ``drop`` (the caller went on) wakes it to abandon the
+    reply unheard."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -69,6 +71,28 @@ class ReplyHolds:
     def hold(self, reply_id: int) -> None:
         with self._lock:
             self._gates[reply_id] = _Gate()
+
+    def read_ahead(self, reply_id: int, stream: Cancellable) -> bool:
+        """May the Llm read ``stream`` while the turn is confirmed? True while it is still
+        held; a drop then cancels the stream, so a read blocked on a slow server ends at
+        once. False once settled (a dropped reply's stream is cancelled now)."""
+        with self._lock:
+            gate = self._gates.get(reply_id)
+            if gate is None:
+                return False
+            if not gate.opened.is_set():
+                gate.reading = stream
+                return True
+            dropped = not gate.released
+        if dropped:
+            stream.cancel()
+        return False
+
+    def settled(self, reply_id: int) -> bool:
+        """Released or dropped (or never held): nothing more to wait for."""
+        with self._lock:
+            gate = self._gates.get(reply_id)
+            return gate is None or gate.opened.is_set()
 
     def release(self, reply_id: int) -> None:
         self._open(reply_id, released=True)
@@ -90,6 +114,10 @@ class ReplyHolds:
     def _open(self, reply_id: int, *, released: bool) -> None:
         with self._lock:
             gate = self._gates.get(reply_id)
-            if gate is not None:
-                gate.released = released
-                gate.opened.set()
+            if gate is None:
+                return
+            gate.released = released
+            gate.opened.set()
+            reading = None if released else gate.reading
+        if reading is not None:
+            reading.cancel()

@@ -14,7 +14,7 @@ import pykka
 
 from earshot.actors.core.call_policy import Stage
 from earshot.actors.engines.speech_synthesis import Phrase, SpeechEngine, StreamingSpeechEngine
-from earshot.actors.messages import CancelReply, Speak, SpeakAudio, Synthesize
+from earshot.actors.messages import CancelReply, Presynthesize, Speak, SpeakAudio, Synthesize
 from earshot.actors.reply_streams import ReplyStreams
 from earshot.actors.supervised import ReportsFailure
 from earshot.events.catalogue import StageCancelled
@@ -43,12 +43,15 @@ class Tts(ReportsFailure, pykka.ThreadingActor):
         self.transport = transport
         self.replies = replies
         self.context: tuple[int, list[Phrase]] = (0, [])  # a reply's phrases so far (last 2)
+        self.ready: tuple[int, str, Phrase] | None = None  # a speculative first phrase
 
     def on_receive(self, message: Any) -> None:
         if self.abandoned:
             return
         if isinstance(message, CancelReply):
             self.recorder.record(StageCancelled, stage="tts", reply_id=message.reply_id)
+        elif isinstance(message, Presynthesize):
+            self._presynthesize(message)
         elif isinstance(message, Synthesize):
             if self.replies.is_cancelled(message.reply_id):
                 return  # cut in on before its turn came: no work for it
@@ -62,16 +65,37 @@ class Tts(ReportsFailure, pykka.ThreadingActor):
             if isinstance(self.engine, StreamingSpeechEngine):
                 self._stream(self.engine, message)
                 return
+            phrase = self._ready(message)
             with self.deadline(self.timeout_s, reply_id) as deadline:
-                phrase = self.engine.synthesize(
-                    message.text,
-                    context=self.context[1][-2:],
-                    should_stop=lambda: self.replies.is_cancelled(reply_id),
-                )
+                if phrase is None:
+                    phrase = self.engine.synthesize(
+                        message.text,
+                        context=self.context[1][-2:],
+                        should_stop=lambda: self.replies.is_cancelled(reply_id),
+                    )
             self.context[1].append(phrase)
             if deadline.expired or self.replies.is_cancelled(message.reply_id):  # drop it
                 return
             self.transport.tell(Speak(message.reply_id, message.segment, phrase, message.final))
+
+    def _presynthesize(self, message: Presynthesize) -> None:
+        """Synthesized now, sent nowhere; kept for the reply's first ``Synthesize`` (a
+        streaming voice already starts at its first chunk: nothing to gain)."""
+        if isinstance(self.engine, StreamingSpeechEngine):
+            return
+        if self.replies.is_cancelled(message.reply_id):
+            return
+        with self.deadline(self.timeout_s, message.reply_id):
+            phrase = self.engine.synthesize(message.text)
+        self.ready = (message.reply_id, message.text, phrase)
+
+    def _ready(self, message: Synthesize) -> Phrase | None:
+        """The phrase synthesized ahead for this one, if it is that phrase. Only a reply's
+        first phrase is; any other reply's first phrase supersedes what was kept."""
+        if self.ready is None or message.segment != 0:
+            return None
+        (reply_id, text, phrase), self.ready = self.ready, None
+        return phrase if (reply_id, text) == (message.reply_id, message.text) else None
 
     def _stream(self, engine: StreamingSpeechEngine, message: Synthesize) -> None:
         """Each chunk goes to the playout as soon as it is decoded; the phrase's words

@@ -3,7 +3,8 @@
     python -m bench.pipeline [--calls 4] [--turns 5] [--preemptive on|off|both]
 
 Simulated callers hold ``--calls`` conversations of ``--turns`` turns each (one
-call at a time). Per turn, from the stored events (Metrics projection): VAD
+call at a time). Per turn, from the stored events (Metrics projection): how
+long after the voice's true end the VAD found the speech's end, the VAD
 end-of-turn delay (from the speech end the VAD found to its decision: the
 300 ms of silence it waits, plus processing), STT final
 after the end of turn, LLM time to first token, TTS time to first audio, and
@@ -53,6 +54,7 @@ async def run(calls: int, turns: int, preemptive: bool) -> None:
     samples: dict[str, list[float]] = {
         name: []
         for name in (
+            "vad_speech_end_lag_ms",
             "vad_end_of_turn_ms",
             "stt_final_ms",
             "llm_ttft_ms",
@@ -98,6 +100,10 @@ async def run(calls: int, turns: int, preemptive: bool) -> None:
                 samples["vad_end_of_turn_ms"].append(
                     (t0 + stopped.at_ms / 1000 - speech_end_at) * 1000
                 )
+                # ...found after the voice's true end (its last audible 20 ms): the VAD's lag
+                voice_ends = [end for _onset, end in truth.speech if end <= speech_end_at + 0.1]
+                if voice_ends:
+                    samples["vad_speech_end_lag_ms"].append((speech_end_at - voice_ends[-1]) * 1000)
     mode = "on" if preemptive else "off"
     print(
         f"pipeline on this CPU, {calls} calls x {turns} turns, preemptive {mode}"

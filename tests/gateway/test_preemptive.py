@@ -14,8 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from earshot.actors.engines.speech_synthesis import Phrase
 from earshot.actors.llm import Llm
-from earshot.actors.messages import GenerateReply
+from earshot.actors.messages import GenerateReply, Synthesize
+from earshot.actors.tts import Tts
 from earshot.events.catalogue import (
     AnyEvent,
     AudioSent,
@@ -62,10 +64,27 @@ def of_reply(events: list[AnyEvent], reply_id: int) -> list[AnyEvent]:
     return [e for e in events if getattr(e, "reply_id", None) == reply_id]
 
 
+def first_phrases_ready(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
+    """(reply, text) of each first phrase whose audio the Tts had synthesized ahead, as
+    the Tts found it (the real method, watched)."""
+    found: list[tuple[int, str]] = []
+    real = Tts._ready
+
+    def ready(self: Tts, message: Synthesize) -> Phrase | None:
+        phrase = real(self, message)
+        if phrase is not None:
+            found.append((message.reply_id, message.text))
+        return phrase
+
+    monkeypatch.setattr(Tts, "_ready", ready)
+    return found
+
+
 async def test_a_turn_that_ends_at_its_pause_is_answered_by_the_reply_begun_there(
-    patient_gateway: tuple[str, EarshotApp],
+    patient_gateway: tuple[str, EarshotApp], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base, app = patient_gateway
+    ready = first_phrases_ready(monkeypatch)
     events = await call(base, app, spoken("Could I book a table for two tonight?"))
     begun = [e for e in events if isinstance(e, ReplySpeculated)]
     assert begun, "no reply was begun at the pause"
@@ -75,12 +94,20 @@ async def test_a_turn_that_ends_at_its_pause_is_answered_by_the_reply_begun_ther
     assert begun[-1].at_ms < ended.at_ms  # asked before the end of turn was confirmed
     assert [e.text for e in events if isinstance(e, ReplyTextGenerated)][-1] != ""
     assert context_messages(fold_all(events).heard)[-1].content == REPLY
+    # Its first phrase (the whole short reply) was read and synthesized during the end-of-turn
+    # wait, and that audio is what played.
+    assert ready == [(answer.reply_id, REPLY)]
+    spoken_first = next(
+        e for e in events if isinstance(e, SpeechSynthesized) and e.reply_id == answer.reply_id
+    )
+    assert spoken_first.text == REPLY
 
 
 async def test_a_caller_who_pauses_and_goes_on_never_hears_the_reply_begun_at_the_pause(
-    patient_gateway: tuple[str, EarshotApp],
+    patient_gateway: tuple[str, EarshotApp], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base, app = patient_gateway
+    ready = first_phrases_ready(monkeypatch)
     events = await call(
         base, app, spoken("I would like a table.", "For two people, tonight.", pause_ms=PAUSE_MS)
     )
@@ -94,6 +121,7 @@ async def test_a_caller_who_pauses_and_goes_on_never_hears_the_reply_begun_at_th
         for e in of_reply(events, wasted)
         if isinstance(e, ReplyRequested | ReplyTextGenerated | SpeechSynthesized | AudioSent)
     ]
+    assert wasted not in [reply_id for reply_id, _ in ready]  # its audio read ahead, unused
     heard = fold_all(events).heard
     assert wasted not in [turn.reply_id for turn in heard.agent_turns()]
     messages = context_messages(heard)
