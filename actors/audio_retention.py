@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import threading
 
-from earshot.events.catalogue import AudioRetained
-from earshot.events.recorder import CallRecorder
+from events.catalogue import AudioRetained
+from events.recorder import CallRecorder
 
 
 class RecordingConsent:

@@ -19,9 +19,9 @@ from typing import Any
 
 import pykka
 
-from earshot.actors.audio_retention import CallerAudioRetention, RecordingConsent
-from earshot.actors.core.agent import Agent
-from earshot.actors.core.call_policy import (
+from actors.audio_retention import CallerAudioRetention, RecordingConsent
+from actors.core.agent import Agent
+from actors.core.call_policy import (
     LIMIT_NOTICE_S,
     Action,
     Adopt,
@@ -37,16 +37,16 @@ from earshot.actors.core.call_policy import (
     Transcribed,
     WaitLonger,
 )
-from earshot.actors.core.speech_turns import SpeechTurns
-from earshot.actors.core.tool_due import due_tool
-from earshot.actors.core.twilio_stream import TwilioStreamProtocol
-from earshot.actors.engines.fixed_lines import FixedLines
-from earshot.actors.engines.llm_endpoints import LlmEndpoints
-from earshot.actors.engines.speech_recognition import WhisperEngine
-from earshot.actors.engines.speech_synthesis import SpeechEngine
-from earshot.actors.engines.vad import SileroVadModel
-from earshot.actors.llm import Llm
-from earshot.actors.messages import (
+from actors.core.speech_turns import SpeechTurns
+from actors.core.tool_due import due_tool
+from actors.core.twilio_stream import TwilioStreamProtocol
+from actors.engines.fixed_lines import FixedLines
+from actors.engines.llm_endpoints import LlmEndpoints
+from actors.engines.speech_recognition import WhisperEngine
+from actors.engines.speech_synthesis import SpeechEngine
+from actors.engines.vad import SileroVadModel
+from actors.llm import Llm
+from actors.messages import (
     CallerResumed,
     CallerSpeech,
     CallerUtterance,
@@ -63,14 +63,14 @@ from earshot.actors.messages import (
     StreamStopped,
     Synthesize,
 )
-from earshot.actors.reply_streams import ReplyHolds, ReplyStreams
-from earshot.actors.speech_detector import SpeechDetector
-from earshot.actors.stt import Stt
-from earshot.actors.supervised import Pulse
-from earshot.actors.tool_use import Tools, ToolUse
-from earshot.actors.transport import InboundBacklog, Transport
-from earshot.actors.tts import Tts
-from earshot.events.catalogue import (
+from actors.reply_streams import ReplyHolds, ReplyStreams
+from actors.speech_detector import SpeechDetector
+from actors.stt import Stt
+from actors.supervised import Pulse
+from actors.tool_use import Tools, ToolUse
+from actors.transport import InboundBacklog, Transport
+from actors.tts import Tts
+from events.catalogue import (
     CallEnded,
     RecordingStarted,
     ReplyCompleted,
@@ -79,10 +79,10 @@ from earshot.events.catalogue import (
     SilenceFilled,
     TranscriptFinal,
 )
-from earshot.events.recorder import CallRecorder
-from earshot.projections import heard as heard_projection
-from earshot.projections.context import context_messages, to_chat
-from earshot.projections.metrics import ANSWER_REASON
+from events.recorder import CallRecorder
+from projections import heard as heard_projection
+from projections.context import context_messages, to_chat
+from projections.metrics import ANSWER_REASON
 
 log = logging.getLogger(__name__)
 

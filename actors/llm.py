@@ -18,18 +18,18 @@ from typing import Any
 
 import pykka
 
-from earshot.actors.core.call_policy import Stage
-from earshot.actors.core.liveness import BOUND_S, retry_allowed
-from earshot.actors.core.spoken_text import clean_phrase, speakable
-from earshot.actors.core.tool_calls import ToolCall, ToolCallReader, spoken_result, with_tool_turn
-from earshot.actors.engines.language_model import ChatStream, ModelUnavailable, phrases
-from earshot.actors.engines.llm_endpoints import LlmEndpoints
-from earshot.actors.messages import GenerateReply, Presynthesize, StageError, Synthesize
-from earshot.actors.reply_streams import ReplyHolds, ReplyStreams
-from earshot.actors.supervised import ReportsFailure
-from earshot.actors.tool_use import ToolUse
-from earshot.events.catalogue import ReplyCompleted, ReplyTextGenerated, StageCancelled, StageFailed
-from earshot.events.recorder import CallRecorder
+from actors.core.call_policy import Stage
+from actors.core.liveness import BOUND_S, retry_allowed
+from actors.core.spoken_text import clean_phrase, speakable
+from actors.core.tool_calls import ToolCall, ToolCallReader, spoken_result, with_tool_turn
+from actors.engines.language_model import ChatStream, ModelUnavailable, phrases
+from actors.engines.llm_endpoints import LlmEndpoints
+from actors.messages import GenerateReply, Presynthesize, StageError, Synthesize
+from actors.reply_streams import ReplyHolds, ReplyStreams
+from actors.supervised import ReportsFailure
+from actors.tool_use import ToolUse
+from events.catalogue import ReplyCompleted, ReplyTextGenerated, StageCancelled, StageFailed
+from events.recorder import CallRecorder
 
 log = logging.getLogger(__name__)
 

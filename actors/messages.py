@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from earshot.actors.core.audio_formats import Float32, Pcm16
-from earshot.actors.core.call_policy import Stage
-from earshot.actors.engines.speech_synthesis import Phrase
-from earshot.events.catalogue import WordTiming
+from actors.core.audio_formats import Float32, Pcm16
+from actors.core.call_policy import Stage
+from actors.engines.speech_synthesis import Phrase
+from events.catalogue import WordTiming
 
 
 @dataclass(frozen=True)

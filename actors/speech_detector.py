@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from earshot.actors.core.audio_formats import Pcm16, rms_dbfs
-from earshot.actors.core.speech_turns import SpeechEdge, SpeechTurns
-from earshot.actors.engines.vad import CHUNK_MS, SileroStream
+from actors.core.audio_formats import Pcm16, rms_dbfs
+from actors.core.speech_turns import SpeechEdge, SpeechTurns
+from actors.engines.vad import CHUNK_MS, SileroStream
 
 
 @dataclass

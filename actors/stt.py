@@ -12,10 +12,10 @@ from typing import Any
 
 import pykka
 
-from earshot.actors.core.call_policy import Stage, Transcribed
-from earshot.actors.engines.speech_recognition import WhisperEngine
-from earshot.actors.messages import CallerUtterance, StageError
-from earshot.actors.supervised import ReportsFailure
+from actors.core.call_policy import Stage, Transcribed
+from actors.engines.speech_recognition import WhisperEngine
+from actors.messages import CallerUtterance, StageError
+from actors.supervised import ReportsFailure
 
 log = logging.getLogger(__name__)
 

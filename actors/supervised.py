@@ -24,8 +24,8 @@ from typing import Any
 
 import pykka
 
-from earshot.actors.core.call_policy import Stage
-from earshot.actors.messages import StageError
+from actors.core.call_policy import Stage
+from actors.messages import StageError
 
 log = logging.getLogger(__name__)
 

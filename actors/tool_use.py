@@ -19,12 +19,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from earshot.actors.core.agent import BUILT_IN_ACTIONS, Agent, Tool
-from earshot.actors.core.tool_calls import ToolCall, tool_schemas
-from earshot.actors.engines.tool_client import ToolError, ToolRunner
-from earshot.actors.messages import ModelAction
-from earshot.events.catalogue import ToolCalled, ToolFailed, ToolResult
-from earshot.events.recorder import CallRecorder
+from actors.core.agent import BUILT_IN_ACTIONS, Agent, Tool
+from actors.core.tool_calls import ToolCall, tool_schemas
+from actors.engines.tool_client import ToolError, ToolRunner
+from actors.messages import ModelAction
+from events.catalogue import ToolCalled, ToolFailed, ToolResult
+from events.recorder import CallRecorder
 
 HOLD_AFTER_S = 0.7  # a tool still running this long: the caller hears the holding line
 TOOL_APOLOGY = "Sorry, I couldn't get that done just now. Could we try again in a moment?"

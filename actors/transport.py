@@ -16,10 +16,10 @@ from typing import Any
 
 import pykka
 
-from earshot.actors.audio_retention import CallerAudioRetention
-from earshot.actors.core.audio_formats import InboundConverter, OutboundStream, phrase_to_mulaw
-from earshot.actors.core.call_policy import Stage
-from earshot.actors.core.twilio_stream import (
+from actors.audio_retention import CallerAudioRetention
+from actors.core.audio_formats import InboundConverter, OutboundStream, phrase_to_mulaw
+from actors.core.call_policy import Stage
+from actors.core.twilio_stream import (
     CallerAudio,
     CloseStream,
     DtmfPressed,
@@ -28,7 +28,7 @@ from earshot.actors.core.twilio_stream import (
     Stopped,
     TwilioStreamProtocol,
 )
-from earshot.actors.messages import (
+from actors.messages import (
     CallerResumed,
     CallerSpeech,
     CallerUtterance,
@@ -39,10 +39,10 @@ from earshot.actors.messages import (
     SpeakAudio,
     StreamStopped,
 )
-from earshot.actors.speech_detector import CallerAudioLog, SpeechDetector
-from earshot.actors.supervised import ReportsFailure
-from earshot.events.catalogue import CallerAudioGap, DtmfReceived, FrameRefused
-from earshot.events.recorder import CallRecorder
+from actors.speech_detector import CallerAudioLog, SpeechDetector
+from actors.supervised import ReportsFailure
+from events.catalogue import CallerAudioGap, DtmfReceived, FrameRefused
+from events.recorder import CallRecorder
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pykka
 
-from earshot.actors.core.call_policy import Stage
-from earshot.actors.engines.speech_synthesis import Phrase, SpeechEngine, StreamingSpeechEngine
-from earshot.actors.messages import CancelReply, Presynthesize, Speak, SpeakAudio, Synthesize
-from earshot.actors.reply_streams import ReplyStreams
-from earshot.actors.supervised import ReportsFailure
-from earshot.events.catalogue import StageCancelled
-from earshot.events.recorder import CallRecorder
+from actors.core.call_policy import Stage
+from actors.engines.speech_synthesis import Phrase, SpeechEngine, StreamingSpeechEngine
+from actors.messages import CancelReply, Presynthesize, Speak, SpeakAudio, Synthesize
+from actors.reply_streams import ReplyStreams
+from actors.supervised import ReportsFailure
+from events.catalogue import StageCancelled
+from events.recorder import CallRecorder
 
 log = logging.getLogger(__name__)
 

@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from earshot.actors.core.audio_formats import InboundConverter, phrase_to_mulaw
-from earshot.actors.core.twilio_stream import CallerAudio, TwilioStreamProtocol
-from earshot.actors.engines.speech_synthesis import HibariEngine
-from earshot.actors.engines.vad import SileroVadModel
-from earshot.actors.speech_detector import SpeechDetector
-from earshot.gateway import playout
-from earshot.gateway.simulate import SimulatedCaller
-from earshot.projections.metrics import percentile
+from actors.core.audio_formats import InboundConverter, phrase_to_mulaw
+from actors.core.twilio_stream import CallerAudio, TwilioStreamProtocol
+from actors.engines.speech_synthesis import HibariEngine
+from actors.engines.vad import SileroVadModel
+from actors.speech_detector import SpeechDetector
+from gateway import playout
+from gateway.simulate import SimulatedCaller
+from projections.metrics import percentile
 from tests.support.gateway import AUTH_TOKEN, running_gateway
 
 SID = "MZ" + "0" * 32
@@ -51,7 +51,7 @@ def _per_frame_us(fn: object, frames: int) -> list[float]:
 def bench_frames(frames: int) -> None:
     rng = np.random.default_rng(1)
     speech = (rng.standard_normal(160) * 4000).astype(np.int16)
-    from earshot.actors.core.audio_formats import pcm16_to_mulaw
+    from actors.core.audio_formats import pcm16_to_mulaw
 
     mulaw = pcm16_to_mulaw(speech)
     converter = InboundConverter()

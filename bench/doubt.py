@@ -22,14 +22,14 @@ import time
 
 import jiwer
 
-from earshot.actors.core.doubt import (
+from actors.core.doubt import (
     COMPRESSION_ABOVE,
     LOGPROB_BELOW,
     NOISY_BELOW_DB,
     WEAKEST_TOKEN_BELOW,
     unsure,
 )
-from earshot.actors.engines.speech_recognition import Transcript, WhisperEngine
+from actors.engines.speech_recognition import Transcript, WhisperEngine
 from tests.support.degraded import CONDITIONS, Sample, corpus, words
 
 MISHEARD_WER = 0.3

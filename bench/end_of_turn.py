@@ -33,8 +33,8 @@ from types import ModuleType
 
 import numpy as np
 
-from earshot.actors.core.end_of_turn import UNFINISHED_WAIT_MS, sounds_unfinished
-from earshot.actors.engines.speech_recognition import WhisperEngine
+from actors.core.end_of_turn import UNFINISHED_WAIT_MS, sounds_unfinished
+from actors.engines.speech_recognition import WhisperEngine
 from tests.support.turn_corpus import Turn, turns
 
 MODELS = Path("var/models/smart_turn")

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from earshot.events.catalogue import (
+from events.catalogue import (
     AudioSent,
     BargeInDetected,
     CallEnded,
@@ -40,13 +40,13 @@ from earshot.events.catalogue import (
     TranscriptPartial,
     WordTiming,
 )
-from earshot.events.database import create_engine, upgrade
-from earshot.events.encryption import MasterKey
-from earshot.events.group_commit import Ack, GroupCommitWriter
-from earshot.events.store import EventStore
-from earshot.projections import heard
-from earshot.projections.metrics import percentile
-from earshot.projections.replay import fold_all
+from events.database import create_engine, upgrade
+from events.encryption import MasterKey
+from events.group_commit import Ack, GroupCommitWriter
+from events.store import EventStore
+from projections import heard
+from projections.metrics import percentile
+from projections.replay import fold_all
 
 
 def synthetic_call(call_sid: str, minutes: float = 30.0, seed: int = 7) -> list[Event]:

@@ -35,14 +35,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from earshot.actors.core.audio_formats import phrase_to_mulaw
-from earshot.actors.engines.speech_synthesis import HibariEngine
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import Network, SimulatedCaller, Truth, Utterance, stop_latencies_ms
-from earshot.projections.context import INTERRUPTED_MARKER
-from earshot.projections.metrics import percentile
-from earshot.projections.replay import fold_all, to_text
-from earshot.projections.words import heard_words
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
+from gateway.app import EarshotApp
+from gateway.simulate import Network, SimulatedCaller, Truth, Utterance, stop_latencies_ms
+from projections.context import INTERRUPTED_MARKER
+from projections.metrics import percentile
+from projections.replay import fold_all, to_text
+from projections.words import heard_words
 from tests.support.fault_llm import FaultInjectingLlm, fault_injecting_llm
 from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 

@@ -19,14 +19,9 @@ import itertools
 import time
 from dataclasses import dataclass
 
-from earshot.actors.engines.language_model import (
-    ChatStream,
-    EmbeddedServer,
-    ModelUnavailable,
-    warm_up,
-)
-from earshot.gateway.config import Settings
-from earshot.projections.metrics import percentile
+from actors.engines.language_model import ChatStream, EmbeddedServer, ModelUnavailable, warm_up
+from gateway.config import Settings
+from projections.metrics import percentile
 
 QUESTIONS = [
     "Could I book a table for two tonight at eight?",

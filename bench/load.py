@@ -39,12 +39,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from earshot.actors.core.audio_formats import phrase_to_mulaw
-from earshot.actors.engines.speech_synthesis import HibariEngine
-from earshot.events.catalogue import AnyEvent, ReplyCompleted, SilenceFilled, StageFailed
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.playout import LATENESS_SAMPLES
-from earshot.gateway.simulate import (
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
+from events.catalogue import AnyEvent, ReplyCompleted, SilenceFilled, StageFailed
+from gateway.app import EarshotApp
+from gateway.playout import LATENESS_SAMPLES
+from gateway.simulate import (
     Network,
     SimulatedCaller,
     Truth,
@@ -52,9 +52,9 @@ from earshot.gateway.simulate import (
     stop_latencies_ms,
     voice_to_voice_ms,
 )
-from earshot.projections import liveness
-from earshot.projections.metrics import percentile
-from earshot.projections.replay import fold_all
+from projections import liveness
+from projections.metrics import percentile
+from projections.replay import fold_all
 from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 
 SCRIPTS = [

@@ -23,18 +23,18 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from earshot.actors.core.audio_formats import phrase_to_mulaw
-from earshot.actors.engines.speech_synthesis import HibariEngine
-from earshot.events.catalogue import (
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
+from events.catalogue import (
     ReplyRequested,
     ReplySpeculated,
     SpeculationDropped,
     SpeechStopped,
     TranscriptPartial,
 )
-from earshot.gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
-from earshot.projections.metrics import percentile
-from earshot.projections.replay import fold_all
+from gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
+from projections.metrics import percentile
+from projections.replay import fold_all
 from tests.support.gateway import AUTH_TOKEN, running_gateway, seen, stored_call
 
 QUESTIONS = [

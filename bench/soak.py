@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pykka
 
-from earshot.events.catalogue import SilenceFilled
-from earshot.gateway.simulate import SimulatedCaller, Utterance
-from earshot.projections.replay import fold_all
+from events.catalogue import SilenceFilled
+from gateway.simulate import SimulatedCaller, Utterance
+from projections.replay import fold_all
 from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 from tests.support.voices import spoken
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 import jiwer
 import numpy as np
 
+from actors.engines.speech_recognition import Transcript, WhisperEngine
 from bench.pipeline import QUESTIONS
-from earshot.actors.engines.speech_recognition import Transcript, WhisperEngine
 from tests.support.voices import UTTERANCES, VOICES, as_caller_audio
 
 

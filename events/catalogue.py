@@ -16,7 +16,7 @@ The events alone reconstruct text and timing; audio bytes are an event only with
 the caller's consent (``AudioRetained``). Adding an event type or an optional
 trailing field is backwards compatible; any other change to a type bumps that
 type's ``VERSION`` and registers an upcaster from the old version in
-``earshot.events.codec``. Versions are per type, so changing one type never touches the
+``events.codec``. Versions are per type, so changing one type never touches the
 stored rows of the others.
 """
 

@@ -5,7 +5,7 @@ type's own (``Event.VERSION``). A payload at its type's current version decodes
 straight into the struct. An older one is decoded to plain data, passed through
 that type's upcasters one version at a time, then converted. Anything that
 cannot be decoded raises ``EventDecodeError`` naming the call and sequence:
-nothing is skipped silently. An encrypted payload (``earshot.events.encryption``) decodes
+nothing is skipped silently. An encrypted payload (``events.encryption``) decodes
 with its call's data key; without one (the key was destroyed) it decodes as forgotten.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 import msgspec
 from cryptography.exceptions import InvalidTag
 
-from earshot.events import encryption
-from earshot.events.catalogue import EVENT_TYPES, AnyEvent, Event
+from events import encryption
+from events.catalogue import EVENT_TYPES, AnyEvent, Event
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 """Turns the plain payload of one version into the payload of the next."""

@@ -30,8 +30,8 @@ def var_dir() -> Path:
 
 
 def migrations_dir() -> Path:
-    """The Alembic scripts, found as the installed ``earshot.migrations`` package is."""
-    spec = importlib.util.find_spec("earshot.migrations")
+    """The Alembic scripts, found as the installed ``migrations`` package is."""
+    spec = importlib.util.find_spec("migrations")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the migrations package is not installed")
     return Path(next(iter(spec.submodule_search_locations)))

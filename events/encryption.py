@@ -27,7 +27,7 @@ import msgspec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from earshot.events.catalogue import Event
+from events.catalogue import Event
 
 FORGOTTEN = "[forgotten]"
 """What a private text reads as once its call's key is destroyed."""

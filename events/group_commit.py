@@ -31,8 +31,8 @@ from typing import NamedTuple
 
 from sqlalchemy import exc as sa_exc
 
-from earshot.events.catalogue import Event
-from earshot.events.store import AppendRequest, AppendResult, EventStore
+from events.catalogue import Event
+from events.store import AppendRequest, AppendResult, EventStore
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from earshot.events.catalogue import CallEnded, CallStarted
-from earshot.events.codec import decode
-from earshot.events.store import EventStore, events_table, metadata
+from events.catalogue import CallEnded, CallStarted
+from events.codec import decode
+from events.store import EventStore, events_table, metadata
 
 instances_table = Table(
     "gateway_instances",

@@ -19,8 +19,8 @@ from sqlalchemy import Column, Float, Integer, String, Table, insert, or_, selec
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from earshot.events.catalogue import CallEnded
-from earshot.events.store import EventStore, events_table, metadata
+from events.catalogue import CallEnded
+from events.store import EventStore, events_table, metadata
 
 LOOKBACK = 500  # positions read again each time (late commits on PostgreSQL)
 CLAIM_S = 60.0  # an entry taken for an attempt is another gateway's again after this

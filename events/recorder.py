@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from earshot.events.catalogue import Event
-from earshot.events.codec import encode
-from earshot.events.group_commit import Ack, GroupCommitWriter
+from events.catalogue import Event
+from events.codec import encode
+from events.group_commit import Ack, GroupCommitWriter
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``LOCK TABLE``), so they become
 visible in commit order with no gaps.
 
 With a master key, private fields are encrypted under each call's data key
-(``earshot.events.encryption``); ``forget`` destroys a call's key.
+(``events.encryption``); ``forget`` destroys a call's key.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from earshot.events import encryption
-from earshot.events.catalogue import AnyEvent, CallStarted, Event
-from earshot.events.codec import EventDecodeError, decode, encode, event_type, version_of
-from earshot.events.encryption import MasterKey, MasterKeyError
+from events import encryption
+from events.catalogue import AnyEvent, CallStarted, Event
+from events.codec import EventDecodeError, decode, encode, event_type, version_of
+from events.encryption import MasterKey, MasterKeyError
 
 metadata = MetaData()
 

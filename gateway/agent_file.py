@@ -17,7 +17,7 @@ import msgspec
 import msgspec.toml
 import msgspec.yaml
 
-from earshot.actors.core.agent import Agent
+from actors.core.agent import Agent
 
 BUNDLED_AGENT = Path(__file__).resolve().parent / "agents" / "receptionist.toml"
 

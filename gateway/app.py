@@ -14,14 +14,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from earshot.events.catalogue import CallRefused
-from earshot.events.recorder import CallRecorder
-from earshot.gateway import call_page, metrics
-from earshot.gateway.asgi import read_body, respond
-from earshot.gateway.config import Settings
-from earshot.gateway.media_socket import media_stream
-from earshot.gateway.services import Services
-from earshot.gateway.webhook import (
+from events.catalogue import CallRefused
+from events.recorder import CallRecorder
+from gateway import call_page, metrics
+from gateway.asgi import read_body, respond
+from gateway.config import Settings
+from gateway.media_socket import media_stream
+from gateway.services import Services
+from gateway.webhook import (
     AFTER_STREAM_PATH,
     MAX_WEBHOOK_BODY,
     WebhookRefused,
@@ -129,7 +129,7 @@ class EarshotApp:
     async def _call_page(
         self, scope: Any, _receive: Any, send: Any, headers: dict[str, str]
     ) -> None:
-        """The call page (``earshot.gateway.call_page``); ``?at=SEQ`` draws the call as it stood."""
+        """The call page (``gateway.call_page``); ``?at=SEQ`` draws the call as it stood."""
         if await self._bearer_refused(scope, send, headers):
             return
         call_sid = scope["path"].removeprefix("/calls/")

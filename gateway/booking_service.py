@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy import Column, Float, Integer, String, Table, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from earshot.actors.core.tool_signature import HEADER, SignatureRefused, verify
-from earshot.actors.engines.tool_client import CALL_HEADER
-from earshot.events.store import metadata
-from earshot.gateway.asgi import read_body, respond
+from actors.core.tool_signature import HEADER, SignatureRefused, verify
+from actors.engines.tool_client import CALL_HEADER
+from events.store import metadata
+from gateway.asgi import read_body, respond
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 ``earshot replay CALL_SID --html call.html`` writes it; the gateway serves the same page
 at ``GET /calls/CALL_SID`` (and a list at ``GET /calls``) behind the metrics token. It
-needs no network: the call's timeline (``earshot.projections.timeline``) is embedded as JSON and
+needs no network: the call's timeline (``projections.timeline``) is embedded as JSON and
 drawn by the page's own few lines of JavaScript (``call_page.html``), and with audio
 kept under consent both tracks are embedded too, as a WAV and as waveform peaks.
 
@@ -23,9 +23,9 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from earshot.events.catalogue import Event
-from earshot.events.store import CallSummary
-from earshot.projections import heard_audio, timeline
+from events.catalogue import Event
+from events.store import CallSummary
+from projections import heard_audio, timeline
 
 BUCKET_MS = 20  # one waveform peak per 20 ms: Twilio's frame
 
@@ -39,7 +39,7 @@ def render(events: list[Event], call_sid: str, at_seq: int | None = None) -> str
         "audio": _audio(events),
     }
     data = json.dumps(document, separators=(",", ":")).replace("</", "<\\/")
-    template = resources.files("earshot.gateway").joinpath("call_page.html").read_text()
+    template = resources.files("gateway").joinpath("call_page.html").read_text()
     return template.replace("__TITLE__", html.escape(call_sid)).replace("__CALL_JSON__", data)
 
 

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from earshot.actors.core.playback_clock import PACKET_MS
-from earshot.events.catalogue import AnyEvent
-from earshot.events.codec import EventDecodeError
-from earshot.events.database import (
+from actors.core.playback_clock import PACKET_MS
+from events.catalogue import AnyEvent
+from events.codec import EventDecodeError
+from events.database import (
     StoreUnavailable,
     check_readable,
     create_engine,
@@ -30,16 +30,16 @@ from earshot.events.database import (
     describe,
     upgrade,
 )
-from earshot.events.encryption import FORGOTTEN, MasterKeyError, new_master_key_text
-from earshot.events.leases import instances_alive
-from earshot.events.store import EventStore, Forgetting
-from earshot.gateway.agent_file import AgentFileError
-from earshot.gateway.config import Settings
-from earshot.projections import heard_audio, timeline
-from earshot.projections.replay import fold_all, to_json, to_text
+from events.encryption import FORGOTTEN, MasterKeyError, new_master_key_text
+from events.leases import instances_alive
+from events.store import EventStore, Forgetting
+from gateway.agent_file import AgentFileError
+from gateway.config import Settings
+from projections import heard_audio, timeline
+from projections.replay import fold_all, to_json, to_text
 
 if TYPE_CHECKING:
-    from earshot.gateway.simulate import Truth
+    from gateway.simulate import Truth
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ async def _replay(
     if audio is not None:
         return _write_heard_audio(events, Path(audio), call_sid)
     if page is not None:
-        from earshot.gateway import call_page
+        from gateway import call_page
 
         Path(page).write_text(call_page.render(list(events), call_sid, at))
         print(f"call {call_sid}: the call page is {page}")
@@ -282,7 +282,7 @@ async def _gateways_alive(url: str) -> int:
 def _tools_serve(args: argparse.Namespace, db_url: str) -> int:
     import uvicorn
 
-    from earshot.gateway.booking_service import BookingService
+    from gateway.booking_service import BookingService
 
     secret = Settings.from_env().tools_secret
     if secret is None:
@@ -301,9 +301,9 @@ def _tools_serve(args: argparse.Namespace, db_url: str) -> int:
 def _serve(args: argparse.Namespace, db_url: str) -> int:
     import uvicorn
 
-    from earshot.gateway.app import EarshotApp
-    from earshot.gateway.config import DEV_AUTH_TOKEN, refusal_to_serve
-    from earshot.gateway.drain import DrainingServer
+    from gateway.app import EarshotApp
+    from gateway.config import DEV_AUTH_TOKEN, refusal_to_serve
+    from gateway.drain import DrainingServer
 
     settings = Settings.from_env(db_url=db_url)
     if "EARSHOT_PUBLIC_URL" not in os.environ:
@@ -339,9 +339,9 @@ def _serve(args: argparse.Namespace, db_url: str) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from earshot.actors.core.audio_formats import phrase_to_mulaw
-    from earshot.actors.engines.speech_synthesis import HibariEngine
-    from earshot.gateway.simulate import (
+    from actors.core.audio_formats import phrase_to_mulaw
+    from actors.engines.speech_synthesis import HibariEngine
+    from gateway.simulate import (
         CallRejected,
         Network,
         SimulatedCaller,
@@ -447,7 +447,7 @@ def _wav_to_mulaw(path: str) -> bytes:
     import numpy as np
     import soxr
 
-    from earshot.actors.core.audio_formats import pcm16_to_mulaw
+    from actors.core.audio_formats import pcm16_to_mulaw
 
     with wave.open(path, "rb") as wav:
         rate, width, channels = wav.getframerate(), wav.getsampwidth(), wav.getnchannels()

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import msgspec
 
-from earshot.actors.core.agent import Agent
-from earshot.actors.core.liveness import BOUND_S, GIVE_UP_S
-from earshot.actors.core.playback_clock import LEAD_MS
-from earshot.actors.core.twilio_stream import REFUSAL_BURST
-from earshot.actors.transport import BACKLOG_FRAMES
-from earshot.events.database import default_url
-from earshot.events.encryption import MasterKey, parse_master_key
-from earshot.gateway.agent_file import bundled_agent, load_agent
+from actors.core.agent import Agent
+from actors.core.liveness import BOUND_S, GIVE_UP_S
+from actors.core.playback_clock import LEAD_MS
+from actors.core.twilio_stream import REFUSAL_BURST
+from actors.transport import BACKLOG_FRAMES
+from events.database import default_url
+from events.encryption import MasterKey, parse_master_key
+from gateway.agent_file import bundled_agent, load_agent
 
 DEV_AUTH_TOKEN = "earshot-dev-auth-token"
 

@@ -23,8 +23,8 @@ from types import FrameType
 import pykka
 import uvicorn
 
-from earshot.actors.messages import Drain
-from earshot.gateway.services import Services
+from actors.messages import Drain
+from gateway.services import Services
 
 log = logging.getLogger(__name__)
 

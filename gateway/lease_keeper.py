@@ -14,8 +14,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from earshot.events.leases import Leases, end_lost_call
-from earshot.events.store import EventStore
+from events.leases import Leases, end_lost_call
+from events.store import EventStore
 
 log = logging.getLogger(__name__)
 

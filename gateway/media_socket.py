@@ -16,23 +16,23 @@ from typing import Any
 
 import pykka
 
-from earshot.actors.audio_retention import RecordingConsent
-from earshot.actors.call_supervisor import CallSupervisor
-from earshot.actors.core.call_policy import Stage
-from earshot.actors.core.liveness import FAILED_GOODBYE
-from earshot.actors.core.twilio_stream import CloseStream, Refused, Started, TwilioStreamProtocol
-from earshot.actors.messages import InboundFrame, ReplyPlayed, StageError, StreamStopped
-from earshot.actors.supervised import Pulse
-from earshot.actors.transport import InboundBacklog
-from earshot.events.catalogue import CallStarted
-from earshot.events.recorder import CallRecorder
-from earshot.events.store import ConcurrencyConflict
-from earshot.gateway.playout import Playout
-from earshot.gateway.services import Services
-from earshot.gateway.stream_tokens import TokenRefused
-from earshot.gateway.watchdog import SupervisorWatchdog
-from earshot.projections import heard as heard_projection
-from earshot.projections.heard import Heard, LiveHeard
+from actors.audio_retention import RecordingConsent
+from actors.call_supervisor import CallSupervisor
+from actors.core.call_policy import Stage
+from actors.core.liveness import FAILED_GOODBYE
+from actors.core.twilio_stream import CloseStream, Refused, Started, TwilioStreamProtocol
+from actors.messages import InboundFrame, ReplyPlayed, StageError, StreamStopped
+from actors.supervised import Pulse
+from actors.transport import InboundBacklog
+from events.catalogue import CallStarted
+from events.recorder import CallRecorder
+from events.store import ConcurrencyConflict
+from gateway.playout import Playout
+from gateway.services import Services
+from gateway.stream_tokens import TokenRefused
+from gateway.watchdog import SupervisorWatchdog
+from projections import heard as heard_projection
+from projections.heard import Heard, LiveHeard
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from earshot.gateway.playout import LATENESS_SAMPLES
-from earshot.gateway.services import Services
-from earshot.projections.metrics import percentile
+from gateway.playout import LATENESS_SAMPLES
+from gateway.services import Services
+from projections.metrics import percentile
 
 
 def render(services: Services) -> str:

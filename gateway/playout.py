@@ -28,18 +28,18 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from earshot.actors.audio_retention import RecordingConsent
-from earshot.actors.core.audio_formats import FRAME_MS
-from earshot.actors.core.phrase_frames import (
+from actors.audio_retention import RecordingConsent
+from actors.core.audio_formats import FRAME_MS
+from actors.core.phrase_frames import (
     Frame,
     close_streamed,
     end_mark,
     phrase_frames,
     streamed_frames,
 )
-from earshot.actors.core.playback_clock import LEAD_MS, PlaybackClock
-from earshot.actors.core.twilio_stream import clear_message, mark_message, media_message
-from earshot.events.catalogue import (
+from actors.core.playback_clock import LEAD_MS, PlaybackClock
+from actors.core.twilio_stream import clear_message, mark_message, media_message
+from events.catalogue import (
     AudioRetained,
     AudioSent,
     ClearSent,
@@ -50,7 +50,7 @@ from earshot.events.catalogue import (
     SpeechSynthesized,
     WordTiming,
 )
-from earshot.events.recorder import CallRecorder
+from events.recorder import CallRecorder
 
 log = logging.getLogger(__name__)
 

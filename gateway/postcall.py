@@ -1,6 +1,6 @@
 """The post-call webhook: each ended call's summary POSTed to ``EARSHOT_POSTCALL_URL``.
 
-Driven by the store's outbox (``earshot.events.outbox``), beside the calls and never in their
+Driven by the store's outbox (``events.outbox``), beside the calls and never in their
 way: a receiver that is down, slow or refusing only delays its own deliveries, which
 are retried with backoff, across restarts and by whichever gateway gets to them. Each
 request is signed like a tool's (``X-Earshot-Signature``) and carries the call as
@@ -17,9 +17,9 @@ import time
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from earshot.actors.core.tool_signature import HEADER, sign
-from earshot.events.outbox import Due, PostCallOutbox
-from earshot.projections.call_summary import call_summary
+from actors.core.tool_signature import HEADER, sign
+from events.outbox import Due, PostCallOutbox
+from projections.call_summary import call_summary
 
 log = logging.getLogger(__name__)
 

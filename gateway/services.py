@@ -16,31 +16,31 @@ from typing import Any
 
 import pykka
 
-from earshot.actors.call_supervisor import Engines
-from earshot.actors.core.call_policy import DRAIN_GOODBYE, TIME_LIMIT_GOODBYE
-from earshot.actors.core.liveness import FAILED_GOODBYE, FALLBACK_LINE, HOLD_LINE
-from earshot.actors.engines.fixed_lines import FixedLines
-from earshot.actors.engines.language_model import EmbeddedServer, warm_up
-from earshot.actors.engines.llm_endpoints import LlmEndpoints
-from earshot.actors.engines.speech_recognition import WhisperEngine
-from earshot.actors.engines.speech_synthesis import HibariEngine, SpeechEngine
-from earshot.actors.engines.tool_client import ToolRunner
-from earshot.actors.engines.vad import SileroVadModel
-from earshot.actors.messages import StreamStopped
-from earshot.actors.tool_use import Tools
-from earshot.events.database import create_engine, upgrade_async
-from earshot.events.group_commit import GroupCommitWriter
-from earshot.events.leases import LOST, Leases, new_instance_id
-from earshot.events.outbox import PostCallOutbox
-from earshot.events.recorder import CallRecorder
-from earshot.events.store import EventStore
-from earshot.gateway.admission import Admission, CallerRateLimit
-from earshot.gateway.booking_service import BookingService
-from earshot.gateway.config import Settings
-from earshot.gateway.lease_keeper import LeaseKeeper
-from earshot.gateway.postcall import PostCallSender
-from earshot.gateway.stream_tokens import StreamTokens
-from earshot.projections.heard import LiveHeard
+from actors.call_supervisor import Engines
+from actors.core.call_policy import DRAIN_GOODBYE, TIME_LIMIT_GOODBYE
+from actors.core.liveness import FAILED_GOODBYE, FALLBACK_LINE, HOLD_LINE
+from actors.engines.fixed_lines import FixedLines
+from actors.engines.language_model import EmbeddedServer, warm_up
+from actors.engines.llm_endpoints import LlmEndpoints
+from actors.engines.speech_recognition import WhisperEngine
+from actors.engines.speech_synthesis import HibariEngine, SpeechEngine
+from actors.engines.tool_client import ToolRunner
+from actors.engines.vad import SileroVadModel
+from actors.messages import StreamStopped
+from actors.tool_use import Tools
+from events.database import create_engine, upgrade_async
+from events.group_commit import GroupCommitWriter
+from events.leases import LOST, Leases, new_instance_id
+from events.outbox import PostCallOutbox
+from events.recorder import CallRecorder
+from events.store import EventStore
+from gateway.admission import Admission, CallerRateLimit
+from gateway.booking_service import BookingService
+from gateway.config import Settings
+from gateway.lease_keeper import LeaseKeeper
+from gateway.postcall import PostCallSender
+from gateway.stream_tokens import StreamTokens
+from projections.heard import LiveHeard
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +163,7 @@ class Services:
         settings = self.settings
         tts: SpeechEngine
         if settings.tts_model is not None:
-            from earshot.actors.engines.csm_synthesis import (
-                CsmEngine,  # imports torch: only when asked for
-            )
+            from actors.engines.csm_synthesis import CsmEngine  # imports torch: only when asked for
 
             tts = await asyncio.to_thread(CsmEngine, settings.tts_model)
         else:

@@ -36,9 +36,9 @@ import numpy as np
 import websockets
 from twilio.request_validator import RequestValidator
 
-from earshot.actors.core.audio_formats import BYTES_PER_MS, MULAW_FRAME_BYTES
-from earshot.actors.core.playback_clock import PACKET_MS
-from earshot.actors.core.twilio_stream import (
+from actors.core.audio_formats import BYTES_PER_MS, MULAW_FRAME_BYTES
+from actors.core.playback_clock import PACKET_MS
+from actors.core.twilio_stream import (
     ConnectedMessage,
     DtmfInfo,
     DtmfMessage,
@@ -52,7 +52,7 @@ from earshot.actors.core.twilio_stream import (
     StopInfo,
     StopMessage,
 )
-from earshot.events.mulaw import MULAW_DECODE
+from events.mulaw import MULAW_DECODE
 
 log = logging.getLogger(__name__)
 

@@ -21,17 +21,17 @@ from typing import Any
 
 import pykka
 
-from earshot.actors.call_supervisor import record_line
-from earshot.actors.engines.fixed_lines import RenderedLine
-from earshot.actors.messages import Heartbeat
-from earshot.actors.supervised import Pulse
-from earshot.events.catalogue import (
+from actors.call_supervisor import record_line
+from actors.engines.fixed_lines import RenderedLine
+from actors.messages import Heartbeat
+from actors.supervised import Pulse
+from events.catalogue import (
     CallEnded,
     StageFailed,
 )
-from earshot.events.recorder import CallRecorder
-from earshot.gateway.playout import Playout
-from earshot.projections.heard import LiveHeard
+from events.recorder import CallRecorder
+from gateway.playout import Playout
+from projections.heard import LiveHeard
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ from urllib.parse import parse_qsl
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
-from earshot.events.catalogue import AnyEvent, CallTransferred
-from earshot.gateway.config import Settings
-from earshot.gateway.stream_tokens import StreamTokens
+from events.catalogue import AnyEvent, CallTransferred
+from gateway.config import Settings
+from gateway.stream_tokens import StreamTokens
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from earshot.events.database import create_engine
+from events.database import create_engine
 
 config = context.config
 

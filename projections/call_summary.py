@@ -1,7 +1,7 @@
 """One call, summed up for the operator's post-call webhook: who called, what was said and
 heard, which tools were used, how it ended, and how quickly the agent answered.
 
-Built only from the call's events (the replay's turns and metrics, ``earshot.projections.replay``),
+Built only from the call's events (the replay's turns and metrics, ``projections.replay``),
 so a summary sent a day late, by another gateway, is the same as one sent at once.
 """
 
@@ -11,9 +11,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from earshot.events.catalogue import AnyEvent, CallEnded, CallStarted, CallTransferred
-from earshot.projections.heard import ToolTurn
-from earshot.projections.replay import fold_all, to_json
+from events.catalogue import AnyEvent, CallEnded, CallStarted, CallTransferred
+from projections.heard import ToolTurn
+from projections.replay import fold_all, to_json
 
 
 def call_summary(events: Sequence[AnyEvent]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
-from earshot.projections.heard import AgentTurn, Heard, ToolTurn
+from projections.heard import AgentTurn, Heard, ToolTurn
 
 INTERRUPTED_MARKER = "[the caller interrupted you here]"
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 
 import msgspec
 
-from earshot.events.catalogue import (
+from events.catalogue import (
     AudioSent,
     CallEnded,
     CallStarted,
@@ -36,7 +36,7 @@ from earshot.events.catalogue import (
     ToolResult,
     TranscriptFinal,
 )
-from earshot.projections.words import HeardWords, PlacedWord, heard_words
+from projections.words import HeardWords, PlacedWord, heard_words
 
 
 class CallerTurn(msgspec.Struct, frozen=True):

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from earshot.events.catalogue import AudioRetained, CallStarted, Event, MarkPlayed
-from earshot.events.mulaw import MULAW_DECODE
-from earshot.projections import heard as heard_projection
-from earshot.projections.timeline import played_at
+from events.catalogue import AudioRetained, CallStarted, Event, MarkPlayed
+from events.mulaw import MULAW_DECODE
+from projections import heard as heard_projection
+from projections.timeline import played_at
 
 RATE = 8000
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from earshot.events.catalogue import (
+from events.catalogue import (
     AudioSent,
     CallEnded,
     Event,

@@ -10,11 +10,11 @@ from collections.abc import Iterable
 
 import msgspec
 
-from earshot.events.catalogue import Event
-from earshot.projections import heard as heard_projection
-from earshot.projections import metrics as metrics_projection
-from earshot.projections.heard import AgentTurn, Heard, ToolTurn
-from earshot.projections.metrics import Metrics
+from events.catalogue import Event
+from projections import heard as heard_projection
+from projections import metrics as metrics_projection
+from projections.heard import AgentTurn, Heard, ToolTurn
+from projections.metrics import Metrics
 
 
 class CallView(msgspec.Struct, frozen=True):

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from earshot.events.catalogue import (
+from events.catalogue import (
     AudioSent,
     BargeInDetected,
     CallEnded,
@@ -41,9 +41,9 @@ from earshot.events.catalogue import (
     ToolResult,
     TurnNotAnswered,
 )
-from earshot.projections import heard as heard_projection
-from earshot.projections import metrics as metrics_projection
-from earshot.projections.heard import AgentTurn, CallerTurn
+from projections import heard as heard_projection
+from projections import metrics as metrics_projection
+from projections.heard import AgentTurn, CallerTurn
 
 
 class Word(msgspec.Struct, frozen=True):

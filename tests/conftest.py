@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from earshot.events.database import create_engine, upgrade
-from earshot.events.store import EventStore
+from events.database import create_engine, upgrade
+from events.store import EventStore
 from tests.support import postgres
 
 

@@ -1,4 +1,4 @@
-"""The wheel: everything installed under one name, ``earshot``, and runnable from there."""
+"""The wheel: the five folders of code installed whole, and runnable away from the checkout."""
 
 from __future__ import annotations
 
@@ -41,11 +41,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-def test_the_wheel_installs_one_package_with_every_module(wheel: Path) -> None:
+def test_the_wheel_installs_the_five_folders_with_every_module(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
-    assert {name.split("/")[0] for name in names} == {"earshot", wheel_dist_info(wheel)}
+    assert {name.split("/")[0] for name in names} == {*INSTALLED, wheel_dist_info(wheel)}
     ours = {
-        "earshot/" + path.relative_to(ROOT).as_posix()
+        path.relative_to(ROOT).as_posix()
         for folder in INSTALLED
         for path in (ROOT / folder).glob("**/*")
         if path.is_file()
@@ -76,7 +76,7 @@ def test_the_installed_gateway_finds_its_migrations_and_agent_away_from_the_chec
         timeout=300,
     )
     script = (
-        "import earshot.events.database as d, earshot.gateway.agent_file as a\n"
+        "import events.database as d, gateway.agent_file as a\n"
         "print(d.migrations_dir(), a.BUNDLED_AGENT.is_file(), (d.migrations_dir() / 'env.py')"
         ".is_file())"
     )
@@ -90,7 +90,7 @@ def test_the_installed_gateway_finds_its_migrations_and_agent_away_from_the_chec
         check=True,
         timeout=120,
     ).stdout.split()
-    assert out == [str(target / "earshot" / "migrations"), "True", "True"]
+    assert out == [str(target / "migrations"), "True", "True"]
 
 
 def wheel_dist_info(wheel: Path) -> str:

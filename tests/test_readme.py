@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from earshot.actors.core.agent import Silence
-from earshot.actors.core.liveness import BOUND_S, FALLBACK_LINE, GIVE_UP_S, HOLD_LINE
-from earshot.actors.core.speech_turns import SpeechTurns
-from earshot.actors.engines.csm_synthesis import CsmEngine
-from earshot.actors.engines.language_model import phrases
-from earshot.events.group_commit import GroupCommitWriter
-from earshot.gateway.agent_file import bundled_agent
-from earshot.gateway.cli import SIMULATE_CAP_S, _parser
-from earshot.gateway.config import ENVIRONMENT, Settings
+from actors.core.agent import Silence
+from actors.core.liveness import BOUND_S, FALLBACK_LINE, GIVE_UP_S, HOLD_LINE
+from actors.core.speech_turns import SpeechTurns
+from actors.engines.csm_synthesis import CsmEngine
+from actors.engines.language_model import phrases
+from events.group_commit import GroupCommitWriter
+from gateway.agent_file import bundled_agent
+from gateway.cli import SIMULATE_CAP_S, _parser
+from gateway.config import ENVIRONMENT, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = " ".join((ROOT / "README.md").read_text().split())  # one line: figures wrap

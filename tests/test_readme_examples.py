@@ -62,7 +62,7 @@ def run(words: list[str], env: dict[str, str], cwd: Path, *, fails: bool = False
     words = words[len(assignments) :]
     assert words[0].endswith("earshot"), words
     done = subprocess.run(
-        [sys.executable, "-m", "earshot.gateway.cli", *words[1:]],
+        [sys.executable, "-m", "gateway.cli", *words[1:]],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -9,7 +9,7 @@ filter. soxr's HQ holds back about 89 ms at 8->16 kHz, LQ/MQ 47-75 ms; QQ (cubic
 holds back 0.25 ms, which is what a 20 ms inbound frame can afford. Outbound
 audio arrives a whole phrase at a time, so it is resampled in one call with HQ
 (a real anti-alias filter for the 24->8 kHz decimation), which holds nothing back.
-The G.711 mu-law codec itself lives with the events (``earshot.events.mulaw``): retained call
+The G.711 mu-law codec itself lives with the events (``events.mulaw``): retained call
 audio is stored as mu-law, and projections decode it without reaching up into actors.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
-from earshot.events.mulaw import Pcm16, mulaw_to_pcm16, pcm16_to_mulaw
+from events.mulaw import Pcm16, mulaw_to_pcm16, pcm16_to_mulaw
 
 __all__ = ["Pcm16", "mulaw_to_pcm16", "pcm16_to_mulaw"]  # the codec, used beside the rates
 

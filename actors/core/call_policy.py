@@ -19,25 +19,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from earshot.actors.core.agent import END_CALL, Agent
-from earshot.actors.core.caller_silence import CallerSilence, SilenceVerdict
-from earshot.actors.core.doubt import (
-    CLARIFY,
-    CLARIFY_AT_MOST_IN_A_ROW,
-    CLARIFY_NOISY,
-    noisy,
-    unsure,
-)
-from earshot.actors.core.end_of_turn import sounds_unfinished
-from earshot.actors.core.intents import asks_for_a_person, says_goodbye
-from earshot.actors.core.liveness import BOUND_S, GIVE_UP_S, DeadAirWatch, Filler, GiveUp, Hold
-from earshot.actors.core.turn_taking import (
-    NO_SPEECH_ABOVE,
-    TranscriptGate,
-    TurnTaking,
-    interruption_kind,
-)
-from earshot.events.catalogue import (
+from actors.core.agent import END_CALL, Agent
+from actors.core.caller_silence import CallerSilence, SilenceVerdict
+from actors.core.doubt import CLARIFY, CLARIFY_AT_MOST_IN_A_ROW, CLARIFY_NOISY, noisy, unsure
+from actors.core.end_of_turn import sounds_unfinished
+from actors.core.intents import asks_for_a_person, says_goodbye
+from actors.core.liveness import BOUND_S, GIVE_UP_S, DeadAirWatch, Filler, GiveUp, Hold
+from actors.core.turn_taking import NO_SPEECH_ABOVE, TranscriptGate, TurnTaking, interruption_kind
+from events.catalogue import (
     BargeInDetected,
     CallerSilent,
     CallTransferred,
@@ -94,7 +83,7 @@ class Transcribed:
     speech_end_ms: float
     tentative: bool = False
     rolling: bool = False
-    avg_logprob: float = 0.0  # how sure the recogniser was (``earshot.actors.core.doubt``)
+    avg_logprob: float = 0.0  # how sure the recogniser was (``actors.core.doubt``)
     compression_ratio: float = 1.0
     weakest_token_logprob: float = 0.0
     speech_to_noise_db: float = math.inf  # the voice over the line's noise (not measured: inf)
@@ -175,7 +164,7 @@ class Adopt:
 @dataclass(frozen=True)
 class WaitLonger:
     """The words before the caller's pause sound unfinished: this pause ends the turn only
-    after the longer silence (``earshot.actors.core.end_of_turn``)."""
+    after the longer silence (``actors.core.end_of_turn``)."""
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from earshot.projections.liveness import (
-    BOUND_S as BOUND_S,  # re-exported: the callers keep time here
-)
+from projections.liveness import BOUND_S as BOUND_S  # re-exported: the callers keep time here
 
 GIVE_UP_S = 5.0  # after the holding line, how long a silent reply may still take
 HOLD_LINE = "One moment, please."

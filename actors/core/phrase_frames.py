@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from earshot.actors.core.audio_formats import FRAME_MS, MULAW_FRAME_BYTES
-from earshot.events.catalogue import WordTiming
+from actors.core.audio_formats import FRAME_MS, MULAW_FRAME_BYTES
+from events.catalogue import WordTiming
 
 TICK_FRAMES = 5  # besides word ends, a mark after every 5th frame (100 ms)
 

@@ -11,7 +11,7 @@ Fed one speech probability (and the chunk's loudness) per 32 ms chunk:
 * It ends after ``end_of_turn_ms`` of silence, or ``end_of_turn_agent_ms`` while
   the agent talks (a pause in a barge-in is not the end of it), or
   ``unfinished_wait_ms`` when the words before the pause sound unfinished
-  (``earshot.actors.core.end_of_turn``: "a table for ...").
+  (``actors.core.end_of_turn``: "a table for ...").
 * After ``pause_ms`` of silence it reports a *pause*: the place the turn will end
   if the caller stays quiet. Transcription starts there, speculatively, so the
   transcript is ready about when the end of turn is confirmed (the STT's ~0.5 s
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from earshot.actors.core.end_of_turn import UNFINISHED_WAIT_MS
+from actors.core.end_of_turn import UNFINISHED_WAIT_MS
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from earshot.projections.context import INTERRUPTED_MARKER
+from projections.context import INTERRUPTED_MARKER
 
 # Brackets a phone agent never speaks: stage directions, markers, tags.
 _OPENERS = {"[": "]", "<": ">", "{": "}"}

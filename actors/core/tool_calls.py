@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from earshot.actors.core.agent import END_CALL, TRANSFER_CALL, Agent
+from actors.core.agent import END_CALL, TRANSFER_CALL, Agent
 
 TOOL_TAG = "<tool_call>"
 JsonObject = dict[str, Any]

@@ -23,8 +23,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from earshot.actors.core.agent import HEARD_AS, Agent, Tool
-from earshot.projections.heard import CallerTurn, Heard, ToolTurn
+from actors.core.agent import HEARD_AS, Agent, Tool
+from projections.heard import CallerTurn, Heard, ToolTurn
 
 _CLOCK_WORDS = (
     *("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),

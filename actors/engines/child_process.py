@@ -1,6 +1,6 @@
 """Run a Python module as a child that dies with its parent, even a parent killed with -9.
 
-``python -m earshot.actors.engines.child_process MODULE ARGS...`` runs ``MODULE`` as ``__main__``
+``python -m actors.engines.child_process MODULE ARGS...`` runs ``MODULE`` as ``__main__``
 with a watcher thread on its stdin, a pipe whose other end only the parent holds. When the
 parent exits in any way the kernel closes that end; the read returns and the child exits
 at once. (``PR_SET_PDEATHSIG`` would fire when the *thread* that started the child exits,

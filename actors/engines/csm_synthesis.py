@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from earshot.actors.core.audio_formats import Float32
-from earshot.actors.engines.speech_synthesis import Phrase, estimate_words, sanitize_for_speech
+from actors.core.audio_formats import Float32
+from actors.engines.speech_synthesis import Phrase, estimate_words, sanitize_for_speech
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from earshot.actors.core.audio_formats import phrase_to_mulaw
-from earshot.actors.engines.speech_synthesis import SpeechEngine
-from earshot.events.catalogue import WordTiming
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import SpeechEngine
+from events.catalogue import WordTiming
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from earshot.events.database import var_dir
+from events.database import var_dir
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class EmbeddedServer:
         self._argv = [
             sys.executable,
             "-m",
-            "earshot.actors.engines.child_process",  # it dies with the gateway, even on kill -9
+            "actors.engines.child_process",  # it dies with the gateway, even on kill -9
             "llama_cpp.server",
             "--model",
             str(self.model),

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from earshot.actors.core.audio_formats import Pcm16
-from earshot.actors.core.doubt import speech_to_noise_db
+from actors.core.audio_formats import Pcm16
+from actors.core.doubt import speech_to_noise_db
 
 log = logging.getLogger(__name__)
 

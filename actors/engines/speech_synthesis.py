@@ -22,8 +22,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from earshot.actors.core.audio_formats import Float32
-from earshot.events.catalogue import WordTiming
+from actors.core.audio_formats import Float32
+from events.catalogue import WordTiming
 
 log = logging.getLogger(__name__)
 

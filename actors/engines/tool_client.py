@@ -16,8 +16,8 @@ from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from earshot.actors.core.agent import Tool
-from earshot.actors.core.tool_signature import HEADER, sign
+from actors.core.agent import Tool
+from actors.core.tool_signature import HEADER, sign
 
 log = logging.getLogger(__name__)
 

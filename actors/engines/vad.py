@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from earshot.actors.core.audio_formats import Pcm16
+from actors.core.audio_formats import Pcm16
 
 log = logging.getLogger(__name__)
 

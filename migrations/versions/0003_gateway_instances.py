@@ -1,5 +1,5 @@
 """Gateway instances and their leases: several gateways on one store, and calls of a
-dead one ended by a live one (``earshot.events.leases``).
+dead one ended by a live one (``events.leases``).
 
 Revision ID: 0003
 Revises: 0002

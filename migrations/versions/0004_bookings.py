@@ -1,4 +1,4 @@
-"""Bookings taken by the bundled booking tool (``earshot.gateway.booking_service``).
+"""Bookings taken by the bundled booking tool (``gateway.booking_service``).
 
 Revision ID: 0004
 Revises: 0003

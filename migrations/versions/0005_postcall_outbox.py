@@ -1,4 +1,4 @@
-"""The post-call outbox: ended calls to deliver to EARSHOT_POSTCALL_URL (``earshot.events.outbox``).
+"""The post-call outbox: ended calls to deliver to EARSHOT_POSTCALL_URL (``events.outbox``).
 
 Revision ID: 0005
 Revises: 0004

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from earshot.actors.core.audio_formats import (
+from actors.core.audio_formats import (
     MULAW_FRAME_BYTES,
     InboundConverter,
     OutboundStream,

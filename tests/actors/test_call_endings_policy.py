@@ -3,8 +3,8 @@ their goodbye, a request for a person, and the keypad (issue 12)."""
 
 from __future__ import annotations
 
-from earshot.actors.core.agent import Agent, Silence
-from earshot.actors.core.call_policy import (
+from actors.core.agent import Agent, Silence
+from actors.core.call_policy import (
     KEYPAD_TURN,
     Action,
     CallPolicy,
@@ -15,7 +15,7 @@ from earshot.actors.core.call_policy import (
     StopReply,
     Transcribed,
 )
-from earshot.events.catalogue import CallerSilent, CallTransferred, TranscriptFinal
+from events.catalogue import CallerSilent, CallTransferred, TranscriptFinal
 
 DESK = "+15005550006"
 AGENT = Agent(

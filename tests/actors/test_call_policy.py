@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from earshot.actors.core.agent import Agent
-from earshot.actors.core.call_policy import (
+from actors.core.agent import Agent
+from actors.core.call_policy import (
     ACKNOWLEDGEMENT,
     APOLOGY,
     DRAIN_GOODBYE,
@@ -19,8 +19,8 @@ from earshot.actors.core.call_policy import (
     StopReply,
     Transcribed,
 )
-from earshot.actors.core.liveness import FALLBACK_LINE, HOLD_LINE
-from earshot.events.catalogue import (
+from actors.core.liveness import FALLBACK_LINE, HOLD_LINE
+from events.catalogue import (
     BargeInDetected,
     SilenceFilled,
     StageCancelled,

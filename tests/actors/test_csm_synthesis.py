@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earshot.actors.engines.csm_synthesis import CsmEngine
+from actors.engines.csm_synthesis import CsmEngine
 from tests.actors.tiny_csm import save_tiny_csm
 
 SAMPLES_PER_FRAME = 1920  # 80 ms at 24 kHz

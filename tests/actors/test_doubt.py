@@ -15,8 +15,8 @@ import jiwer
 import numpy as np
 import pytest
 
-from earshot.actors.core.call_policy import CallPolicy, Generate, Record, Say, Transcribed
-from earshot.actors.core.doubt import (
+from actors.core.call_policy import CallPolicy, Generate, Record, Say, Transcribed
+from actors.core.doubt import (
     CLARIFY,
     CLARIFY_NOISY,
     NOISY_BELOW_DB,
@@ -24,8 +24,8 @@ from earshot.actors.core.doubt import (
     speech_to_noise_db,
     unsure,
 )
-from earshot.actors.engines.speech_recognition import Transcript, WhisperEngine
-from earshot.events.catalogue import TranscriptFinal, TurnNotAnswered
+from actors.engines.speech_recognition import Transcript, WhisperEngine
+from events.catalogue import TranscriptFinal, TurnNotAnswered
 from tests.support.degraded import Sample, corpus, words
 
 

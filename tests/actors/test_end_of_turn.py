@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from earshot.actors.core.call_policy import CallPolicy, Record, Speculate, Transcribed, WaitLonger
-from earshot.actors.core.end_of_turn import sounds_unfinished
+from actors.core.call_policy import CallPolicy, Record, Speculate, Transcribed, WaitLonger
+from actors.core.end_of_turn import sounds_unfinished
 
 
 @pytest.mark.parametrize(

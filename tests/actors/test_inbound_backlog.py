@@ -3,7 +3,7 @@ control frames never are."""
 
 from __future__ import annotations
 
-from earshot.actors.transport import InboundBacklog
+from actors.transport import InboundBacklog
 
 MEDIA = '{"event":"media","sequenceNumber":"3","media":{"track":"inbound"}}'
 MARK = '{"event":"mark","sequenceNumber":"4","mark":{"name":"w1"}}'

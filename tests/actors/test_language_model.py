@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from earshot.actors.core.tool_calls import ToolCallReader, tool_schemas
-from earshot.actors.engines.language_model import ChatStream, EmbeddedServer, phrases, warm_up
-from earshot.gateway.agent_file import bundled_agent
+from actors.core.tool_calls import ToolCallReader, tool_schemas
+from actors.engines.language_model import ChatStream, EmbeddedServer, phrases, warm_up
+from gateway.agent_file import bundled_agent
 
 CHAT = [
     {"role": "system", "content": "You are a phone receptionist. Answer briefly."},
@@ -148,7 +148,7 @@ def test_the_embedded_server_dies_with_a_gateway_killed_with_sigkill() -> None:
     """A stand-in gateway starts the embedded server and is killed with -9: no orphan is
     left holding 800 MB and a port."""
     script = (
-        "from earshot.actors.engines.language_model import EmbeddedServer\n"
+        "from actors.engines.language_model import EmbeddedServer\n"
         "server = EmbeddedServer(threads=1)\n"
         "server.start()\n"
         "print(server.pid, flush=True)\n"

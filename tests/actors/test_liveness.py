@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from earshot.actors.core.liveness import DeadAirWatch, GiveUp, Hold, retry_allowed
+from actors.core.liveness import DeadAirWatch, GiveUp, Hold, retry_allowed
 
 
 def test_a_turn_left_unanswered_gets_a_holding_line_then_the_fallback() -> None:

@@ -23,9 +23,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from earshot.actors.core.liveness import DeadAirWatch, Filler, GiveUp, Hold, retry_allowed
-from earshot.events.catalogue import AudioSent, Event, SpeechStarted, SpeechStopped, TurnNotAnswered
-from earshot.projections import liveness
+from actors.core.liveness import DeadAirWatch, Filler, GiveUp, Hold, retry_allowed
+from events.catalogue import AudioSent, Event, SpeechStarted, SpeechStopped, TurnNotAnswered
+from projections import liveness
 
 Verdict = Filler | Hold | GiveUp | None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from earshot.actors.engines.llm_endpoints import LlmEndpoints
+from actors.engines.llm_endpoints import LlmEndpoints
 
 
 def test_simultaneous_replies_spread_over_the_endpoints() -> None:

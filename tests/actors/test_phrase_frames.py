@@ -3,8 +3,8 @@ where no word ends, and at the end."""
 
 from __future__ import annotations
 
-from earshot.actors.core.phrase_frames import end_mark, phrase_frames
-from earshot.events.catalogue import WordTiming
+from actors.core.phrase_frames import end_mark, phrase_frames
+from events.catalogue import WordTiming
 
 
 def test_frames_and_marks_of_a_phrase() -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from earshot.actors.core.playback_clock import PlaybackClock
+from actors.core.playback_clock import PlaybackClock
 
 
 def send(clock: PlaybackClock, at: float, frames: int) -> None:

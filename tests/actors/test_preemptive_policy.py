@@ -4,7 +4,7 @@ dropped unheard when the caller goes on or the turn asks for something else."""
 
 from __future__ import annotations
 
-from earshot.actors.core.call_policy import (
+from actors.core.call_policy import (
     Action,
     Adopt,
     CallPolicy,
@@ -17,7 +17,7 @@ from earshot.actors.core.call_policy import (
     StopReply,
     Transcribed,
 )
-from earshot.events.catalogue import (
+from events.catalogue import (
     ReplySpeculated,
     SpeculationDropped,
     SpeechStopped,

@@ -10,9 +10,9 @@ from itertools import pairwise
 from hypothesis import given
 from hypothesis import strategies as st
 
-from earshot.actors.core.tool_calls import ToolCallReader
-from earshot.actors.llm import first_phrase, spoken_phrases
-from earshot.actors.reply_streams import ReplyHolds
+from actors.core.tool_calls import ToolCallReader
+from actors.llm import first_phrase, spoken_phrases
+from actors.reply_streams import ReplyHolds
 
 NAMES = ("book_table", "end_call")
 REPLIES = [

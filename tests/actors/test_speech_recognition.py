@@ -6,8 +6,8 @@ import jiwer
 import numpy as np
 import pytest
 
-from earshot.actors.engines.speech_recognition import WhisperEngine
-from earshot.actors.engines.speech_synthesis import HibariEngine
+from actors.engines.speech_recognition import WhisperEngine
+from actors.engines.speech_synthesis import HibariEngine
 from tests.support.voices import as_caller_audio
 
 

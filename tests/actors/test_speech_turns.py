@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from earshot.actors.core.speech_turns import SpeechEdge, SpeechTurns
+from actors.core.speech_turns import SpeechEdge, SpeechTurns
 
 
 def edges(turns: SpeechTurns, probabilities: list[float]) -> list[SpeechEdge]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from earshot.actors.core.spoken_text import clean_phrase, speakable
-from earshot.actors.engines.language_model import phrases
-from earshot.projections.context import INTERRUPTED_MARKER
+from actors.core.spoken_text import clean_phrase, speakable
+from actors.engines.language_model import phrases
+from projections.context import INTERRUPTED_MARKER
 
 
 def spoken(deltas: list[str]) -> list[str]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from earshot.actors.core.tool_calls import ToolCall, ToolCallReader, tool_schemas, with_tool_turn
-from earshot.actors.core.tool_signature import SignatureRefused, sign, verify
-from earshot.actors.engines.language_model import phrases
-from earshot.gateway.agent_file import bundled_agent
+from actors.core.tool_calls import ToolCall, ToolCallReader, tool_schemas, with_tool_turn
+from actors.core.tool_signature import SignatureRefused, sign, verify
+from actors.engines.language_model import phrases
+from gateway.agent_file import bundled_agent
 
 NAMES = ("book_table", "end_call", "transfer_call")
 

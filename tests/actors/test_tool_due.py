@@ -6,9 +6,9 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from earshot.actors.core.tool_due import due_tool, said_count, said_name, said_time
-from earshot.gateway.agent_file import bundled_agent
-from earshot.projections.heard import AgentTurn, CallerTurn, Heard, ToolTurn
+from actors.core.tool_due import due_tool, said_count, said_name, said_time
+from gateway.agent_file import bundled_agent
+from projections.heard import AgentTurn, CallerTurn, Heard, ToolTurn
 
 AGENT = bundled_agent()
 

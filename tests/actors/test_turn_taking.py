@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from earshot.actors.core.turn_taking import BargeIn, TranscriptGate, TurnTaking, interruption_kind
+from actors.core.turn_taking import BargeIn, TranscriptGate, TurnTaking, interruption_kind
 
 
 def test_caller_speech_over_a_reply_is_a_barge_in_once() -> None:

@@ -8,7 +8,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from earshot.actors.core.twilio_stream import (
+from actors.core.twilio_stream import (
     CallerAudio,
     CloseStream,
     MarkEchoed,

@@ -21,14 +21,9 @@ import numpy as np
 import pytest
 import soxr
 
-from earshot.actors.core.audio_formats import (
-    InboundConverter,
-    mulaw_to_pcm16,
-    pcm16_to_mulaw,
-    rms_dbfs,
-)
-from earshot.actors.core.speech_turns import SpeechTurns
-from earshot.actors.engines.vad import SileroVadModel
+from actors.core.audio_formats import InboundConverter, mulaw_to_pcm16, pcm16_to_mulaw, rms_dbfs
+from actors.core.speech_turns import SpeechTurns
+from actors.engines.vad import SileroVadModel
 from tests.support.degraded import street_noise
 from tests.support.voices import UTTERANCES, VOICES
 

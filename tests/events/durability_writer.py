@@ -12,17 +12,10 @@ import asyncio
 import sys
 from functools import partial
 
-from earshot.events.catalogue import (
-    AudioSent,
-    CallStarted,
-    Event,
-    MarkPlayed,
-    MarkSent,
-    ReplyRequested,
-)
-from earshot.events.database import create_engine
-from earshot.events.group_commit import Ack, GroupCommitWriter
-from earshot.events.store import EventStore
+from events.catalogue import AudioSent, CallStarted, Event, MarkPlayed, MarkSent, ReplyRequested
+from events.database import create_engine
+from events.group_commit import Ack, GroupCommitWriter
+from events.store import EventStore
 
 
 def _ack(call_sid: str, seq: int, ack: Ack) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from earshot.events import codec
-from earshot.events.catalogue import (
+from events import codec
+from events.catalogue import (
     EVENT_TYPES,
     AudioRetained,
     Event,
@@ -17,7 +17,7 @@ from earshot.events.catalogue import (
     SpeechSynthesized,
     WordTiming,
 )
-from earshot.events.codec import EventDecodeError, decode, encode
+from events.codec import EventDecodeError, decode, encode
 
 
 def test_every_event_type_has_a_unique_tag() -> None:

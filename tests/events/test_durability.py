@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from earshot.events.database import create_engine
-from earshot.events.store import EventStore
-from earshot.projections.replay import fold_all
+from events.database import create_engine
+from events.store import EventStore
+from projections.replay import fold_all
 
 REPO = Path(__file__).resolve().parents[2]
 

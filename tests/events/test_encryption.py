@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from earshot.events.catalogue import AudioRetained, CallStarted, Event, SpeechSynthesized
-from earshot.events.codec import EventDecodeError
-from earshot.events.encryption import FORGOTTEN, MasterKey, MasterKeyError, parse_master_key
-from earshot.events.store import EventStore, Forgetting, call_keys_table, events_table
-from earshot.projections.heard import fold_all
+from events.catalogue import AudioRetained, CallStarted, Event, SpeechSynthesized
+from events.codec import EventDecodeError
+from events.encryption import FORGOTTEN, MasterKey, MasterKeyError, parse_master_key
+from events.store import EventStore, Forgetting, call_keys_table, events_table
+from projections.heard import fold_all
 from tests.projections.test_heard import interrupted_call
 from tests.support.gateway import sqlite_file_bytes
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from earshot.events.catalogue import CallEnded, CallStarted, SpeechStarted
-from earshot.events.leases import LOST, Leases, end_lost_call, instances_alive
-from earshot.events.store import EventStore
+from events.catalogue import CallEnded, CallStarted, SpeechStarted
+from events.leases import LOST, Leases, end_lost_call, instances_alive
+from events.store import EventStore
 
 LEASE_S = 10.0
 

@@ -13,8 +13,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import OperationalError
 
-from earshot.events import outbox  # noqa: F401  (its tables join the metadata)
-from earshot.events.catalogue import (
+from events import outbox  # noqa: F401  (its tables join the metadata)
+from events.catalogue import (
     CallEnded,
     CallStarted,
     Event,
@@ -22,17 +22,11 @@ from earshot.events.catalogue import (
     ReplyTextGenerated,
     ReplyTruncated,
 )
-from earshot.events.codec import EventDecodeError, encode
-from earshot.events.database import create_engine
-from earshot.events.group_commit import GroupCommitWriter, WriterClosed
-from earshot.events.store import (
-    ConcurrencyConflict,
-    EventStore,
-    InvalidAppend,
-    events_table,
-    metadata,
-)
-from earshot.gateway import booking_service  # noqa: F401  (its bookings table joins the metadata)
+from events.codec import EventDecodeError, encode
+from events.database import create_engine
+from events.group_commit import GroupCommitWriter, WriterClosed
+from events.store import ConcurrencyConflict, EventStore, InvalidAppend, events_table, metadata
+from gateway import booking_service  # noqa: F401  (its bookings table joins the metadata)
 
 
 def started(call_sid: str) -> CallStarted:

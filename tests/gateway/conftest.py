@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from earshot.actors.core.audio_formats import phrase_to_mulaw
-from earshot.actors.engines.speech_synthesis import HibariEngine
-from earshot.gateway.app import EarshotApp
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
+from gateway.app import EarshotApp
 from tests.support.fault_llm import LONG_REPLY, REPLY, FaultInjectingLlm, fault_injecting_llm
 from tests.support.gateway import STAGE_TIMEOUT_S, running_gateway
 

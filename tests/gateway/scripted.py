@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from earshot.events.catalogue import (
+from events.catalogue import (
     AnyEvent,
     AudioSent,
     ClearSent,
@@ -10,9 +10,9 @@ from earshot.events.catalogue import (
     ReplyCompleted,
     SpeechSynthesized,
 )
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import SimulatedCaller, Truth, Utterance
-from earshot.projections.replay import fold_all
+from gateway.app import EarshotApp
+from gateway.simulate import SimulatedCaller, Truth, Utterance
+from projections.replay import fold_all
 from tests.support.gateway import AUTH_TOKEN, stored_call
 from tests.support.voices import spoken
 

@@ -10,16 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from earshot.events.catalogue import CallEnded, CallRefused, CallStarted
-from earshot.gateway.admission import Admission, CallerRateLimit
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import (
-    CallRejected,
-    SimulatedCaller,
-    parse_twiml,
-    sign_and_post_webhook,
-)
-from earshot.projections.replay import fold_all
+from events.catalogue import CallEnded, CallRefused, CallStarted
+from gateway.admission import Admission, CallerRateLimit
+from gateway.app import EarshotApp
+from gateway.simulate import CallRejected, SimulatedCaller, parse_twiml, sign_and_post_webhook
+from projections.replay import fold_all
 from tests.support.gateway import (
     AUTH_TOKEN,
     http_get,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from earshot.actors.core.intents import asks_for_a_person, says_goodbye
-from earshot.gateway.agent_file import AgentFileError, bundled_agent, load_agent
-from earshot.gateway.config import Settings
+from actors.core.intents import asks_for_a_person, says_goodbye
+from gateway.agent_file import AgentFileError, bundled_agent, load_agent
+from gateway.config import Settings
 
 MINIMAL = 'name = "t"\nsystem_prompt = "You are terse."\ngreeting = "Hi."\n'
 

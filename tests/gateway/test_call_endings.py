@@ -14,9 +14,9 @@ from urllib.error import HTTPError
 
 import pytest
 
-from earshot.actors.core.audio_formats import phrase_to_mulaw
-from earshot.actors.engines.speech_synthesis import HibariEngine
-from earshot.events.catalogue import (
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
+from events.catalogue import (
     AnyEvent,
     AudioRetained,
     BargeInDetected,
@@ -27,10 +27,10 @@ from earshot.events.catalogue import (
     DtmfReceived,
     RecordingStarted,
 )
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import SimulatedCaller, Truth, Utterance, sign_and_post_webhook
-from earshot.projections.heard import AgentTurn
-from earshot.projections.replay import fold_all
+from gateway.app import EarshotApp
+from gateway.simulate import SimulatedCaller, Truth, Utterance, sign_and_post_webhook
+from projections.heard import AgentTurn
+from projections.replay import fold_all
 from tests.support.fault_llm import REPLY
 from tests.support.gateway import AUTH_TOKEN, stored_call, webhook_params
 

@@ -21,11 +21,11 @@ from urllib.request import Request, urlopen
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from earshot.actors.core.audio_formats import phrase_to_mulaw
-from earshot.actors.engines.speech_synthesis import HibariEngine
-from earshot.gateway import call_page
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import SimulatedCaller, Utterance
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
+from gateway import call_page
+from gateway.app import EarshotApp
+from gateway.simulate import SimulatedCaller, Utterance
 from tests.support.fault_llm import FaultInjectingLlm
 from tests.support.gateway import AUTH_TOKEN, DATA_KEY_ENV, REPO, earshot, stored_call
 from tests.support.long_call import long_call

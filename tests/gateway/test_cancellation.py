@@ -19,9 +19,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from earshot.actors.core.audio_formats import phrase_to_mulaw
-from earshot.actors.engines.speech_synthesis import HibariEngine, Phrase, SpeechEngine
-from earshot.events.catalogue import (
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine, Phrase, SpeechEngine
+from events.catalogue import (
     AnyEvent,
     BargeInDetected,
     ReplyCompleted,
@@ -29,11 +29,11 @@ from earshot.events.catalogue import (
     SpeechSynthesized,
     StageCancelled,
 )
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import SimulatedCaller, Utterance
-from earshot.projections import heard as heard_projection
-from earshot.projections.context import context_messages, to_chat
-from earshot.projections.replay import fold_all
+from gateway.app import EarshotApp
+from gateway.simulate import SimulatedCaller, Utterance
+from projections import heard as heard_projection
+from projections.context import context_messages, to_chat
+from projections.replay import fold_all
 from tests.gateway.scripted import ask_then_cut_in, nothing_of_the_reply_after_its_clear
 from tests.support.fault_llm import LONG_REPLY, FaultInjectingLlm
 from tests.support.gateway import AUTH_TOKEN, STAGE_TIMEOUT_S, seen, stored_call

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 
-from earshot.events.catalogue import CallStarted
-from earshot.events.database import alembic_config, create_engine, upgrade_async
-from earshot.events.encryption import MasterKey, parse_master_key
-from earshot.events.store import EventStore
-from earshot.gateway.config import Settings, refusal_to_serve
+from events.catalogue import CallStarted
+from events.database import alembic_config, create_engine, upgrade_async
+from events.encryption import MasterKey, parse_master_key
+from events.store import EventStore
+from gateway.config import Settings, refusal_to_serve
 from tests.projections.test_heard import interrupted_call
 from tests.support.gateway import (
     AUTH_TOKEN,
@@ -89,7 +89,7 @@ async def test_unknown_call_and_corrupt_rows_fail_clearly(tmp_path: Path) -> Non
 def test_serve_refuses_the_development_token_beyond_loopback() -> None:
     env = {k: v for k, v in os.environ.items() if k != "TWILIO_AUTH_TOKEN"}
     result = subprocess.run(
-        [sys.executable, "-m", "earshot.gateway.cli", "serve", "--host", "0.0.0.0"],
+        [sys.executable, "-m", "gateway.cli", "serve", "--host", "0.0.0.0"],
         cwd=REPO,
         capture_output=True,
         text=True,

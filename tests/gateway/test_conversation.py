@@ -19,9 +19,9 @@ import jiwer
 import pytest
 from sqlalchemy import select
 
-from earshot.actors.core.audio_formats import phrase_to_mulaw
-from earshot.actors.engines.speech_synthesis import HibariEngine
-from earshot.events.catalogue import (
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
+from events.catalogue import (
     AnyEvent,
     BargeInDetected,
     CallEnded,
@@ -35,13 +35,13 @@ from earshot.events.catalogue import (
     TranscriptFinal,
     TranscriptPartial,
 )
-from earshot.events.database import create_engine
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.booking_service import bookings_table
-from earshot.gateway.config import Settings
-from earshot.gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
-from earshot.projections.context import context_messages
-from earshot.projections.replay import fold_all
+from events.database import create_engine
+from gateway.app import EarshotApp
+from gateway.booking_service import bookings_table
+from gateway.config import Settings
+from gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
+from projections.context import context_messages
+from projections.replay import fold_all
 from tests.gateway.scripted import (
     ask_then_cut_in,
     no_empty_completed_reply,

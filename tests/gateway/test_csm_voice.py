@@ -11,11 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from earshot.actors.engines.csm_synthesis import CsmEngine
-from earshot.events.catalogue import AudioSent, SpeechSynthesized
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import SimulatedCaller
-from earshot.projections.replay import fold_all
+from actors.engines.csm_synthesis import CsmEngine
+from events.catalogue import AudioSent, SpeechSynthesized
+from gateway.app import EarshotApp
+from gateway.simulate import SimulatedCaller
+from projections.replay import fold_all
 from tests.actors.tiny_csm import save_tiny_csm
 from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from earshot.actors.core.doubt import CLARIFY_NOISY, NOISY_BELOW_DB
-from earshot.events.catalogue import AnyEvent, TranscriptFinal, TurnNotAnswered
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import SimulatedCaller, Utterance
-from earshot.projections.replay import fold_all
+from actors.core.doubt import CLARIFY_NOISY, NOISY_BELOW_DB
+from events.catalogue import AnyEvent, TranscriptFinal, TurnNotAnswered
+from gateway.app import EarshotApp
+from gateway.simulate import SimulatedCaller, Utterance
+from projections.replay import fold_all
 from tests.support.degraded import caller_mulaw
 from tests.support.fault_llm import REPLY
 from tests.support.gateway import AUTH_TOKEN, stored_call

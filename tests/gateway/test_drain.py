@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from earshot.actors.core.call_policy import DRAIN_GOODBYE
-from earshot.events.catalogue import CallEnded, CallRefused
-from earshot.gateway.simulate import SimulatedCaller, sign_and_post_webhook
-from earshot.projections.replay import fold_all
+from actors.core.call_policy import DRAIN_GOODBYE
+from events.catalogue import CallEnded, CallRefused
+from gateway.simulate import SimulatedCaller, sign_and_post_webhook
+from projections.replay import fold_all
 from tests.support.gateway import (
     AUTH_TOKEN,
     free_port,

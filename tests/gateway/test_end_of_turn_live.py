@@ -5,9 +5,9 @@ STT, the gateway's usual 300 ms end of turn; the pause is 700 ms, well past it."
 
 from __future__ import annotations
 
-from earshot.events.catalogue import AnyEvent, ReplyRequested, TranscriptFinal
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import SimulatedCaller, Utterance
+from events.catalogue import AnyEvent, ReplyRequested, TranscriptFinal
+from gateway.app import EarshotApp
+from gateway.simulate import SimulatedCaller, Utterance
 from tests.support.gateway import AUTH_TOKEN, stored_call
 from tests.support.voices import spoken
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from earshot.actors.core.audio_formats import phrase_to_mulaw
-from earshot.actors.engines.speech_synthesis import HibariEngine
-from earshot.events.catalogue import AudioSent, ClearSent, MarkPlayed, ReplyTruncated
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import (
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
+from events.catalogue import AudioSent, ClearSent, MarkPlayed, ReplyTruncated
+from gateway.app import EarshotApp
+from gateway.simulate import (
     Network,
     SimulatedCaller,
     Truth,
@@ -24,7 +24,7 @@ from earshot.gateway.simulate import (
     stop_latencies_ms,
     write_heard_wav,
 )
-from earshot.projections.replay import fold_all
+from projections.replay import fold_all
 from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 
 STOP_LIMIT_MS = 300.0  # generous: 64 ms of speech to pause, a VAD chunk, the clear's leg

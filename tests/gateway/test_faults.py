@@ -22,26 +22,20 @@ from typing import Any
 import pykka
 import pytest
 
-from earshot.actors.call_supervisor import CallSupervisor
-from earshot.actors.core.call_policy import APOLOGY, TIME_LIMIT_GOODBYE
-from earshot.actors.core.liveness import FAILED_GOODBYE
-from earshot.actors.engines.speech_synthesis import Phrase, SpeechEngine
-from earshot.actors.llm import Llm
-from earshot.actors.stt import Stt
-from earshot.actors.transport import Transport
-from earshot.events.catalogue import (
-    AnyEvent,
-    CallEnded,
-    CallerAudioGap,
-    StageFailed,
-    TranscriptFinal,
-)
-from earshot.events.recorder import CallRecorder
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.playout import Playout
-from earshot.gateway.simulate import SimulatedCaller, Truth, Utterance
-from earshot.projections.heard import AgentTurn
-from earshot.projections.replay import fold_all
+from actors.call_supervisor import CallSupervisor
+from actors.core.call_policy import APOLOGY, TIME_LIMIT_GOODBYE
+from actors.core.liveness import FAILED_GOODBYE
+from actors.engines.speech_synthesis import Phrase, SpeechEngine
+from actors.llm import Llm
+from actors.stt import Stt
+from actors.transport import Transport
+from events.catalogue import AnyEvent, CallEnded, CallerAudioGap, StageFailed, TranscriptFinal
+from events.recorder import CallRecorder
+from gateway.app import EarshotApp
+from gateway.playout import Playout
+from gateway.simulate import SimulatedCaller, Truth, Utterance
+from projections.heard import AgentTurn
+from projections.replay import fold_all
 from tests.support.fault_llm import REPLY, FaultInjectingLlm
 from tests.support.gateway import AUTH_TOKEN, STAGE_TIMEOUT_S, running_gateway, stored_call
 

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from earshot.actors.core.audio_formats import pcm16_to_mulaw
-from earshot.actors.core.call_policy import ACKNOWLEDGEMENT
-from earshot.events.catalogue import AnyEvent, BargeInDetected
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import Truth
-from earshot.projections.heard import AgentTurn
-from earshot.projections.replay import fold_all
+from actors.core.audio_formats import pcm16_to_mulaw
+from actors.core.call_policy import ACKNOWLEDGEMENT
+from events.catalogue import AnyEvent, BargeInDetected
+from gateway.app import EarshotApp
+from gateway.simulate import Truth
+from projections.heard import AgentTurn
+from projections.replay import fold_all
 from tests.gateway.scripted import ask_then_cut_in
 from tests.support.fault_llm import LONG_REPLY, FaultInjectingLlm
 from tests.support.gateway import DATA_KEY_ENV, seen
@@ -70,7 +70,7 @@ def check_replayed_audio(app: EarshotApp, truth: Truth, turns: list[AgentTurn], 
     channel has the caller's voice where they spoke, the right the agent as heard, silent
     while the caller said "okay" (the agent had paused), and as long as the heard audio."""
     result = subprocess.run(
-        [sys.executable, "-m", "earshot.gateway.cli", "--db", app.settings.db_url, "replay",
+        [sys.executable, "-m", "gateway.cli", "--db", app.settings.db_url, "replay",
          truth.call_sid, "--audio", str(wav)],
         capture_output=True, text=True, timeout=60, env={**os.environ, **DATA_KEY_ENV},
     )  # fmt: skip

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import websockets
 
-from earshot.events.catalogue import CallEnded, CallStarted
-from earshot.events.database import create_engine
-from earshot.events.leases import LOST
-from earshot.gateway.simulate import SimulatedCaller, connected_message, start_message
-from earshot.projections.replay import fold_all
+from events.catalogue import CallEnded, CallStarted
+from events.database import create_engine
+from events.leases import LOST
+from gateway.simulate import SimulatedCaller, connected_message, start_message
+from projections.replay import fold_all
 from tests.support import postgres
 from tests.support.gateway import (
     AUTH_TOKEN,
@@ -142,7 +142,7 @@ async def test_a_gateway_killed_mid_call_has_its_call_ended_by_the_other(
     # A third gateway on this store without the shared secret refuses to start.
     env = {**os.environ, "EARSHOT_DB_URL": postgres_url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
     third = subprocess.run(
-        [sys.executable, "-m", "earshot.gateway.cli", "serve", "--port", str(free_port())],
+        [sys.executable, "-m", "gateway.cli", "serve", "--port", str(free_port())],
         cwd=REPO,
         env=env,
         capture_output=True,

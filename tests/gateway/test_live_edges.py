@@ -23,17 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from earshot.actors.core.audio_formats import phrase_to_mulaw
-from earshot.actors.engines.speech_synthesis import HibariEngine
-from earshot.events.catalogue import (
-    AudioRetained,
-    CallEnded,
-    CallStarted,
-    FrameRefused,
-    SpeechStarted,
-)
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import SimulatedCaller, Utterance, parse_twiml, sign_and_post_webhook
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
+from events.catalogue import AudioRetained, CallEnded, CallStarted, FrameRefused, SpeechStarted
+from gateway.app import EarshotApp
+from gateway.simulate import SimulatedCaller, Utterance, parse_twiml, sign_and_post_webhook
 from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 
 PARAMS = {
@@ -79,7 +73,7 @@ def test_unsigned_or_wrongly_signed_webhook_is_403(
     gateway: tuple[str, EarshotApp], signature: str | None, caplog: pytest.LogCaptureFixture
 ) -> None:
     base, _ = gateway
-    with caplog.at_level(logging.WARNING, logger="earshot.gateway.app"):
+    with caplog.at_level(logging.WARNING, logger="gateway.app"):
         status, body = post(base, PARAMS, signature)
     assert status == 403 and "Signature" in body
     assert "webhook refused (403)" in caplog.text
@@ -101,7 +95,7 @@ def test_an_oversized_webhook_is_413_and_logged(
 ) -> None:
     base, app = gateway
     refused_before = app.services.counters.webhooks_refused
-    with caplog.at_level(logging.WARNING, logger="earshot.gateway.app"):
+    with caplog.at_level(logging.WARNING, logger="gateway.app"):
         status, body = post(base, {**PARAMS, "Junk": "x" * 70_000}, "c2lnbmF0dXJl")
     assert (status, body.strip()) == (413, "webhook body too large")
     assert "webhook refused (413)" in caplog.text
@@ -255,7 +249,7 @@ async def test_stream_without_a_valid_token_is_closed_before_audio(
         app.services.tokens._ttl = -1.0
         token = fresh_token(base, call_sid)
         app.services.tokens._ttl = 30.0
-    with caplog.at_level(logging.WARNING, logger="earshot.gateway.media_socket"):
+    with caplog.at_level(logging.WARNING, logger="gateway.media_socket"):
         ws = await open_stream(base, call_sid, token)
         await ws.send(media_frame("MZ" + call_sid[2:], 2))
         with pytest.raises(websockets.ConnectionClosed) as closed:

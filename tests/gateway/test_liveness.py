@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from earshot.actors.core.call_policy import APOLOGY
-from earshot.actors.core.liveness import FALLBACK_LINE, HOLD_LINE
-from earshot.events.catalogue import (
+from actors.core.call_policy import APOLOGY
+from actors.core.liveness import FALLBACK_LINE, HOLD_LINE
+from events.catalogue import (
     AnyEvent,
     AudioSent,
     ReplyCompleted,
@@ -21,11 +21,11 @@ from earshot.events.catalogue import (
     SpeechStopped,
     StageFailed,
 )
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
-from earshot.projections.context import INTERRUPTED_MARKER
-from earshot.projections.heard import AgentTurn
-from earshot.projections.replay import fold_all
+from gateway.app import EarshotApp
+from gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
+from projections.context import INTERRUPTED_MARKER
+from projections.heard import AgentTurn
+from projections.replay import fold_all
 from tests.gateway.scripted import no_empty_completed_reply
 from tests.support.fault_llm import REPLY, FaultInjectingLlm
 from tests.support.gateway import AUTH_TOKEN, stored_call

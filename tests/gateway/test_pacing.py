@@ -13,11 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from earshot.actors.core.audio_formats import phrase_to_mulaw
-from earshot.actors.engines.speech_synthesis import HibariEngine
-from earshot.events.catalogue import ClearSent
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import Network, SimulatedCaller, Utterance
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
+from events.catalogue import ClearSent
+from gateway.app import EarshotApp
+from gateway.simulate import Network, SimulatedCaller, Utterance
 from tests.support.gateway import AUTH_TOKEN, running_gateway, seen, stored_call
 
 SCHEDULING_MS = 60.0

@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from earshot.actors.core.tool_signature import HEADER, verify
-from earshot.events.database import create_engine
-from earshot.events.outbox import PostCallOutbox, backoff_s
-from earshot.events.store import EventStore
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.postcall import DELIVERY_HEADER
-from earshot.gateway.simulate import SimulatedCaller
+from actors.core.tool_signature import HEADER, verify
+from events.database import create_engine
+from events.outbox import PostCallOutbox, backoff_s
+from events.store import EventStore
+from gateway.app import EarshotApp
+from gateway.postcall import DELIVERY_HEADER
+from gateway.simulate import SimulatedCaller
 from tests.support.gateway import AUTH_TOKEN, TEST_DATA_KEY, running_gateway, stored_call
 
 SECRET = b"test-postcall-secret"
@@ -143,9 +143,9 @@ async def test_each_call_is_delivered_once_through_failures_and_a_restart(
 async def test_the_outbox_enters_each_call_once_and_one_gateway_claims_it(tmp_path: Path) -> None:
     """Two gateways on one store: a call is entered once however often the log is read, and
     claimed by one of them at a time (so it is never sent twice at once)."""
-    from earshot.events.catalogue import CallEnded, CallStarted
-    from earshot.events.database import upgrade_async
-    from earshot.events.encryption import MasterKey
+    from events.catalogue import CallEnded, CallStarted
+    from events.database import upgrade_async
+    from events.encryption import MasterKey
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}"
     await upgrade_async(url)

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from earshot.actors.engines.speech_synthesis import Phrase
-from earshot.actors.llm import Llm
-from earshot.actors.messages import GenerateReply, Synthesize
-from earshot.actors.tts import Tts
-from earshot.events.catalogue import (
+from actors.engines.speech_synthesis import Phrase
+from actors.llm import Llm
+from actors.messages import GenerateReply, Synthesize
+from actors.tts import Tts
+from events.catalogue import (
     AnyEvent,
     AudioSent,
     ReplyRequested,
@@ -29,10 +29,10 @@ from earshot.events.catalogue import (
     SpeechSynthesized,
     StageFailed,
 )
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import SimulatedCaller, Utterance
-from earshot.projections.context import context_messages
-from earshot.projections.replay import fold_all
+from gateway.app import EarshotApp
+from gateway.simulate import SimulatedCaller, Utterance
+from projections.context import context_messages
+from projections.replay import fold_all
 from tests.support.fault_llm import REPLY, FaultInjectingLlm
 from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 from tests.support.voices import spoken

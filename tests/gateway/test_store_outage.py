@@ -18,9 +18,9 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 
-from earshot.events.catalogue import CallEnded, CallRefused, CallStarted
-from earshot.gateway.simulate import SimulatedCaller, sign_and_post_webhook
-from earshot.projections.replay import fold_all
+from events.catalogue import CallEnded, CallRefused, CallStarted
+from gateway.simulate import SimulatedCaller, sign_and_post_webhook
+from projections.replay import fold_all
 from tests.support import postgres
 from tests.support.gateway import (
     AUTH_TOKEN,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from earshot.gateway.stream_tokens import StreamTokens, TokenRefused
+from gateway.stream_tokens import StreamTokens, TokenRefused
 
 
 class Clock:

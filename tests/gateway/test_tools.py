@@ -20,17 +20,17 @@ from urllib.request import Request, urlopen
 
 import pytest
 
-from earshot.actors.core.agent import Agent, Tool, ToolParameter
-from earshot.actors.core.audio_formats import phrase_to_mulaw
-from earshot.actors.core.tool_signature import HEADER, sign, verify
-from earshot.actors.engines.speech_synthesis import HibariEngine
-from earshot.actors.tool_use import TOOL_APOLOGY
-from earshot.events.catalogue import AnyEvent, CallEnded, ToolCalled, ToolFailed, ToolResult
-from earshot.gateway.agent_file import bundled_agent
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.simulate import SimulatedCaller, Truth, Utterance
-from earshot.projections.heard import AgentTurn
-from earshot.projections.replay import fold_all, to_text
+from actors.core.agent import Agent, Tool, ToolParameter
+from actors.core.audio_formats import phrase_to_mulaw
+from actors.core.tool_signature import HEADER, sign, verify
+from actors.engines.speech_synthesis import HibariEngine
+from actors.tool_use import TOOL_APOLOGY
+from events.catalogue import AnyEvent, CallEnded, ToolCalled, ToolFailed, ToolResult
+from gateway.agent_file import bundled_agent
+from gateway.app import EarshotApp
+from gateway.simulate import SimulatedCaller, Truth, Utterance
+from projections.heard import AgentTurn
+from projections.replay import fold_all, to_text
 from tests.support.fault_llm import REPLY, FaultInjectingLlm, ToolCallReply, fault_injecting_llm
 from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
 

@@ -20,8 +20,8 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from earshot.events import codec
-from earshot.events.catalogue import (
+from events import codec
+from events.catalogue import (
     AudioSent,
     BargeInDetected,
     CallStarted,
@@ -40,10 +40,10 @@ from earshot.events.catalogue import (
     TranscriptFinal,
     WordTiming,
 )
-from earshot.projections import heard as heard_projection
-from earshot.projections.context import INTERRUPTED_MARKER, context_messages
-from earshot.projections.heard import AgentTurn, Heard
-from earshot.projections.words import PlacedWord
+from projections import heard as heard_projection
+from projections.context import INTERRUPTED_MARKER, context_messages
+from projections.heard import AgentTurn, Heard
+from projections.words import PlacedWord
 
 CLOCK_ERROR_MS = 30.0
 

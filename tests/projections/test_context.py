@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from earshot.projections.context import (
+from projections.context import (
     EARLIER_OMITTED,
     INTERRUPTED_MARKER,
     Message,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from earshot.events.catalogue import (
+from events.catalogue import (
     AudioSent,
     CallStarted,
     Event,
@@ -16,9 +16,9 @@ from earshot.events.catalogue import (
     TranscriptFinal,
     WordTiming,
 )
-from earshot.projections.context import INTERRUPTED_MARKER, context_messages, to_chat
-from earshot.projections.heard import fold_all
-from earshot.projections.words import PlacedWord, heard_words
+from projections.context import INTERRUPTED_MARKER, context_messages, to_chat
+from projections.heard import fold_all
+from projections.words import PlacedWord, heard_words
 
 
 class Call:

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from earshot.actors.core.audio_formats import pcm16_to_mulaw
-from earshot.events.catalogue import (
+from actors.core.audio_formats import pcm16_to_mulaw
+from events.catalogue import (
     AudioRetained,
     AudioSent,
     CallStarted,
@@ -19,7 +19,7 @@ from earshot.events.catalogue import (
     SpeechSynthesized,
     WordTiming,
 )
-from earshot.projections import heard_audio
+from projections import heard_audio
 
 
 def tone(ms: int) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from earshot.events.catalogue import (
+from events.catalogue import (
     AudioSent,
     Event,
     ReplyCompleted,
@@ -16,7 +16,7 @@ from earshot.events.catalogue import (
     ToolCalled,
     TranscriptFinal,
 )
-from earshot.projections import metrics
+from projections import metrics
 
 SEQ = itertools.count(1)
 

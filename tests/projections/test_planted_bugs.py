@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from earshot.events import codec
-from earshot.events.catalogue import Event, ReplyTextGenerated, ReplyTruncated
-from earshot.projections import context, heard
-from earshot.projections.heard import AgentTurn
-from earshot.projections.words import HeardWords, heard_words
+from events import codec
+from events.catalogue import Event, ReplyTextGenerated, ReplyTruncated
+from projections import context, heard
+from projections.heard import AgentTurn
+from projections.words import HeardWords, heard_words
 from tests.projections.call_history import CallHistory
 
 FIND_IT = settings(

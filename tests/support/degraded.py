@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
-from earshot.actors.core.audio_formats import InboundConverter, float_to_pcm16, pcm16_to_mulaw
+from actors.core.audio_formats import InboundConverter, float_to_pcm16, pcm16_to_mulaw
 from tests.support.voices import UTTERANCES, VOICES
 
 CONDITIONS = ("clear", "noisy 0 dB", "noisy -5 dB", "mumbled")

@@ -20,14 +20,14 @@ from urllib.request import Request, urlopen
 
 import uvicorn
 
-from earshot.events.catalogue import AnyEvent, CallEnded
-from earshot.events.database import create_engine
-from earshot.events.encryption import MasterKey
-from earshot.events.recorder import CallRecorder
-from earshot.events.store import EventStore
-from earshot.gateway.app import EarshotApp
-from earshot.gateway.config import Settings
-from earshot.projections.heard import LiveHeard
+from events.catalogue import AnyEvent, CallEnded
+from events.database import create_engine
+from events.encryption import MasterKey
+from events.recorder import CallRecorder
+from events.store import EventStore
+from gateway.app import EarshotApp
+from gateway.config import Settings
+from projections.heard import LiveHeard
 
 REPO = Path(__file__).resolve().parents[2]
 AUTH_TOKEN = "test-auth-token-0123456789"
@@ -142,7 +142,7 @@ def serve_process(
     }
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "earshot.gateway.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
             cwd=REPO,
             env=environment,
             stdout=log,
@@ -233,7 +233,7 @@ def http_get_status(url: str, token: str | None = None, timeout: float = 10.0) -
 def earshot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The ``earshot`` command line, run as a user would (the environment, plus ``env``)."""
     return subprocess.run(
-        [sys.executable, "-m", "earshot.gateway.cli", *args],
+        [sys.executable, "-m", "gateway.cli", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

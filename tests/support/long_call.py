@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from earshot.events.catalogue import (
+from events.catalogue import (
     AudioSent,
     BargeInDetected,
     CallEnded,

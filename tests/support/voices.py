@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from earshot.actors.core.audio_formats import InboundConverter, phrase_to_mulaw
-from earshot.actors.engines.speech_synthesis import HibariEngine
-from earshot.gateway.simulate import voiced_span_s
+from actors.core.audio_formats import InboundConverter, phrase_to_mulaw
+from actors.engines.speech_synthesis import HibariEngine
+from gateway.simulate import voiced_span_s
 
 UTTERANCES = [
     "I would like to book a table",
