@@ -85,9 +85,12 @@ class Tts(ReportsFailure, pykka.ThreadingActor):
             return
         if self.replies.is_cancelled(message.reply_id):
             return
-        with self.deadline(self.timeout_s, message.reply_id):
-            phrase = self.engine.synthesize(message.text)
-        self.ready = (message.reply_id, message.text, phrase)
+        reply_id = message.reply_id
+        with self.deadline(self.timeout_s, reply_id):
+            phrase = self.engine.synthesize(
+                message.text, should_stop=lambda: self.replies.is_cancelled(reply_id)
+            )
+        self.ready = (reply_id, message.text, phrase)
 
     def _ready(self, message: Synthesize) -> Phrase | None:
         """The phrase synthesized ahead for this one, if it is that phrase. Only a reply's
