@@ -56,6 +56,21 @@ def heard_in_full(events: list[AnyEvent], reason: str, text: str) -> AgentTurn:
     return turn
 
 
+def lines_heard(truth: Truth, *, stall_s: float = 0.5) -> list[tuple[float, float]]:
+    """When each line sounded at the caller, (start, end): runs of playback apart by less
+    than ``stall_s`` are one line. The test process shares two cores with the models, and
+    an event loop held up past the 200 ms lead leaves a hole in the line (a CI run saw 280
+    ms, mid-goodbye); what is said, and when each line starts, is what these tests hold."""
+    runs = sorted((t0, t0 + (to_ms - from_ms) / 1000.0) for t0, from_ms, to_ms in truth.played)
+    lines: list[tuple[float, float]] = []
+    for start, end in runs:
+        if lines and start - lines[-1][1] < stall_s:
+            lines[-1] = (lines[-1][0], end)
+        else:
+            lines.append((start, end))
+    return lines
+
+
 def ended(events: list[AnyEvent]) -> str:
     return next(e.reason for e in events if isinstance(e, CallEnded))
 
@@ -90,10 +105,12 @@ async def test_a_silent_caller_is_asked_at_8_s_and_hung_up_on_at_20_s(
     assert sum(len(e.mulaw) for e in kept if e.track == "caller") >= 20 * 8000  # the 20 s
     silences = [e for e in events if isinstance(e, CallerSilent)]
     assert [e.action for e in silences] == ["reprompt", "hang_up"]
+    turns = fold_all(events).heard.agent_turns()
+    assert [t.reason for t in turns] == ["greeting", "reprompt", "goodbye"]  # nothing else
     # At the caller: from the greeting's last sound to each line's first (the reprompt is
     # synthesized when due, the goodbye was rendered at start-up), generous for a busy CPU.
-    runs = [(t0, t0 + (to_ms - from_ms) / 1000.0) for t0, from_ms, to_ms in truth.played]
-    assert len(runs) == 3, runs  # greeting, reprompt, goodbye: nothing else was said
+    runs = lines_heard(truth)
+    assert len(runs) == 3, truth.played
     greeting_end = runs[0][1]
     assert 8.0 <= runs[1][0] - greeting_end <= 8.0 + 1.5, runs
     assert 20.0 <= runs[2][0] - greeting_end <= 20.0 + 1.0, runs
