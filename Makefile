@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.doubt
 	$(BIN)/python -m bench.heard
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.first_phrase
 	$(BIN)/python -m bench.llm_concurrency
 	$(BIN)/python -m bench.load
 	$(BIN)/python -m bench.soak

@@ -126,21 +126,26 @@ def test_the_turn_detector_figures() -> None:
 
 
 def test_the_phrase_cuts() -> None:
-    first, later = stated(
-        r"at its first sentence end \(or a clause past (\d+) characters\), "
-        r"later ones at sentence ends \(or clauses past (\d+)\)"
+    words, later, clause = stated(
+        r"at its first sentence end, however short\s+\(\"Absolutely!\"\), or at a clause of "
+        r"(\d+) words or more \(\"Sure, I can help,\"\); later ones at\s+sentence ends past "
+        r"(\d+) characters \(or clauses past (\d+)\)"
     )
-    # A clause ends the first phrase only past the first figure, later ones past the second.
-    short = "a" * (int(first) - 4) + ", then more words follow here."
+    # The first phrase: any sentence end, or a clause of the first figure's words.
+    assert next(phrases(iter(["Absolutely! You can."]))) == "Absolutely!"
+    short = " ".join(["a"] * (int(words) - 1)) + ", then more words follow here."
     assert next(phrases(iter([short]))) == short.strip()
-    long_first = "b" * (int(first) + 1) + ", and the rest"
-    assert next(phrases(iter([long_first]))) == "b" * (int(first) + 1) + ","
-    second = "c" * (int(later) - 4) + ", d."
+    long_first = " ".join(["b"] * int(words)) + ", and the rest"
+    assert next(phrases(iter([long_first]))) == " ".join(["b"] * int(words)) + ","
+    # Later ones: a sentence end past the second figure, a clause past the third.
+    tiny = "c" * (int(later) - 3) + "."  # with its leading space, one short
+    assert list(phrases(iter(["Yes. " + tiny + " " + tiny])))[1] == f"{tiny} {tiny}"
+    second = "c" * (int(clause) - 4) + ", d."
     cut = list(phrases(iter([long_first + ". " + second])))
     assert cut[-1] == second
-    third = "e" * (int(later) + 1) + ", f."
+    third = "e" * (int(clause) + 1) + ", f."
     assert list(phrases(iter([long_first + ". " + third])))[-2:] == [
-        "e" * (int(later) + 1) + ",",
+        "e" * (int(clause) + 1) + ",",
         "f.",
     ]
 

@@ -19,6 +19,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -318,40 +320,108 @@ def warm_up(
     return True
 
 
+@dataclass(frozen=True)
+class FirstPhrase:
+    """Where a reply's first phrase may end. The caller waits for it: the answer's first
+    sound comes once it is written and synthesized, so it ends sooner than the rest.
+    Chosen with ``bench/first_phrase.py`` (the wait, and what each cut costs the voice):
+    at any sentence end ("Absolutely!"), or at a clause of three words or more ("Sure, I
+    can help,"): the voice pauses there whole or cut alike. A cut before a joining word
+    where the text has no punctuation was measured and is off: the piece ends falling,
+    like a sentence, about 4 semitones further than the voice does mid-sentence."""
+
+    sentence_chars: int = 1  # a sentence's end (. ! ?) ends it once it is this long
+    clause_words: int | None = 3  # a , ; or : ends it once it has this many words...
+    clause_chars: int | None = None  # ...or, if set, this many characters
+    # No punctuation yet: end it before a joining word ("and", "at"...) past this many words.
+    break_words: int | None = None
+
+
+SENTENCES_ONLY = FirstPhrase(sentence_chars=12, clause_words=None)
+# Words a spoken phrase can start with: a cut before one leaves two phrases that each
+# stand on their own ("The restaurant closes | at ten on Sundays.").
+JOINING_WORDS = frozenset(
+    {"and", "but", "or", "so", "because", "at", "on", "in", "for", "with", "from", "until",
+     "after", "before", "which", "when", "where", "if", "while"}
+)  # fmt: skip
+_WORD = re.compile(r"\S+")
+_WORD_CHAR = re.compile(r"\w")
+
+
 def phrases(
-    deltas: Iterator[str], min_chars: int = 12, first_clause_chars: int = 24
+    deltas: Iterator[str], min_chars: int = 12, first: FirstPhrase = FirstPhrase()
 ) -> Iterator[str]:
     """Group streamed text into speakable phrases: cut after . ! ? (and , ; : once long enough).
 
     Pitfall 5 warns that cutting at every comma ruins prosody, so a clause ends a
-    phrase only past 40 characters. The first phrase is the exception, down to
-    ``first_clause_chars``: the caller is waiting for it (the whole reply's first
-    audio waits on it), and a clause of four or five words still carries its own
+    phrase only past 40 characters. The first phrase is the exception (``first``): the
+    caller is waiting for it, and a clause of a few words still carries its own
     intonation.
     """
     buffer = ""
-    clause_chars = first_clause_chars
+    rule: FirstPhrase | None = first
     for delta in deltas:
         buffer += delta
         while True:
-            cut = _cut_point(buffer, min_chars, clause_chars)
+            cut = _first_cut(buffer, rule) if rule else _cut_point(buffer, min_chars, 40)
             if cut is None:
                 break
             phrase, buffer = buffer[:cut].strip(), buffer[cut:]
             if phrase:
                 yield phrase
-                clause_chars = 40
+                rule = None
     if buffer.strip():
         yield buffer.strip()
 
 
-def _cut_point(text: str, min_chars: int, clause_chars: int) -> int | None:
+def _first_cut(text: str, rule: FirstPhrase) -> int | None:
+    cuts = [_cut_point(text, rule.sentence_chars, rule.clause_chars, rule.clause_words)]
+    if rule.break_words is not None:
+        cuts.append(_joining_cut(text, rule.sentence_chars, rule.break_words))
+    return min((cut for cut in cuts if cut is not None), default=None)
+
+
+def _cut_point(
+    text: str, min_chars: int, clause_chars: int | None, clause_words: int | None = None
+) -> int | None:
     for index, char in enumerate(text):
         if index + 1 < min_chars:
             continue
         # Only a boundary the text shows: a stream can end a delta at "22:" before "00".
         if index + 1 == len(text) or not text[index + 1].isspace():
             continue
-        if char in ".!?" or (char in ",;:" and index + 1 >= clause_chars):
+        if char in ".!?" and not _abbreviation(text[: index + 1]):
             return index + 1
+        if char in ",;:" and (
+            (clause_words is not None and len(text[: index + 1].split()) >= clause_words)
+            or (clause_chars is not None and index + 1 >= clause_chars)
+        ):
+            return index + 1
+    return None
+
+
+# Words whose full stop ends no sentence: "Please ask for Dr. Jones." is one phrase.
+ABBREVIATIONS = frozenset(
+    {"mr.", "mrs.", "ms.", "dr.", "st.", "jr.", "sr.", "prof.", "vs.", "etc.", "e.g.", "i.e."}
+)
+
+
+def _abbreviation(text: str) -> bool:
+    """No sentence ends here: after "Dr.", or with no word yet (a stray ". ")."""
+    words = text.split()
+    return not _WORD_CHAR.search(text) or words[-1].lower() in ABBREVIATIONS
+
+
+def _joining_cut(text: str, min_chars: int, words_before: int) -> int | None:
+    """Before the first whole joining word with ``words_before`` words ahead of it, and
+    not right after punctuation (there the punctuation decides)."""
+    words = list(_WORD.finditer(text))
+    for k in range(words_before, len(words)):
+        word = words[k]
+        if word.end() == len(text):
+            return None  # not known to be whole yet: "at" may become "attention"
+        after_punctuation = words[k - 1].group()[-1] in ".,;:!?"
+        joining = word.group().lower() in JOINING_WORDS and not after_punctuation
+        if joining and word.start() >= min_chars:
+            return word.start()
     return None

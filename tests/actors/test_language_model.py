@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from actors.core.tool_calls import ToolCallReader, tool_schemas
-from actors.engines.language_model import ChatStream, EmbeddedServer, phrases, warm_up
+from actors.engines.language_model import (
+    ChatStream,
+    EmbeddedServer,
+    FirstPhrase,
+    phrases,
+    warm_up,
+)
 from gateway.agent_file import bundled_agent
 
 CHAT = [
@@ -42,10 +48,44 @@ def test_phrases_cut_at_sentence_ends_and_long_clauses() -> None:
         "from noon, until ten, at night, with music,",  # later ones only past 40 characters
         "too.",
     ]
-    assert list(phrases(iter(["Mr. Smith"]))) == ["Mr. Smith"]  # too short to cut after "Mr."
+    assert list(phrases(iter(["Mr. Smith"]))) == ["Mr. Smith"]  # no sentence ends at "Mr."
+    later = "Yes. Please ask for Dr. Jones at the desk. He is in."
+    assert list(phrases(iter([later]))) == [
+        "Yes.",
+        "Please ask for Dr. Jones at the desk.",
+        "He is in.",
+    ]
     # A delta may end mid-token: "22:" then "00" is one word, not a clause boundary.
     streamed = ["We are open from twelve until 22:", "00 on Sunday", "."]
     assert list(phrases(iter(streamed))) == ["We are open from twelve until 22:00 on Sunday."]
+
+
+def test_the_first_phrase_ends_at_any_sentence_end_or_a_clause_of_three_words() -> None:
+    assert list(phrases(iter(["Absolutely! Ok. See you then."]))) == [
+        "Absolutely!",  # however short: the caller's wait for the first sound ends sooner
+        "Ok. See you then.",  # later phrases end past 12 characters
+    ]
+    assert list(phrases(iter(["Sure, I can help, with that."]))) == [
+        "Sure, I can help,",
+        "with that.",
+    ]
+    assert list(phrases(iter(["Yes, we have fish."]))) == ["Yes, we have fish."]  # 1 word
+    assert list(phrases(iter([". Hello there."]))) == [". Hello there."]  # no empty phrase
+    before = FirstPhrase(sentence_chars=12, clause_words=None, clause_chars=24)
+    assert list(phrases(iter(["Absolutely! You can."]), first=before)) == ["Absolutely! You can."]
+
+
+def test_a_first_phrase_may_end_before_a_joining_word_when_asked() -> None:
+    """Off by default (``FirstPhrase``: it costs the voice); the cut waits for the word
+    to be whole."""
+    rule = FirstPhrase(break_words=4)
+    text = "The Harbour closes on Sunday at ten."
+    assert list(phrases(iter([text]), first=rule)) == ["The Harbour closes on Sunday", "at ten."]
+    assert list(phrases(iter([text]))) == [text]
+    streamed = iter(["The Harbour closes on Sunday at", "tention to detail."])
+    assert list(phrases(streamed, first=rule)) == [
+        "The Harbour closes on Sunday attention to detail."
+    ]
 
 
 @pytest.fixture(scope="module")
