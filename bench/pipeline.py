@@ -14,6 +14,7 @@ With preemptive generation (the reply asked for at the turn's pause): how many r
 were begun early, how many of them answered and how many were dropped unheard (the
 wasted work, per turn), and the head start the answered ones had. ``--preemptive both``
 runs the calls without it, then with it, on the same gateway settings otherwise.
+The slowest answers are listed with what they were (the tail, and what makes it).
 """
 
 from __future__ import annotations
@@ -26,15 +27,17 @@ from pathlib import Path
 from actors.core.audio_formats import phrase_to_mulaw
 from actors.engines.speech_synthesis import HibariEngine
 from events.catalogue import (
+    AnyEvent,
     ReplyRequested,
     ReplySpeculated,
     SpeculationDropped,
     SpeechStopped,
+    TranscriptFinal,
     TranscriptPartial,
 )
 from gateway.simulate import SimulatedCaller, Utterance, voice_to_voice_ms
-from projections.metrics import percentile
-from projections.replay import fold_all
+from projections.metrics import ANSWER_REASON, percentile
+from projections.replay import CallView, fold_all
 from tests.support.gateway import AUTH_TOKEN, running_gateway, seen, stored_call
 
 QUESTIONS = [
@@ -64,6 +67,7 @@ async def run(calls: int, turns: int, preemptive: bool) -> None:
         )
     }
     rolling = 0
+    slowest: list[tuple[float, str]] = []
     answered, dropped, head_start_ms = 0, 0, []
     db = "sqlite+aiosqlite:///{}/pipeline.db"
     with (
@@ -81,10 +85,12 @@ async def run(calls: int, turns: int, preemptive: bool) -> None:
             truth = await caller.run()
             samples["voice_to_voice_ms"].extend(voice_to_voice_ms(truth))
             events = await stored_call(app, truth.call_sid)
-            for turn in fold_all(events).metrics.turns:
+            views = fold_all(events)
+            for turn in views.metrics.turns:
                 for name, value in turn.latencies().items():
                     if name in samples and value is not None:
                         samples[name].append(value)
+            slowest.extend(tail_turns(events, views))
             t0 = seen(app).origins[truth.call_sid]
             rolling += sum(isinstance(e, TranscriptPartial) and e.rolling for e in events)
             begun = {e.reply_id: e.at_ms for e in events if isinstance(e, ReplySpeculated)}
@@ -115,6 +121,9 @@ async def run(calls: int, turns: int, preemptive: bool) -> None:
                 f"  {name:22s} n={len(values):3d}  P50 {percentile(values, 50):7.0f} ms  "
                 f"P95 {percentile(values, 95):7.0f} ms  P99 {percentile(values, 99):7.0f} ms"
             )
+    print("  the slowest answers (first audio sent after the end of turn):")
+    for line in sorted(slowest, reverse=True)[:TAIL_SHOWN]:
+        print(f"    {line[0]:6,.0f} ms  {line[1]}")
     if preemptive:
         turns_taken = max(len(samples["llm_ttft_ms"]), 1)
         print(
@@ -122,6 +131,37 @@ async def run(calls: int, turns: int, preemptive: bool) -> None:
             f" dropped unheard {dropped} ({dropped / turns_taken:.2f} per turn); head start"
             f" P50 {percentile(head_start_ms, 50) or 0:.0f} ms"
         )
+
+
+TAIL_SHOWN = 5
+
+
+def tail_turns(events: list[AnyEvent], view: CallView) -> list[tuple[float, str]]:
+    """Each answer's wait (first audio sent after the end of turn) with what the turn
+    was: the caller's words, whether a tool was due or called, and what the caller heard
+    first (the filler, said when the answer is late, or the answer's first words)."""
+    said = view.heard.agent_turns()
+    asked = {e.turn: e.text for e in events if isinstance(e, TranscriptFinal)}
+    requests = {e.reply_id: e for e in events if isinstance(e, ReplyRequested)}
+    answers = sorted(t.reply_id for t in view.metrics.turns if t.reason == ANSWER_REASON)
+    lines = []
+    for turn in view.metrics.turns:
+        wait = turn.latencies().get("response_ms")
+        request = requests.get(turn.reply_id)
+        if wait is None or request is None or turn.reason != ANSWER_REASON:
+            continue
+        following = [r for r in answers if r > turn.reply_id]
+        before_next = following[0] if following else 1 << 30
+        first = next(
+            (t for t in said if t.reason == "filler" and turn.reply_id < t.reply_id < before_next),
+            next((t for t in said if t.reply_id == turn.reply_id), None),
+        )
+        heard = " ".join(w.text for w in first.words[:6]) if first is not None else ""
+        tool = " tool due," if turn.must_call else ""
+        tool += " tool called," if turn.tool_called_at_ms is not None else ""
+        caller = asked.get(request.caller_turn, "?") if request.caller_turn else "?"
+        lines.append((wait, f"{caller!r} ->{tool} heard first {heard!r}"))
+    return lines
 
 
 def main() -> None:
