@@ -50,17 +50,14 @@ from actors.engines.language_model import (
 )
 from actors.engines.speech_synthesis import HibariEngine
 from actors.llm import REPLY_TEMPERATURE
+from bench.pipeline import QUESTIONS as PIPELINE_QUESTIONS
 from gateway.agent_file import bundled_agent
 from projections.context import Message, to_chat
 from projections.metrics import percentile
 
+# The pipeline's questions (less its goodbye, which asks nothing), and more of the kind.
 QUESTIONS = [
-    "Hi, I would like to book a table for two tonight.",
-    "What time do you close on Sunday?",
-    "Do you serve fish?",
-    "Is there parking near the restaurant?",
-    "Can I bring my dog?",
-    "How much is the set menu?",
+    *PIPELINE_QUESTIONS[:-1],
     "Do you have vegetarian dishes?",
     "Are you open on Monday?",
     "Can I come with a group of ten people next Friday?",
