@@ -8,7 +8,10 @@ cutting the first phrase (``FirstPhrase``), per reply:
 
 * **ready**: when the first phrase could sound, counted from the request: the time the
   delta that lets it be cut arrived, plus the embedded voice's time to synthesize it;
-* **words** in the first phrase.
+* **words** in the first phrase;
+* **waits between phrases**: a short first phrase plays out sooner, and the next one may
+  not be synthesized by then: the silence that leaves inside the reply (one Tts,
+  phrases synthesized in turn as they are written).
 
 Where a rule cuts inside the first sentence, the two pieces are synthesized as the Tts
 does (each alone, margins trimmed, back to back) and compared with the sentence
@@ -30,7 +33,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -119,8 +122,9 @@ def ask(url: str, question: str) -> TimedReply | None:
     return TimedReply(question, timed) if spoken.strip() else None
 
 
-def first_phrase(reply: TimedReply, rule: FirstPhrase) -> tuple[str, float]:
-    """The rule's first phrase and when it could be cut (ms after the request)."""
+def timed_phrases(reply: TimedReply, rule: FirstPhrase) -> list[tuple[str, float]]:
+    """The reply's phrases under ``rule``, each with when it could be cut (ms after the
+    request; the last one at the stream's end)."""
     arrived = [0.0]
 
     def deltas() -> Iterator[str]:
@@ -128,11 +132,36 @@ def first_phrase(reply: TimedReply, rule: FirstPhrase) -> tuple[str, float]:
             arrived[0] = at_ms
             yield text
 
+    timed = []
     for raw in phrases(speakable(deltas()), first=rule):
         phrase = clean_phrase(raw)
         if phrase:
-            return phrase, arrived[0]
-    return "", arrived[0]
+            timed.append((phrase, arrived[0]))
+    return timed
+
+
+def first_phrase(reply: TimedReply, rule: FirstPhrase) -> tuple[str, float]:
+    """The rule's first phrase and when it could be cut (ms after the request)."""
+    return next(iter(timed_phrases(reply, rule)), ("", 0.0))
+
+
+def waits_between_phrases(
+    timed: list[tuple[str, float]], synthesized: Callable[[str], tuple[float, float]]
+) -> float:
+    """Silence the caller hears between the reply's phrases beyond the voice's own pauses:
+    one Tts synthesizes them in turn, each once written, and a phrase not ready when the
+    one before has played leaves a gap. ``synthesized``: a phrase's (synthesis ms, audio
+    ms)."""
+    synthesis_done = playing_until = 0.0
+    gaps = 0.0
+    for index, (phrase, written_ms) in enumerate(timed):
+        synthesis_ms, audio_ms = synthesized(phrase)
+        synthesis_done = max(synthesis_done, written_ms) + synthesis_ms
+        starts = synthesis_done if index == 0 else max(playing_until, synthesis_done)
+        if index:
+            gaps += starts - playing_until
+        playing_until = starts + audio_ms
+    return gaps
 
 
 def pieces_of_first_sentence(reply: TimedReply, rule: FirstPhrase) -> list[str]:
@@ -287,27 +316,31 @@ def main() -> None:
     finally:
         server.stop()
     print(f"{len(replies)} replies with words, of {args.repeats * len(QUESTIONS)} asked\n")
-    synth_ms: dict[str, float] = {}
+    done: dict[str, tuple[float, float]] = {}
 
-    def synthesized_in(text: str) -> float:
-        if text not in synth_ms:
+    def synthesized(text: str) -> tuple[float, float]:
+        """The voice's time to synthesize ``text`` and its audio's length (ms)."""
+        if text not in done:
             started = time.perf_counter()
-            voice.synthesize(text)
-            synth_ms[text] = (time.perf_counter() - started) * 1000.0
-        return synth_ms[text]
+            audio = voice.synthesize(text)
+            done[text] = ((time.perf_counter() - started) * 1000.0, audio.duration_ms)
+        return done[text]
 
     print(
         "| first phrase cut | ready after the request P50 / P95 / P99 | its words P50 / P95 "
+        "| replies with a wait between phrases, its P95 "
         "| first sentences cut | pause added P50 / P95 | pitch change added P50 / P5 "
         "| DNSMOS cut / whole |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name, rule in (RULES | COMMA_HINTED).items():
         ready, words, pauses, falls, mos_cut, mos_whole = [], [], [], [], [], []
+        waits = []
         for reply in replies:
             phrase, written_ms = first_phrase(reply, rule)
-            ready.append(written_ms + synthesized_in(phrase))
+            ready.append(written_ms + synthesized(phrase)[0])
             words.append(float(len(phrase.split())))
+            waits.append(waits_between_phrases(timed_phrases(reply, rule), synthesized))
             sentence = first_phrase(reply, SENTENCES_ONLY)[0]
             pieces = pieces_of_first_sentence(reply, rule)
             if len(pieces) < 2 or rule is SENTENCES_ONLY:
@@ -322,7 +355,9 @@ def main() -> None:
         fall = f"{percentile(falls, 50):+.1f} / {percentile(falls, 5):+.1f} st" if falls else "-"
         score = f"{np.mean(mos_cut):.2f} / {np.mean(mos_whole):.2f}" if mos_cut else "-"
         print(
-            f"| {name} | {show(ready, 'ms')} | {show(words, 'words', (50, 95))} | {len(pauses)} of "
+            f"| {name} | {show(ready, 'ms')} | {show(words, 'words', (50, 95))} "
+            f"| {sum(w > 0 for w in waits)} of {len(waits)}, {show(waits, 'ms', (95,))} "
+            f"| {len(pauses)} of "
             f"{len(replies)} | {show(pauses, 'ms', (50, 95))} "
             f"| {fall} | {score} |"
         )
