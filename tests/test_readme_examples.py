@@ -42,14 +42,16 @@ def examples() -> list[tuple[list[str], list[str]]]:
 
 
 def shape(line: str) -> str:
-    """A line with what varies from call to call taken out: ids, quoted text, numbers, the
-    reason an agent turn was said."""
+    """A line with what varies from call to call taken out: ids, quoted text, numbers,
+    whether a cut fell mid-word, the reason an agent turn was said."""
     if LATENCIES.match(line):
         return "<latencies>"
     if line.startswith("  tool "):
         return "  tool <name>(<arguments>) -> <result>"
     line = CALL_SID.sub("<call>", line)
     line = QUOTED.sub("<quoted>", line)
+    # So does where a cut fell: mid-word, or (a caller cutting in as the line ends) after it.
+    line = line.replace(" (cut mid-word: <quoted>)", "")
     # Why the agent spoke varies too (a filler when an answer runs late, a hold line).
     line = re.sub(r"^(  agent #\d+) \([a-z_]+\)", r"\1 (<reason>)", line)
     return re.sub(r"-?\d+(\.\d+)?", "<n>", line)
