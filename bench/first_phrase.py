@@ -52,7 +52,7 @@ from actors.engines.language_model import (
     warm_up,
 )
 from actors.engines.speech_synthesis import HibariEngine
-from actors.llm import REPLY_TEMPERATURE
+from actors.llm import REPLY_TEMPERATURE, spoken_phrases
 from bench.pipeline import QUESTIONS as PIPELINE_QUESTIONS
 from gateway.agent_file import bundled_agent
 from projections.context import Message, to_chat
@@ -107,19 +107,11 @@ def ask(url: str, question: str) -> TimedReply | None:
     started = time.perf_counter()
     timed: list[tuple[float, str]] = []
 
-    def visible() -> Iterator[str]:
-        for delta in stream:
-            text = reader.text(delta)
-            if text:
-                timed.append(((time.perf_counter() - started) * 1000.0, text))
-                yield text
-        rest = reader.flush()
-        if rest:
-            timed.append(((time.perf_counter() - started) * 1000.0, rest))
-            yield rest
+    def generated(text: str) -> None:  # each piece of the reply's text, as it streams
+        timed.append(((time.perf_counter() - started) * 1000.0, text))
 
-    spoken = "".join(speakable(visible()))
-    return TimedReply(question, timed) if spoken.strip() else None
+    spoken = list(spoken_phrases(stream, reader, generated))
+    return TimedReply(question, timed) if spoken else None
 
 
 def timed_phrases(reply: TimedReply, rule: FirstPhrase) -> list[tuple[str, float]]:
@@ -164,9 +156,8 @@ def waits_between_phrases(
     return gaps
 
 
-def pieces_of_first_sentence(reply: TimedReply, rule: FirstPhrase) -> list[str]:
-    """The rule's phrases that make up the reply's first sentence."""
-    sentence = first_phrase(reply, SENTENCES_ONLY)[0]
+def pieces_of_first_sentence(reply: TimedReply, rule: FirstPhrase, sentence: str) -> list[str]:
+    """The rule's phrases that make up the reply's first ``sentence``."""
     text = "".join(text for _, text in reply.deltas)
     pieces: list[str] = []
     for raw in phrases(speakable(iter([text])), first=rule):
@@ -221,8 +212,8 @@ def pitch_track(audio: Float32, rate: int, floor: float, hop_ms: float = 10.0) -
 
 def fall_semitones(track: np.ndarray, end_frame: int, span_frames: int = 15) -> float | None:
     """Pitch at the last voiced frames before ``end_frame`` against the span before them."""
-    voiced = [i for i in range(max(end_frame - 40, 0), min(end_frame, len(track)))]
-    voiced = [i for i in voiced if not np.isnan(track[i])][-span_frames:]
+    window = range(max(end_frame - 40, 0), min(end_frame, len(track)))
+    voiced = [i for i in window if not np.isnan(track[i])][-span_frames:]
     if len(voiced) < 6:
         return None
     third = len(voiced) // 3
@@ -337,12 +328,13 @@ def main() -> None:
         ready, words, pauses, falls, mos_cut, mos_whole = [], [], [], [], [], []
         waits = []
         for reply in replies:
-            phrase, written_ms = first_phrase(reply, rule)
+            timed = timed_phrases(reply, rule)
+            phrase, written_ms = timed[0]
             ready.append(written_ms + synthesized(phrase)[0])
             words.append(float(len(phrase.split())))
-            waits.append(waits_between_phrases(timed_phrases(reply, rule), synthesized))
+            waits.append(waits_between_phrases(timed, synthesized))
             sentence = first_phrase(reply, SENTENCES_ONLY)[0]
-            pieces = pieces_of_first_sentence(reply, rule)
+            pieces = pieces_of_first_sentence(reply, rule, sentence)
             if len(pieces) < 2 or rule is SENTENCES_ONLY:
                 continue
             cut = at_the_cut(voice, pieces, sentence, mos, comma=name in COMMA_HINTED)
