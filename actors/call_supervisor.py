@@ -374,7 +374,7 @@ class CallSupervisor(pykka.ThreadingActor):
         if say.fixed:
             line = self.engines.fixed_lines.get(say.text)
             self.playout.enqueue_phrase(
-                say.reply_id, 0, say.text, line.mulaw, line.words, final=True
+                say.reply_id, 0, say.text, line.mulaw, line.words, yielding=say.yields
             )
         elif self.tts is not None:
             self.tts.tell(Synthesize(say.reply_id, 0, say.text))

@@ -176,9 +176,11 @@ class PlayoutPort(Protocol):
         final: bool = True,
         *,
         streamed: bool = False,
+        yielding: bool = False,
     ) -> None:
         """Queue a phrase; ``streamed``: its audio was queued ahead by ``enqueue_audio``, and
-        ``mulaw`` is only its tail."""
+        ``mulaw`` is only its tail; ``yielding``: a line that stops at a clause's end once
+        another reply's audio is queued (the filler, ``actors.core.phrase_frames``)."""
 
     def enqueue_audio(self, reply_id: int, segment: int, mulaw: bytes) -> None:
         """Queue audio of a phrase still being generated (whole 20 ms frames)."""

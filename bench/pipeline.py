@@ -156,7 +156,7 @@ def tail_turns(events: list[AnyEvent], view: CallView) -> list[tuple[float, str]
             (t for t in said if t.reason == "filler" and turn.reply_id < t.reply_id < before_next),
             next((t for t in said if t.reply_id == turn.reply_id), None),
         )
-        heard = " ".join(w.text for w in first.words[:6]) if first is not None else ""
+        heard = " ".join(first.heard_text.split()[:6]) if first is not None else ""
         tool = " tool due," if turn.must_call else ""
         tool += " tool called," if turn.tool_called_at_ms is not None else ""
         caller = asked.get(request.caller_turn, "?") if request.caller_turn else "?"

@@ -305,6 +305,17 @@ class ReplyTruncated(Event, frozen=True, kw_only=True):
     heard_upper_ms: float
 
 
+class LineYielded(Event, frozen=True, kw_only=True):
+    """A line said while the caller waited (the filler) stopped at a word's end, after
+    ``kept_ms`` of its audio, because the reply it covered for (``to_reply_id``) was ready:
+    the caller hears "Mm," and the answer, not the answer held behind the rest of it. No
+    clear is needed (the rest was never sent), so the cut is exact."""
+
+    reply_id: int
+    to_reply_id: int
+    kept_ms: float
+
+
 class StageCancelled(Event, frozen=True, kw_only=True):
     """A stage (llm, tts, playout) acknowledged cancellation of a reply."""
 
@@ -415,6 +426,7 @@ AnyEvent = (
     | BargeInDetected
     | ClearSent
     | ReplyTruncated
+    | LineYielded
     | StageCancelled
     | StageFailed
     | AudioRetained

@@ -12,6 +12,10 @@ builds a backlog (pitfall 9). A mark follows the frame in which each word ends,
 every 100 ms of audio, and the end of each phrase: each echo measures how late
 playback runs. Probe marks measure the round trip while idle.
 
+A yielding line (the filler) is sent only ``YIELD_LEAD_MS`` ahead at the points
+where it may stop, so that when the answer's audio comes in, it stops at the next
+of them (``LineYielded``) and the answer follows at once, rather than after it.
+
 A bug in here must not leave the line silent: the pacer restarts after an
 unexpected error (at most ``MAX_RESTARTS`` times a call), first clearing the
 replies it was playing, so the caller's phone drops what it buffered and the
@@ -43,6 +47,7 @@ from events.catalogue import (
     AudioRetained,
     AudioSent,
     ClearSent,
+    LineYielded,
     MarkFlushed,
     MarkPlayed,
     MarkSent,
@@ -55,6 +60,9 @@ from events.recorder import CallRecorder
 log = logging.getLogger(__name__)
 
 MAX_RESTARTS = 2  # the pacer failing more often than this in one call ends the call
+# How far ahead of playback a yielding line's audio goes past a point where it may stop:
+# enough that a late timer does not leave a hole, little enough to keep the point open.
+YIELD_LEAD_MS = 60.0
 
 LATENESS_SAMPLES: deque[float] = deque(maxlen=20_000)
 """Pacer lateness (ms) of scheduled frames, all calls in this process (for /metrics and benches)."""
@@ -90,6 +98,7 @@ class Playout:
         self._final_marks: dict[str, int] = {}
         self._last_end_mark: dict[int, str] = {}  # each reply's last phrase end, until echoed
         self._cleared: set[int] = set()
+        self._yielding: dict[int, float] = {}  # yielding lines queued: where each starts
         # (reply, segment) of phrases still streaming in: where they started, their frames
         self._streaming: dict[tuple[int, int], tuple[float, list[Frame]]] = {}
         self._close: tuple[int, str] | None = None
@@ -111,6 +120,7 @@ class Playout:
         final: bool = True,
         *,
         streamed: bool = False,
+        yielding: bool = False,
     ) -> None:
         self._loop.call_soon_threadsafe(
             self._guarded,
@@ -122,6 +132,7 @@ class Playout:
             words,
             final,
             streamed,
+            yielding,
         )
 
     def enqueue_audio(self, reply_id: int, segment: int, mulaw: bytes) -> None:
@@ -160,6 +171,7 @@ class Playout:
         phrase's record (made when the phrase is whole)."""
         if reply_id in self._cleared or self.closed:
             return
+        self._yield_to(reply_id)
         _, frames = self._streaming.setdefault(
             (reply_id, segment), (self.clock.sent_ms + self.queued_ms, [])
         )
@@ -177,14 +189,18 @@ class Playout:
         words: tuple[WordTiming, ...],
         final: bool,
         streamed: bool = False,
+        yielding: bool = False,
     ) -> None:
         if reply_id in self._cleared or self.closed:
             return  # synthesized after the caller cut in: never sent
         if streamed:
             self._close_streamed(reply_id, segment, text, mulaw, words, final)
             return
+        self._yield_to(reply_id)
         out_start = self.clock.sent_ms + self.queued_ms
-        frames = phrase_frames(reply_id, segment, mulaw, words)
+        frames = phrase_frames(reply_id, segment, mulaw, words, yielding=yielding)
+        if yielding and frames:
+            self._yielding[reply_id] = out_start
         if not frames:
             if final:  # the reply ended after its last phrase was queued
                 self._reply_ended(reply_id)
@@ -192,6 +208,31 @@ class Playout:
         self._record_phrase(reply_id, segment, text, words, frames, out_start, final)
         self._queue.extend(frames)
         self._wake.set()
+
+    def _yield_to(self, reply_id: int) -> None:
+        """Another reply's audio is coming: a yielding line still queued stops at its next
+        point (its end mark goes right after the audio kept), so that audio follows it."""
+        for line_id, line_start in list(self._yielding.items()):
+            if line_id == reply_id:
+                continue
+            queued = [i for i, frame in enumerate(self._queue) if frame.reply_id == line_id]
+            stop = next((i for i in queued if self._queue[i].yields), None)
+            if stop is None:  # played past its last point (or cleared): it plays out
+                if not queued:
+                    del self._yielding[line_id]
+                continue
+            del self._yielding[line_id]
+            cut_ms = self.clock.sent_ms + sum(
+                FRAME_MS for frame in list(self._queue)[:stop] if frame.mulaw
+            )
+            kept = [f for i, f in enumerate(self._queue) if i < stop or f.reply_id != line_id]
+            end = self._last_end_mark.get(line_id)
+            if end is not None:
+                kept.insert(stop, Frame(line_id, b"", [end]))
+            self._queue = deque(kept)
+            self.recorder.record(
+                LineYielded, reply_id=line_id, to_reply_id=reply_id, kept_ms=cut_ms - line_start
+            )
 
     def _record_phrase(
         self,
@@ -326,6 +367,8 @@ class Playout:
                 self._record_truncation(None)
             if self._queue:
                 due = self.clock.next_send_at(now)
+                if self._queue[0].yields:  # keep the point open until playback is near it
+                    due = max(due, self.clock.buffer_end - YIELD_LEAD_MS / 1000.0)
                 if due <= now:
                     await self._send_frame(now)
                     continue

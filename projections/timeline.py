@@ -29,6 +29,7 @@ from events.catalogue import (
     ClearSent,
     DtmfReceived,
     Event,
+    LineYielded,
     MarkFlushed,
     MarkPlayed,
     RecordingStarted,
@@ -239,6 +240,10 @@ def _happening(event: Event) -> Happening | None:
         return Happening(at, "failure", f"{event.stage} failed ({event.error}): {event.action}")
     if isinstance(event, SilenceFilled):
         return Happening(at, "silence", f"dead air {event.waited_ms:.0f} ms: {event.action}")
+    if isinstance(event, LineYielded):
+        return Happening(
+            at, "silence", f"filler stopped at {event.kept_ms:.0f} ms: the answer was ready"
+        )
     if isinstance(event, CallerSilent):
         return Happening(at, "silence", f"caller silent {event.silent_ms:.0f} ms: {event.action}")
     if isinstance(event, TurnNotAnswered):

@@ -91,9 +91,10 @@ class Agent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Said before a transfer; the after-stream TwiML then dials the target.
     transferring: str = "Of course. I'm putting you through now, please hold."
     # Said when the first audio of a reply is late (a tool, a busy LLM): this long after the
-    # caller's turn ended with nothing heard yet (0: never).
+    # caller's turn ended with nothing heard yet (0: never). It stops at a comma, or after
+    # its last word, as soon as the reply's audio is ready ("Mm, <the answer>").
     filler: str = "Mm, let me see."
-    filler_after_s: float = 0.7
+    filler_after_s: float = 0.5  # past half a second of silence a person says "mm"
     # Said first, before anything of the caller is kept, when the gateway retains audio.
     consent_announcement: str = "This call is recorded."
     max_call_s: float = 1800.0  # a call this long hears a goodbye (from 10 s before), ends

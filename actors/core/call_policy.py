@@ -104,12 +104,14 @@ class Record:
 class Say:
     """Say a line as reply ``reply_id`` (recorded as generated whole). ``fixed``: a line
     rendered once per process, queued straight into the playout (heard even when the
-    TTS is the stage that is late); else synthesized by the Tts."""
+    TTS is the stage that is late); else synthesized by the Tts. ``yields``: it may stop
+    at a clause's end once the reply it covers for is ready (the filler)."""
 
     reply_id: int
     text: str
     reason: str
     fixed: bool = False
+    yields: bool = False
 
 
 @dataclass(frozen=True)
@@ -601,7 +603,8 @@ class CallPolicy:
             actions.append(StopReply(verdict.reply_id))
             actions.append(record(StageCancelled, stage=Stage.LLM, reply_id=verdict.reply_id))
         if isinstance(verdict, Filler):  # the agent's own, said like the holding line
-            return [*actions, self._say(self.agent.filler, "filler", fixed=True, aside=True)]
+            filler = self._say(self.agent.filler, "filler", fixed=True, aside=True, yields=True)
+            return [*actions, filler]
         hold = isinstance(verdict, Hold)
         reason = "hold" if hold else "fallback"
         actions.append(self._say(verdict.line, reason, fixed=True, aside=hold))
@@ -616,10 +619,18 @@ class CallPolicy:
         stop = [StopReply(self.turns.agent_reply)] if self.turns.agent_reply is not None else []
         return [*self._drop_speculation("the call ended"), *stop, EndCall(reason)]
 
-    def _say(self, text: str, reason: str, *, fixed: bool = False, aside: bool = False) -> Say:
+    def _say(
+        self,
+        text: str,
+        reason: str,
+        *,
+        fixed: bool = False,
+        aside: bool = False,
+        yields: bool = False,
+    ) -> Say:
         """A line as a reply of its own; an ``aside`` (the holding line) leaves the floor to
         the reply it covers for."""
         if not aside and reason != "reprompt":  # the reprompt leaves the caller's silence on
             self.silence.someone_talks()
         reply_id = self.turns.start_aside() if aside else self.turns.start_reply()
-        return Say(reply_id, text, reason, fixed)
+        return Say(reply_id, text, reason, fixed, yields)

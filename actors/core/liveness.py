@@ -8,7 +8,9 @@ on its timer it asks ``check(now)``, which says what to do:
 
 * ``Filler``: nothing audible ``filler_s`` after the end of the turn: a short
   natural filler ("Mm, let me see."), so a reply that is late (a tool, a busy LLM)
-  starts with a sound a person would make; the reply follows it;
+  starts with a sound a person would make; the reply follows it, and once the reply's
+  audio is ready the filler stops at its next clause's end ("Mm, ...": the playout's
+  ``LineYielded``), so a filler never holds an answer back long;
 * ``Hold``: nothing audible ``bound_s`` after the end of the turn: say a short
   holding phrase ("One moment, please."), recorded with what the call waited for
   (queued ``hold_lead_s`` early, so that it is heard by the bound);

@@ -6,6 +6,11 @@ one every 100 ms where no word ends (every echo keeps the clock honest), and one
 at the phrase's end (its echo says the phrase played in full). Names encode
 reply, segment and position: ``r{reply}s{segment}w{word}``, ``...f{frame}``,
 ``...end``.
+
+A line said while the caller waits for the answer (the filler) *yields*: it may stop
+at the end of a clause ("Mm," of "Mm, let me see.") or of its last word (its trailing
+silence is only a pause), so the answer, once ready, is not held behind the rest.
+The frames of those pauses are marked ``yields``: the places it may stop.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from actors.core.audio_formats import FRAME_MS, MULAW_FRAME_BYTES
 from events.catalogue import WordTiming
 
 TICK_FRAMES = 5  # besides word ends, a mark after every 5th frame (100 ms)
+YIELD_TAIL_FRAMES = 3  # a yielding line stops 60 ms after a word ends: its sound decays
+_CLAUSE_END = (",", ".", "!", "?", ";", ":")
 
 
 @dataclass
@@ -25,6 +32,7 @@ class Frame:
     mulaw: bytes
     marks: list[str] = field(default_factory=list)  # sent right after this frame
     sent: bool = False  # marks can still be added until it is
+    yields: bool = False  # a yielding line may stop before this frame (see above)
 
 
 def end_mark(reply_id: int, segment: int) -> str:
@@ -37,9 +45,15 @@ def word_frame(word: WordTiming, frames: int) -> int:
 
 
 def phrase_frames(
-    reply_id: int, segment: int, mulaw: bytes, words: tuple[WordTiming, ...]
+    reply_id: int,
+    segment: int,
+    mulaw: bytes,
+    words: tuple[WordTiming, ...],
+    *,
+    yielding: bool = False,
 ) -> list[Frame]:
-    """The phrase cut into frames (the last may be short) with its marks; [] for no audio."""
+    """The phrase cut into frames (the last may be short) with its marks; [] for no audio.
+    ``yielding``: the frames where it may stop are marked (``yield_points``)."""
     frames = [
         Frame(reply_id, mulaw[i : i + MULAW_FRAME_BYTES])
         for i in range(0, len(mulaw), MULAW_FRAME_BYTES)
@@ -52,7 +66,25 @@ def phrase_frames(
         if not frames[index].marks:
             frames[index].marks.append(f"r{reply_id}s{segment}f{index}")
     frames[-1].marks.append(end_mark(reply_id, segment))
+    if yielding:
+        for index in yield_points(words, len(frames)):
+            frames[index].yields = True
     return frames
+
+
+def yield_points(words: tuple[WordTiming, ...], frames: int) -> list[int]:
+    """Where a yielding line may stop: any frame of the pause after a word that ends a
+    clause, or after its last word, from ``YIELD_TAIL_FRAMES`` past the word's end to the
+    frame before the next word begins (never inside a clause: "Mm, let" would be a word
+    cut off, not a pause; a clause with no pause after it has no point)."""
+    points: set[int] = set()
+    for index, word in enumerate(words):
+        last = index == len(words) - 1
+        if not (last or word.text.endswith(_CLAUSE_END)):
+            continue
+        until = frames if last else min(int(words[index + 1].start_ms // FRAME_MS), frames)
+        points.update(range(word_frame(word, frames) + 1 + YIELD_TAIL_FRAMES, until))
+    return sorted(points)
 
 
 def streamed_frames(reply_id: int, segment: int, mulaw: bytes, first_index: int) -> list[Frame]:
