@@ -37,6 +37,7 @@ from pathlib import Path
 
 from actors.core.audio_formats import phrase_to_mulaw
 from actors.engines.speech_synthesis import HibariEngine
+from bench.load import cut_turns
 from gateway.app import EarshotApp
 from gateway.simulate import Network, SimulatedCaller, Truth, Utterance, stop_latencies_ms
 from projections.context import INTERRUPTED_MARKER
@@ -125,12 +126,11 @@ async def one_call(
     await asyncio.sleep(0.5)
     events = await stored_call(app, truth.call_sid)
     turns = fold_all(events).heard.agent_turns()
-    interrupted = [t for t in turns if t.interrupted]
     results.cuts_tried += cuts
     results.cuts_seen += len(truth.clears)
     chats = [c for c in llm.chats if c.get("user") == truth.call_sid]
     true_texts: dict[int, str] = {}
-    for index, (clear, turn) in enumerate(zip(truth.clears, interrupted, strict=False)):
+    for index, (clear, turn) in enumerate(cut_turns(turns, truth)):
         assert turn.out_start_ms is not None
         true_ms = clear.head_ms - turn.out_start_ms
         lower, upper = turn.heard_lower_ms or 0.0, turn.heard_upper_ms or 0.0

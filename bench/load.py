@@ -46,6 +46,7 @@ from events.catalogue import AnyEvent, LineYielded, ReplyCompleted, SilenceFille
 from gateway.app import EarshotApp
 from gateway.playout import LATENESS_SAMPLES
 from gateway.simulate import (
+    ClearTruth,
     Network,
     SimulatedCaller,
     Truth,
@@ -54,6 +55,7 @@ from gateway.simulate import (
     voice_to_voice_ms,
 )
 from projections import liveness
+from projections.heard import AgentTurn
 from projections.metrics import percentile
 from projections.replay import fold_all
 from tests.support.gateway import AUTH_TOKEN, running_gateway, stored_call
@@ -133,11 +135,23 @@ def _score_call(level: Level, events: list[AnyEvent], truth: Truth) -> None:
     state = liveness.fold_all(events)
     level.dead_air += len(state.dead_air_turns(now_ms=end_ms))
     level.turns += sum(type(e).__name__ == "SpeechStopped" for e in events)
-    interrupted = [t for t in view.heard.agent_turns() if t.interrupted and t.out_start_ms]
-    for clear, turn in zip(truth.clears, interrupted, strict=False):
+    for clear, turn in cut_turns(view.heard.agent_turns(), truth):
         assert turn.out_start_ms is not None
         level.heard_errors.append(abs(turn.heard_ms - (clear.head_ms - turn.out_start_ms)))
     level.stops += [stop_ms for _onset, stop_ms in stop_latencies_ms(truth)]
+
+
+def cut_turns(turns: list[AgentTurn], truth: Truth) -> list[tuple[ClearTruth, AgentTurn]]:
+    """Each clear the caller's phone obeyed, with the cut turn that was playing at its play
+    head: the one whose audio started last before it (a clear may cut a filler and the
+    answer queued behind it, so pairing clears and cut turns in order would not do)."""
+    cut = [t for t in turns if t.interrupted and t.out_start_ms is not None]
+    pairs = []
+    for clear in truth.clears:
+        started = [t for t in cut if (t.out_start_ms or 0.0) <= clear.head_ms]
+        if started:
+            pairs.append((clear, max(started, key=lambda t: t.out_start_ms or 0.0)))
+    return pairs
 
 
 async def _one_caller(

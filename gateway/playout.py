@@ -39,6 +39,7 @@ from actors.core.phrase_frames import (
     close_streamed,
     end_mark,
     phrase_frames,
+    stop_at_next_point,
     streamed_frames,
 )
 from actors.core.playback_clock import LEAD_MS, PlaybackClock
@@ -95,6 +96,7 @@ class Playout:
         self._queue: deque[Frame] = deque()
         self._clears: deque[int] = deque()
         self._reply_start: dict[int, float] = {}
+        self._reply_sent_to: dict[int, float] = {}  # where each reply's audio sent so far ends
         self._final_marks: dict[str, int] = {}
         self._last_end_mark: dict[int, str] = {}  # each reply's last phrase end, until echoed
         self._cleared: set[int] = set()
@@ -102,8 +104,8 @@ class Playout:
         # (reply, segment) of phrases still streaming in: where they started, their frames
         self._streaming: dict[tuple[int, int], tuple[float, list[Frame]]] = {}
         self._close: tuple[int, str] | None = None
-        # (reply_id, deadline, out_ms beyond which an echo can only be a flush)
-        self._truncation: tuple[int, float, float] | None = None
+        # (the replies a clear cut, deadline, out_ms beyond which an echo can only be a flush)
+        self._truncation: tuple[tuple[int, ...], float, float] | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.closed = False
@@ -211,27 +213,20 @@ class Playout:
 
     def _yield_to(self, reply_id: int) -> None:
         """Another reply's audio is coming: a yielding line still queued stops at its next
-        point (its end mark goes right after the audio kept), so that audio follows it."""
-        for line_id, line_start in list(self._yielding.items()):
-            if line_id == reply_id:
-                continue
-            queued = [i for i, frame in enumerate(self._queue) if frame.reply_id == line_id]
-            stop = next((i for i in queued if self._queue[i].yields), None)
-            if stop is None:  # played past its last point (or cleared): it plays out
-                if not queued:
-                    del self._yielding[line_id]
-                continue
-            del self._yielding[line_id]
-            cut_ms = self.clock.sent_ms + sum(
-                FRAME_MS for frame in list(self._queue)[:stop] if frame.mulaw
-            )
-            kept = [f for i, f in enumerate(self._queue) if i < stop or f.reply_id != line_id]
+        point (``stop_at_next_point``), so that audio follows it at once."""
+        for line_id in [line for line in self._yielding if line != reply_id]:
+            line_start = self._yielding.pop(line_id)  # it yields once, or plays out
             end = self._last_end_mark.get(line_id)
-            if end is not None:
-                kept.insert(stop, Frame(line_id, b"", [end]))
+            stopped = None if end is None else stop_at_next_point(self._queue, line_id, end)
+            if stopped is None:  # past its last point (or cleared)
+                continue
+            kept, ahead_ms = stopped
             self._queue = deque(kept)
             self.recorder.record(
-                LineYielded, reply_id=line_id, to_reply_id=reply_id, kept_ms=cut_ms - line_start
+                LineYielded,
+                reply_id=line_id,
+                to_reply_id=reply_id,
+                kept_ms=self.clock.sent_ms + ahead_ms - line_start,
             )
 
     def _record_phrase(
@@ -399,6 +394,7 @@ class Playout:
         sent_at = time.monotonic()
         out_start, out_end = self.clock.on_frame_sent(sent_at)
         self._reply_start.setdefault(frame.reply_id, out_start)
+        self._reply_sent_to[frame.reply_id] = out_end
         self.recorder.record(
             AudioSent,
             at=sent_at,
@@ -415,16 +411,25 @@ class Playout:
             self.recorder.record(MarkSent, name=name, reply_id=frame.reply_id, out_ms=out_ms)
 
     async def _do_clear(self, reply_id: int) -> None:
-        self._queue = deque(f for f in self._queue if f.reply_id != reply_id)
-        if reply_id not in self._reply_start:
+        """Stop ``reply_id`` and whatever else is sounding (a filler or a holding line said
+        while it was coming: Twilio's clear drops all of it), each recorded as truncated."""
+        cut = {reply_id} | self._sounding(time.monotonic())
+        self._cleared |= cut
+        self._queue = deque(f for f in self._queue if f.reply_id not in cut)
+        for never_sent in sorted(r for r in cut if r not in self._reply_start):
             # Nothing of it reached Twilio: nothing to clear, nothing heard.
             self.recorder.record(
                 ReplyTruncated,
-                reply_id=reply_id,
+                reply_id=never_sent,
                 heard_ms=0.0,
                 heard_lower_ms=0.0,
                 heard_upper_ms=0.0,
             )
+        # The reply the caller cut in on first: it is always recorded as cut.
+        sent = tuple(
+            sorted((r for r in cut if r in self._reply_start), key=lambda r: r != reply_id)
+        )
+        if not sent:
             return
         await self._send_text(clear_message(self.stream_sid))
         cleared_at = time.monotonic()
@@ -436,23 +441,36 @@ class Playout:
             self._record_truncation(None)
         # Where playback stopped is settled when the first flushed echo returns (or soon after).
         deadline = cleared_at + 2 * self.clock.rtt_s() + 0.15
-        self._truncation = (reply_id, deadline, estimate.upper_ms)
+        self._truncation = (sent, deadline, estimate.upper_ms)
+
+    def _sounding(self, now: float) -> set[int]:
+        """The replies with audio queued, or sent and maybe still in Twilio's buffer."""
+        sounding = {frame.reply_id for frame in self._queue if frame.mulaw}
+        if self._playing is not None and self.clock.buffered_ms(now) > 0:
+            sounding.add(self._playing)
+        return sounding
 
     def _record_truncation(self, first_echo_at: float | None) -> None:
+        """Where the clear stopped playback, for each reply it cut: but another reply whose
+        audio had all played before the earliest point the clear can have stopped it was
+        heard in full, not cut."""
         assert self._truncation is not None
-        reply_id, _, _ = self._truncation
+        reply_ids, _, _ = self._truncation
         self._truncation = None
         estimate = self.clock.refine_clear(first_echo_at)
         if estimate is None:
             return
-        start = self._reply_start[reply_id]
-        self.recorder.record(
-            ReplyTruncated,
-            reply_id=reply_id,
-            heard_ms=max(estimate.played_ms - start, 0.0),
-            heard_lower_ms=max(estimate.lower_ms - start, 0.0),
-            heard_upper_ms=max(estimate.upper_ms - start, 0.0),
-        )
+        for index, reply_id in enumerate(reply_ids):
+            start = self._reply_start[reply_id]
+            if index and self._reply_sent_to[reply_id] <= estimate.lower_ms:
+                continue
+            self.recorder.record(
+                ReplyTruncated,
+                reply_id=reply_id,
+                heard_ms=max(estimate.played_ms - start, 0.0),
+                heard_lower_ms=max(estimate.lower_ms - start, 0.0),
+                heard_upper_ms=max(estimate.upper_ms - start, 0.0),
+            )
 
     def _on_echo(self, name: str, received_at: float) -> None:
         verdict = self.clock.on_mark_echo(name, received_at)

@@ -2,7 +2,8 @@
 
 Caller turns are their final transcripts. Agent turns are the Heard text, never
 the generated text: words the caller never heard must not enter the model's
-memory (pitfall 1, context drift). A turn the caller cut into is marked, so the
+memory (pitfall 1, context drift); in the order the caller heard them; the filler
+left out. A turn the caller cut into is marked, so the
 model knows it was interrupted and where. A tool the agent used is a fact of the
 call, not something said: it stays in the conversation as the model's call and the
 tool's answer (``<tool_call>`` / ``<tool_response>``, as Hermes-style templates
@@ -12,11 +13,15 @@ write them), so a booking made is remembered even if its confirmation was cut of
 from __future__ import annotations
 
 import json
+import math
 from typing import NamedTuple
 
-from projections.heard import AgentTurn, Heard, ToolTurn
+from projections.heard import AgentTurn, Heard, ToolTurn, Turn
 
 INTERRUPTED_MARKER = "[the caller interrupted you here]"
+# The agent's filler ("Mm, let me see.") is a sound made while thinking, not something it
+# said: shown it, the 0.5B model starts its next answers with it ("Yes, Mm, let me see.").
+FILLER_REASON = "filler"
 
 
 class Message(NamedTuple):
@@ -28,8 +33,10 @@ class Message(NamedTuple):
 def context_messages(heard: Heard) -> list[Message]:
     """The conversation as the model should remember it."""
     messages: list[Message] = []
-    for turn in heard.turns:
+    for turn in in_heard_order(heard.turns):
         if isinstance(turn, AgentTurn):
+            if turn.reason == FILLER_REASON:
+                continue
             text = turn.heard_text
             if text or turn.interrupted:
                 messages.append(Message("assistant", text, turn.interrupted))
@@ -41,6 +48,28 @@ def context_messages(heard: Heard) -> list[Message]:
         else:
             messages.append(Message("user", turn.text))
     return messages
+
+
+def in_heard_order(turns: tuple[Turn, ...]) -> list[Turn]:
+    """The turns, with agent turns next to each other in the order the caller heard them: a
+    holding line said while the answer was coming is asked for after it but heard first
+    ("One moment, please. We close at ten."). Turns never heard keep their place after
+    the rest."""
+    ordered: list[Turn] = []
+    run: list[AgentTurn] = []
+    for turn in turns:
+        if isinstance(turn, AgentTurn):
+            run.append(turn)
+            continue
+        ordered.extend(_heard_first(run))
+        run = []
+        ordered.append(turn)
+    ordered.extend(_heard_first(run))
+    return ordered
+
+
+def _heard_first(run: list[AgentTurn]) -> list[AgentTurn]:
+    return sorted(run, key=lambda t: math.inf if t.out_start_ms is None else t.out_start_ms)
 
 
 EARLIER_OMITTED = "(The earlier part of this call is not shown.)"

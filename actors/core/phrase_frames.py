@@ -15,7 +15,9 @@ The frames of those pauses are marked ``yields``: the places it may stop.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from actors.core.audio_formats import FRAME_MS, MULAW_FRAME_BYTES
@@ -85,6 +87,21 @@ def yield_points(words: tuple[WordTiming, ...], frames: int) -> list[int]:
         until = frames if last else min(int(words[index + 1].start_ms // FRAME_MS), frames)
         points.update(range(word_frame(word, frames) + 1 + YIELD_TAIL_FRAMES, until))
     return sorted(points)
+
+
+def stop_at_next_point(
+    queue: Sequence[Frame], line_id: int, end: str
+) -> tuple[list[Frame], float] | None:
+    """A yielding line stopped at its next point in ``queue`` (the frames not yet sent): the
+    queue without the rest of it, its end mark ``end`` right after the audio kept, and how
+    much audio is queued ahead of that point (ms); None when it has no point left."""
+    stop = next((i for i, f in enumerate(queue) if f.reply_id == line_id and f.yields), None)
+    if stop is None:
+        return None
+    ahead_ms = sum(FRAME_MS for frame in itertools.islice(queue, stop) if frame.mulaw)
+    kept = [f for i, f in enumerate(queue) if i < stop or f.reply_id != line_id]
+    kept.insert(stop, Frame(line_id, b"", [end]))
+    return kept, ahead_ms
 
 
 def streamed_frames(reply_id: int, segment: int, mulaw: bytes, first_index: int) -> list[Frame]:

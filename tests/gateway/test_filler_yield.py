@@ -1,5 +1,6 @@
 """The filler yields: once the answer's audio is queued, "Mm, let me see." stops at its next
-clause's end (or its last word's), the answer follows at once, and the record says so.
+clause's end (or its last word's), the answer follows at once, and the record says so; and
+a caller who cuts in on the filler stops it, like any other line.
 
 The real ``Playout`` (pacer, playback clock, recorder into a real SQLite store) sends to a
 socket that only keeps what it was sent and when; the lines are the embedded voice's.
@@ -20,7 +21,13 @@ from actors.core.audio_formats import FRAME_MS
 from actors.core.phrase_frames import YIELD_TAIL_FRAMES, yield_points
 from actors.engines.fixed_lines import FixedLines, RenderedLine
 from actors.engines.speech_synthesis import HibariEngine
-from events.catalogue import AnyEvent, CallStarted, LineYielded, SpeechSynthesized
+from events.catalogue import (
+    AnyEvent,
+    CallStarted,
+    LineYielded,
+    ReplyTruncated,
+    SpeechSynthesized,
+)
 from events.database import create_engine, upgrade
 from events.group_commit import GroupCommitWriter
 from events.recorder import CallRecorder
@@ -39,7 +46,7 @@ class Socket:
 
     async def send(self, text: str) -> None:
         message = json.loads(text)
-        what = message["mark"]["name"] if message["event"] == "mark" else "media"
+        what = message["mark"]["name"] if message["event"] == "mark" else message["event"]
         self.sent.append((time.monotonic(), what))
 
     def media_count(self) -> int:
@@ -193,3 +200,22 @@ async def test_a_line_that_does_not_yield_is_never_cut(
     names = [what for _, what in socket.sent]
     assert names[: names.index(f"r{FILLER}s0end")].count("media") == frames_of(hold)
     assert not [e for e in await events_of(store) if isinstance(e, LineYielded)]
+
+
+async def test_a_caller_cutting_in_on_the_filler_stops_it_though_the_answer_never_began(
+    call: tuple[Playout, Socket, EventStore], lines: FixedLines
+) -> None:
+    playout, socket, store = call
+    filler = lines.get("Mm, let me see.")
+    say(playout, FILLER, filler, yielding=True)
+    await until(lambda: socket.media_count() >= 15)  # "let" is playing
+    playout.clear(ANSWER)  # the barge-in cancels the answer the filler covered for
+    await until(lambda: "clear" in [what for _, what in socket.sent])
+    sent_before_clear = socket.media_count()
+    await asyncio.sleep(0.3)
+    assert socket.media_count() == sent_before_clear  # nothing more of the filler went out
+    events = await events_of(store)
+    cut = {e.reply_id: e for e in events if isinstance(e, ReplyTruncated)}
+    assert cut[ANSWER].heard_ms == 0.0
+    # The filler is recorded as cut where playback stopped: before all it had sent.
+    assert 0.0 < cut[FILLER].heard_ms < sent_before_clear * FRAME_MS

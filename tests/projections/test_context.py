@@ -6,13 +6,18 @@ from __future__ import annotations
 import itertools
 import random
 
+import msgspec
+
 from projections.context import (
     EARLIER_OMITTED,
     INTERRUPTED_MARKER,
     Message,
+    context_messages,
     estimated_tokens,
     to_chat,
 )
+from projections.heard import AgentTurn, CallerTurn, Heard
+from projections.words import PlacedWord
 
 SYSTEM = "You are the phone receptionist of The Harbour."
 
@@ -78,3 +83,35 @@ def test_as_a_call_grows_the_chat_keeps_its_beginning_for_many_replies() -> None
         total = sum(estimated_tokens(m.content) for m in messages[:end])
     moves = sum(a != b for a, b in itertools.pairwise(firsts))
     assert 0 < moves <= total // (budget * 3 // 4) + 1, (moves, total)
+
+
+def test_agent_turns_are_shown_in_the_order_heard_and_the_filler_not_at_all() -> None:
+    """The answer is asked for at the end of the turn, the holding line later, but the
+    caller heard "One moment, please." first: so does the model. The filler ("Mm,") is a
+    sound, not words: shown it, a small model starts its answers with it."""
+    answer = AgentTurn(2, "caller_turn", words=placed("We close at ten.", 1500.0))
+    answer = msgspec.structs.replace(
+        answer, out_start_ms=1500.0, out_end_ms=2500.0, heard_end_ms=2500.0
+    )
+    filler = AgentTurn(3, "filler", words=placed("Mm, let me see.", 0.0))
+    filler = msgspec.structs.replace(filler, out_start_ms=0.0, out_end_ms=180.0, heard_end_ms=180.0)
+    hold = AgentTurn(4, "hold", words=placed("One moment, please.", 180.0))
+    hold = msgspec.structs.replace(hold, out_start_ms=180.0, out_end_ms=1500.0, heard_end_ms=1500.0)
+    never_sent = AgentTurn(5, "hold")
+    asked = CallerTurn(1, "When do you close?")
+    heard = Heard(turns=(asked, answer, filler, hold, never_sent))
+    assert context_messages(heard) == [
+        Message("user", "When do you close?"),
+        Message("assistant", "One moment, please."),
+        Message("assistant", "We close at ten."),
+    ]
+    chat = to_chat(context_messages(heard), SYSTEM)
+    assert chat[-1] == {"role": "assistant", "content": "One moment, please. We close at ten."}
+
+
+def placed(text: str, start_ms: float) -> tuple[PlacedWord, ...]:
+    """Words 150 ms apart from ``start_ms``, each 100 ms long."""
+    return tuple(
+        PlacedWord(word, start_ms + 150.0 * i, start_ms + 150.0 * i + 100.0)
+        for i, word in enumerate(text.split())
+    )
