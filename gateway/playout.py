@@ -94,7 +94,9 @@ class Playout:
         self._close_socket = close_socket
         self._loop = asyncio.get_running_loop()
         self._queue: deque[Frame] = deque()
-        self._clears: deque[int] = deque()
+        # Each clear asked for: the reply cut in on, and everything sounding when it was asked
+        # (a line queued after, say the transfer's, is not cut).
+        self._clears: deque[tuple[int, set[int]]] = deque()
         self._reply_start: dict[int, float] = {}
         self._reply_sent_to: dict[int, float] = {}  # where each reply's audio sent so far ends
         self._final_marks: dict[str, int] = {}
@@ -296,8 +298,9 @@ class Playout:
 
     def _request_clear(self, reply_id: int) -> None:
         if reply_id not in self._cleared:
-            self._cleared.add(reply_id)
-            self._clears.append(reply_id)
+            cut = {reply_id} | self._sounding(time.monotonic())
+            self._cleared |= cut
+            self._clears.append((reply_id, cut))
             self._wake.set()
 
     def _request_close(self, code: int, reason: str) -> None:
@@ -355,7 +358,7 @@ class Playout:
                 self.closed = True
                 return
             if self._clears:
-                await self._do_clear(self._clears.popleft())
+                await self._do_clear(*self._clears.popleft())
                 continue
             now = time.monotonic()
             if self._truncation is not None and now >= self._truncation[1]:
@@ -410,11 +413,10 @@ class Playout:
             out_ms = self.clock.on_mark_sent(name, frame.reply_id)
             self.recorder.record(MarkSent, name=name, reply_id=frame.reply_id, out_ms=out_ms)
 
-    async def _do_clear(self, reply_id: int) -> None:
-        """Stop ``reply_id`` and whatever else is sounding (a filler or a holding line said
-        while it was coming: Twilio's clear drops all of it), each recorded as truncated."""
-        cut = {reply_id} | self._sounding(time.monotonic())
-        self._cleared |= cut
+    async def _do_clear(self, reply_id: int, cut: set[int]) -> None:
+        """Stop ``reply_id`` and whatever else was sounding when the clear was asked for (a
+        filler or a holding line said while it was coming: Twilio's clear drops all of it),
+        each recorded as truncated."""
         self._queue = deque(f for f in self._queue if f.reply_id not in cut)
         for never_sent in sorted(r for r in cut if r not in self._reply_start):
             # Nothing of it reached Twilio: nothing to clear, nothing heard.

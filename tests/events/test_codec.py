@@ -21,7 +21,7 @@ from events.codec import EventDecodeError, decode, encode
 
 
 def test_every_event_type_has_a_unique_tag() -> None:
-    assert len(EVENT_TYPES) == 34
+    assert len(EVENT_TYPES) == 35
     assert all(cls.__struct_config__.tag == name for name, cls in EVENT_TYPES.items())
 
 

@@ -34,7 +34,7 @@ from events.recorder import CallRecorder
 from events.store import EventStore
 from gateway.playout import YIELD_LEAD_MS, Playout
 
-FILLER, ANSWER = 1, 2
+FILLER, ANSWER, GOODBYE = 1, 2, 3
 CALL = "CAyield"
 
 
@@ -219,3 +219,22 @@ async def test_a_caller_cutting_in_on_the_filler_stops_it_though_the_answer_neve
     assert cut[ANSWER].heard_ms == 0.0
     # The filler is recorded as cut where playback stopped: before all it had sent.
     assert 0.0 < cut[FILLER].heard_ms < sent_before_clear * FRAME_MS
+
+
+async def test_a_line_queued_right_after_a_clear_is_not_cut_by_it(
+    call: tuple[Playout, Socket, EventStore], lines: FixedLines
+) -> None:
+    """As when the model transfers the call: its reply is stopped, and the transfer's line
+    is queued at once, before the pacer gets to the clear. Only what was sounding when the
+    clear was asked for is cut."""
+    playout, socket, store = call
+    filler, transferring = lines.get("Mm, let me see."), lines.get("Putting you through now.")
+    say(playout, FILLER, filler, yielding=True)
+    await until(lambda: socket.media_count() >= 15)
+    playout.clear(ANSWER)
+    say(playout, GOODBYE, transferring, yielding=False)
+    await until(lambda: f"r{GOODBYE}s0end" in [what for _, what in socket.sent])
+    names = [what for _, what in socket.sent]
+    assert names[names.index("clear") :].count("media") == frames_of(transferring)
+    cut = {e.reply_id for e in await events_of(store) if isinstance(e, ReplyTruncated)}
+    assert cut == {FILLER, ANSWER}
