@@ -324,18 +324,20 @@ def main() -> None:
         "| DNSMOS cut / whole |"
     )
     print("|---|---|---|---|---|---|---|---|")
+    first_sentences = [first_phrase(reply, SENTENCES_ONLY)[0] for reply in replies]
     for name, rule in (RULES | COMMA_HINTED).items():
         ready, words, pauses, falls, mos_cut, mos_whole = [], [], [], [], [], []
         waits = []
-        for reply in replies:
+        for reply, sentence in zip(replies, first_sentences, strict=True):
             timed = timed_phrases(reply, rule)
             phrase, written_ms = timed[0]
             ready.append(written_ms + synthesized(phrase)[0])
             words.append(float(len(phrase.split())))
             waits.append(waits_between_phrases(timed, synthesized))
-            sentence = first_phrase(reply, SENTENCES_ONLY)[0]
+            if rule is SENTENCES_ONLY:
+                continue
             pieces = pieces_of_first_sentence(reply, rule, sentence)
-            if len(pieces) < 2 or rule is SENTENCES_ONLY:
+            if len(pieces) < 2:
                 continue
             cut = at_the_cut(voice, pieces, sentence, mos, comma=name in COMMA_HINTED)
             pauses.append(cut.pause_added_ms)
