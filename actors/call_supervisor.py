@@ -134,6 +134,13 @@ class Engines:
     liveness_bound_s: float
     liveness_give_up_s: float
 
+    def filler_speech_s(self) -> float:
+        """How long the agent's filler sounds (0: it has none)."""
+        agent = self.agent
+        if not agent.filler or agent.filler_after_s <= 0:
+            return 0.0
+        return self.fixed_lines.get(agent.filler).speech_s
+
 
 class CallSupervisor(pykka.ThreadingActor):
     def __init__(
@@ -165,6 +172,7 @@ class CallSupervisor(pykka.ThreadingActor):
             bound_s=engines.liveness_bound_s,
             give_up_s=engines.liveness_give_up_s,
             agent=engines.agent,
+            filler_speech_s=engines.filler_speech_s(),
         )
         turns = SpeechTurns(end_of_turn_ms=engines.end_of_turn_ms)
         self.detector = SpeechDetector(engines.vad.stream(), turns)

@@ -587,6 +587,14 @@ def stop_latencies_ms(truth: Truth) -> list[tuple[float, float]]:
     return stops
 
 
+def played_at(truth: Truth, out_ms: float) -> float | None:
+    """When the caller heard the outbound stream's ``out_ms`` (None: it never played)."""
+    for run_t0, from_ms, to_ms in truth.played:
+        if from_ms <= out_ms <= to_ms:
+            return run_t0 + (out_ms - from_ms) / 1000.0
+    return None
+
+
 def _first_audible_after(truth: Truth, t: float) -> float | None:
     for run_t0, from_ms, to_ms in sorted(truth.played):
         start_ms = max(from_ms, from_ms + (t - run_t0) * 1000.0)

@@ -211,9 +211,15 @@ class CallPolicy:
     preemptive: bool = True  # start the reply at the turn's pause (``_speculate``)
     speculation: Speculation | None = None  # the reply begun at the pause, not yet adopted
     resumed_at_ms: float = 0.0  # where the caller last spoke again after a pause
+    filler_speech_s: float = 0.0  # how long the agent's filler sounds (its words' end)
 
     def __post_init__(self) -> None:
-        self.watch = DeadAirWatch(self.bound_s, self.give_up_s, filler_s=self.agent.filler_after_s)
+        self.watch = DeadAirWatch(
+            self.bound_s,
+            self.give_up_s,
+            filler_s=self.agent.filler_after_s,
+            filler_speech_s=self.filler_speech_s,
+        )
         self.silence = CallerSilence(self.agent.silence.reprompt_s, self.agent.silence.hangup_s)
 
     def due_at(self) -> float | None:

@@ -13,7 +13,9 @@ on its timer it asks ``check(now)``, which says what to do:
   ``LineYielded``), so a filler never holds an answer back long;
 * ``Hold``: nothing audible ``bound_s`` after the end of the turn: say a short
   holding phrase ("One moment, please."), recorded with what the call waited for
-  (queued ``hold_lead_s`` early, so that it is heard by the bound);
+  (queued ``hold_lead_s`` early, so that it is heard by the bound); after a filler it
+  comes sooner, ``quiet_after_filler_s`` after the filler's last word (a caller who
+  hears "Mm, let me see." and then a second of nothing takes the floor back);
 * ``GiveUp``: still nothing ``give_up_s`` later: abandon the pending reply and
   say the fallback line, so the caller is never left waiting on a slow stage.
 
@@ -80,14 +82,19 @@ class DeadAirWatch:
     # (the timer, the pacer's lead and the network leg take about a tenth of a second).
     hold_lead_s: float = 0.2
     filler_s: float = 0.0  # 0: no filler
+    # How long the filler's words last (0: unknown; the holding line then keeps to the bound)
+    # and the quiet after them before the holding line: a person's pause, well under the
+    # second after which a caller takes the floor back.
+    filler_speech_s: float = 0.0
+    quiet_after_filler_s: float = 0.6
     turn_ended_at: float | None = None  # a caller turn still owed agent audio
     reply_id: int | None = None  # the reply asked for that turn, once there is one
     held: bool = False
-    filled: bool = False
+    filled_at: float | None = None  # when the filler was said for this turn
 
     def turn_ended(self, now: float) -> None:
         """The caller finished a turn: the agent owes audio within ``bound_s``."""
-        self.turn_ended_at, self.reply_id, self.held, self.filled = now, None, False, False
+        self.turn_ended_at, self.reply_id, self.held, self.filled_at = now, None, False, None
 
     def reply_requested(self, reply_id: int) -> None:
         if self.turn_ended_at is not None:
@@ -96,19 +103,27 @@ class DeadAirWatch:
     def settled(self) -> None:
         """Nothing more is owed: reply audio went out, the turn needed no answer (a cough),
         the caller talks again (their next turn re-arms the watch), or the call ended."""
-        self.turn_ended_at, self.reply_id, self.held, self.filled = None, None, False, False
+        self.turn_ended_at, self.reply_id, self.held, self.filled_at = None, None, False, None
 
     def due_at(self) -> float | None:
         """When ``check`` next has something to say (for the caller's timer)."""
         if self.turn_ended_at is None:
             return None
-        hold_at = self.turn_ended_at + self.bound_s - self.hold_lead_s
+        bound_at = self.turn_ended_at + self.bound_s - self.hold_lead_s
+        if self.held:  # the fallback keeps its distance from the bound, filler or not
+            return bound_at + self.give_up_s
         if self._filler_owed():
-            return min(self.turn_ended_at + self.filler_s, hold_at)
-        return hold_at + (self.give_up_s if self.held else 0.0)
+            return min(self.turn_ended_at + self.filler_s, bound_at)
+        return self._hold_at(bound_at)
+
+    def _hold_at(self, bound_at: float) -> float:
+        if self.filled_at is None or self.filler_speech_s <= 0:
+            return bound_at
+        after_filler = self.filled_at + self.filler_speech_s + self.quiet_after_filler_s
+        return min(bound_at, after_filler - self.hold_lead_s)
 
     def _filler_owed(self) -> bool:
-        return 0 < self.filler_s < self.bound_s and not self.filled and not self.held
+        return 0 < self.filler_s < self.bound_s and self.filled_at is None and not self.held
 
     def check(self, now: float) -> Filler | Hold | GiveUp | None:
         due = self.due_at()
@@ -118,7 +133,7 @@ class DeadAirWatch:
         waited_ms = (now - self.turn_ended_at) * 1000.0
         waiting_for: Waiting = "transcript" if self.reply_id is None else "reply"
         if self._filler_owed() and now < self.turn_ended_at + self.bound_s - self.hold_lead_s:
-            self.filled = True
+            self.filled_at = now
             return Filler(waited_ms, waiting_for, self.reply_id)
         if not self.held:
             self.held = True

@@ -22,6 +22,11 @@ class RenderedLine:
     mulaw: bytes
     words: tuple[WordTiming, ...]
 
+    @property
+    def speech_s(self) -> float:
+        """Until its last word ends (its audio goes on in silence a little longer)."""
+        return self.words[-1].end_ms / 1000.0 if self.words else len(self.mulaw) / 8000.0
+
 
 class FixedLines:
     """Thread-safe cache of rendered lines, shared by every call of the process."""

@@ -177,8 +177,8 @@ def test_silence_after_a_turn_gets_a_filler_the_holding_line_then_the_fallback()
     policy.caller_started(3000.0)
     policy.transcribed(transcript("a table please", 4000.0), unheard)
     policy.caller_stopped(4000.0, now=100.0, unheard=unheard)  # asks reply 2
-    assert policy.check_liveness(100.6, audio_since_turn=False) == []  # not due yet
-    filler = policy.check_liveness(100.7, audio_since_turn=False)
+    assert policy.check_liveness(100.4, audio_since_turn=False) == []  # not due yet
+    filler = policy.check_liveness(100.5, audio_since_turn=False)
     assert records(filler, SilenceFilled)[0].fields["action"] == "filler"
     assert filler[-1] == Say(3, policy.agent.filler, "filler", fixed=True, yields=True)
     assert policy.check_liveness(101.0, audio_since_turn=False) == []  # a filler is no answer

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from actors.core.liveness import DeadAirWatch, GiveUp, Hold, retry_allowed
+import pytest
+
+from actors.core.liveness import DeadAirWatch, Filler, GiveUp, Hold, retry_allowed
 
 
 def test_a_turn_left_unanswered_gets_a_holding_line_then_the_fallback() -> None:
@@ -16,6 +18,26 @@ def test_a_turn_left_unanswered_gets_a_holding_line_then_the_fallback() -> None:
     assert watch.due_at() == 107.25
     assert watch.check(107.25) == GiveUp(7250.0, "reply", 7)
     assert watch.due_at() is None
+
+
+def test_after_a_filler_the_holding_line_follows_its_words_not_the_bound() -> None:
+    watch = DeadAirWatch(
+        bound_s=2.5, hold_lead_s=0.2, filler_s=0.5, filler_speech_s=0.6, quiet_after_filler_s=0.6
+    )
+    watch.turn_ended(100.0)
+    watch.reply_requested(7)
+    assert watch.due_at() == 100.5 and watch.check(100.5) == Filler(500.0, "reply", 7)
+    # the filler's words end at 101.1; half a second of quiet or so, then the holding line
+    assert watch.due_at() == pytest.approx(101.5) and watch.check(101.45) is None
+    assert watch.check(101.5) == Hold(1500.0, "reply", 7)
+    assert watch.due_at() == pytest.approx(107.3)  # the fallback keeps its distance from the bound
+
+
+def test_a_long_filler_never_puts_the_holding_line_past_the_bound() -> None:
+    watch = DeadAirWatch(bound_s=2.5, hold_lead_s=0.2, filler_s=1.5, filler_speech_s=2.0)
+    watch.turn_ended(0.0)
+    assert isinstance(watch.check(1.5), Filler)
+    assert watch.due_at() == 2.3
 
 
 def test_waiting_for_the_transcript_is_told_apart() -> None:
