@@ -19,8 +19,8 @@ stored events:
   P95 (caller's voice onset -> agent audio stopped at the caller), |heard_ms error|
   P95 (Heard projection vs the caller's play head);
 * LLM time to first token P50/P95, pacer lateness P99 (all calls' frames);
-* failed or empty replies, fillers (and how many stopped short for the answer) and
-  holding lines said, dead-air turns (Liveness);
+* failed or empty replies, fillers and holding lines (and how many of each stopped
+  short for the answer), dead-air turns (Liveness);
 * machine CPU % (of all cores) and gateway RSS.
 
 Capacity: the largest N with no dead-air turn, the answer's P95 at most 2 s (not
@@ -90,6 +90,7 @@ class Level:
     fillers: int = 0
     fillers_cut: int = 0  # stopped at a clause's end: the answer was ready
     holds: int = 0
+    holds_cut: int = 0
     dead_air: int = 0
     turns: int = 0
     cpu_percent: float = 0.0
@@ -121,6 +122,7 @@ def _score_call(level: Level, events: list[AnyEvent], truth: Truth) -> None:
         if (answer := latencies.get("response_ms")) is not None:
             level.answers.append(answer)
     generated = {t.reply_id: t.generated_text for t in view.heard.agent_turns()}
+    reasons = {t.reply_id: t.reason for t in view.heard.agent_turns()}
     for event in events:
         if isinstance(event, StageFailed) and event.stage == "llm":
             level.failed_replies += 1
@@ -130,7 +132,8 @@ def _score_call(level: Level, events: list[AnyEvent], truth: Truth) -> None:
             level.fillers += event.action == "filler"
             level.holds += event.action != "filler"
         elif isinstance(event, LineYielded):
-            level.fillers_cut += 1
+            level.fillers_cut += reasons.get(event.reply_id) == "filler"
+            level.holds_cut += reasons.get(event.reply_id) == "hold"
     end_ms = events[-1].at_ms if events else 0.0
     state = liveness.fold_all(events)
     level.dead_air += len(state.dead_air_turns(now_ms=end_ms))
@@ -207,7 +210,7 @@ def report(levels: list[Level]) -> None:
     print(
         "| calls | voice-to-voice P50 / P95 / P99 ms | answer P50 / P95 ms | stop P95 ms "
         "| heard err P95 ms | LLM TTFT P50 / P95 ms | pacer P99 ms | failed / empty replies "
-        "| fillers (cut short) / holds | dead-air turns | CPU % | RSS MB |"
+        "| fillers / holds (cut short) | dead-air turns | CPU % | RSS MB |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     capacity = 0
@@ -219,7 +222,8 @@ def report(levels: list[Level]) -> None:
             f"| {_p(lv.answers, 50)} / {_p(lv.answers, 95)} | {_p(lv.stops, 95)} "
             f"| {percentile(lv.heard_errors, 95) or 0:.1f} | {_p(lv.ttft, 50)} / "
             f"{_p(lv.ttft, 95)} | {pacer or 0:.1f} | {lv.failed_replies} / {lv.empty_replies} "
-            f"| {lv.fillers} ({lv.fillers_cut}) / {lv.holds} | {lv.dead_air} of {lv.turns} "
+            f"| {lv.fillers} ({lv.fillers_cut}) / {lv.holds} ({lv.holds_cut}) "
+            f"| {lv.dead_air} of {lv.turns} "
             f"| {lv.cpu_percent:.0f} | {lv.rss_mb:.0f} |"
         )
         fits = (

@@ -306,8 +306,9 @@ class ReplyTruncated(Event, frozen=True, kw_only=True):
 
 
 class LineYielded(Event, frozen=True, kw_only=True):
-    """A line said while the caller waited (the filler) stopped at a word's end, after
-    ``kept_ms`` of its audio, because the reply it covered for (``to_reply_id``) was ready:
+    """A line said while the caller waited (the filler, the holding line) stopped at a word's
+    end, after ``kept_ms`` of its audio, because the next line's audio (``to_reply_id``: the
+    answer, or the holding line after a filler) was ready:
     the caller hears "Mm," and the answer, not the answer held behind the rest of it. No
     clear is needed (the rest was never sent), so the cut is exact."""
 

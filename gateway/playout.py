@@ -12,7 +12,7 @@ builds a backlog (pitfall 9). A mark follows the frame in which each word ends,
 every 100 ms of audio, and the end of each phrase: each echo measures how late
 playback runs. Probe marks measure the round trip while idle.
 
-A yielding line (the filler) is sent only ``YIELD_LEAD_MS`` ahead at the points
+A yielding line (the filler, the holding line) is sent only ``YIELD_LEAD_MS`` ahead at the points
 where it may stop, so that when the answer's audio comes in, it stops at the next
 of them (``LineYielded``) and the answer follows at once, rather than after it.
 
@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 MAX_RESTARTS = 2  # the pacer failing more often than this in one call ends the call
 # How far ahead of playback a yielding line's audio goes past a point where it may stop:
 # enough that a late timer does not leave a hole, little enough to keep the point open.
-YIELD_LEAD_MS = 60.0
+YIELD_LEAD_MS = 80.0
 
 LATENESS_SAMPLES: deque[float] = deque(maxlen=20_000)
 """Pacer lateness (ms) of scheduled frames, all calls in this process (for /metrics and benches)."""

@@ -105,7 +105,7 @@ class Say:
     """Say a line as reply ``reply_id`` (recorded as generated whole). ``fixed``: a line
     rendered once per process, queued straight into the playout (heard even when the
     TTS is the stage that is late); else synthesized by the Tts. ``yields``: it may stop
-    at a clause's end once the reply it covers for is ready (the filler)."""
+    at a clause's end once the reply it covers for is ready (the filler, the holding line)."""
 
     reply_id: int
     text: str
@@ -611,9 +611,9 @@ class CallPolicy:
         if isinstance(verdict, Filler):  # the agent's own, said like the holding line
             filler = self._say(self.agent.filler, "filler", fixed=True, aside=True, yields=True)
             return [*actions, filler]
-        hold = isinstance(verdict, Hold)
+        hold = isinstance(verdict, Hold)  # it yields to the answer, like the filler
         reason = "hold" if hold else "fallback"
-        actions.append(self._say(verdict.line, reason, fixed=True, aside=hold))
+        actions.append(self._say(verdict.line, reason, fixed=True, aside=hold, yields=hold))
         return actions
 
     def end(self, reason: str) -> list[Action]:

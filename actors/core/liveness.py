@@ -14,8 +14,8 @@ on its timer it asks ``check(now)``, which says what to do:
 * ``Hold``: nothing audible ``bound_s`` after the end of the turn: say a short
   holding phrase ("One moment, please."), recorded with what the call waited for
   (queued ``hold_lead_s`` early, so that it is heard by the bound); after a filler it
-  comes sooner, ``quiet_after_filler_s`` after the filler's last word (a caller who
-  hears "Mm, let me see." and then a second of nothing takes the floor back);
+  comes sooner, right after the filler's words (a caller who hears "Mm, let me see."
+  and then a second of nothing takes the floor back);
 * ``GiveUp``: still nothing ``give_up_s`` later: abandon the pending reply and
   say the fallback line, so the caller is never left waiting on a slow stage.
 
@@ -83,10 +83,13 @@ class DeadAirWatch:
     hold_lead_s: float = 0.2
     filler_s: float = 0.0  # 0: no filler
     # How long the filler's words last (0: unknown; the holding line then keeps to the bound)
-    # and the quiet after them before the holding line: a person's pause, well under the
-    # second after which a caller takes the floor back.
+    # and the quiet after them before the holding line: the voice's own pause between two
+    # sentences, far from the second after which a caller takes the floor back. Queued then,
+    # the line comes while the filler's trailing silence is still going out, so the filler
+    # yields to it and both play as one run: no moment where the phone's buffer runs dry
+    # and the playback clock must guess when the next line started.
     filler_speech_s: float = 0.0
-    quiet_after_filler_s: float = 0.6
+    quiet_after_filler_s: float = 0.3
     turn_ended_at: float | None = None  # a caller turn still owed agent audio
     reply_id: int | None = None  # the reply asked for that turn, once there is one
     held: bool = False

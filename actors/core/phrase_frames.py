@@ -7,9 +7,10 @@ at the phrase's end (its echo says the phrase played in full). Names encode
 reply, segment and position: ``r{reply}s{segment}w{word}``, ``...f{frame}``,
 ``...end``.
 
-A line said while the caller waits for the answer (the filler) *yields*: it may stop
-at the end of a clause ("Mm," of "Mm, let me see.") or of its last word (its trailing
-silence is only a pause), so the answer, once ready, is not held behind the rest.
+A line said while the caller waits for the answer (the filler, the holding line)
+*yields*: it may stop at the end of a clause ("Mm," of "Mm, let me see.") or of its
+last word (its trailing silence is only a pause), so the answer, once ready, is not
+held behind the rest.
 The frames of those pauses are marked ``yields``: the places it may stop.
 """
 

@@ -184,7 +184,7 @@ def test_silence_after_a_turn_gets_a_filler_the_holding_line_then_the_fallback()
     assert policy.check_liveness(101.0, audio_since_turn=False) == []  # a filler is no answer
     hold = policy.check_liveness(102.4, audio_since_turn=False)
     assert records(hold, SilenceFilled)[0].fields["action"] == "hold"
-    assert hold[-1] == Say(4, HOLD_LINE, "hold", fixed=True)
+    assert hold[-1] == Say(4, HOLD_LINE, "hold", fixed=True, yields=True)
     assert policy.turns.agent_reply == 2  # asides: the reply still holds the floor
     give_up = policy.check_liveness(107.4, audio_since_turn=False)
     assert kinds(give_up) == ["SilenceFilled", "StopReply", "StageCancelled", "Say"]

@@ -22,14 +22,15 @@ def test_a_turn_left_unanswered_gets_a_holding_line_then_the_fallback() -> None:
 
 def test_after_a_filler_the_holding_line_follows_its_words_not_the_bound() -> None:
     watch = DeadAirWatch(
-        bound_s=2.5, hold_lead_s=0.2, filler_s=0.5, filler_speech_s=0.6, quiet_after_filler_s=0.6
+        bound_s=2.5, hold_lead_s=0.2, filler_s=0.5, filler_speech_s=0.6, quiet_after_filler_s=0.3
     )
     watch.turn_ended(100.0)
     watch.reply_requested(7)
     assert watch.due_at() == 100.5 and watch.check(100.5) == Filler(500.0, "reply", 7)
-    # the filler's words end at 101.1; half a second of quiet or so, then the holding line
-    assert watch.due_at() == pytest.approx(101.5) and watch.check(101.45) is None
-    assert watch.check(101.5) == Hold(1500.0, "reply", 7)
+    # the filler's words end at 101.1; a pause between sentences, then the holding line
+    assert watch.due_at() == pytest.approx(101.2) and watch.check(101.15) is None
+    hold = watch.check(101.21)
+    assert isinstance(hold, Hold) and hold.reply_id == 7 and hold.waited_ms == pytest.approx(1210.0)
     assert watch.due_at() == pytest.approx(107.3)  # the fallback keeps its distance from the bound
 
 
