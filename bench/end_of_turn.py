@@ -16,16 +16,25 @@ the 300 ms the VAD's own hangover already counts as speech end. Candidates:
   to fall from 98 % to 60 %): "incomplete" under a probability threshold -> the long
   wait. The model comes from the ``pipecat-ai`` wheel, fetched once with
   ``pip download --no-deps`` into ``var/models`` (skipped if that cannot be done);
-* both: the long wait if either says unfinished.
+* both: the long wait if either says unfinished;
+* the language model (the embedded Qwen2.5-0.5B, the way LiveKit's turn detector reads
+  a transcript): the probability that the caller's message ends here, i.e. that the
+  next token after the words is the chat template's end of message, over the text
+  with and without the STT's final punctuation (Whisper puts a full stop after half a
+  sentence); "incomplete" under a threshold -> the long wait.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
+import re
 import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +43,9 @@ from types import ModuleType
 import numpy as np
 
 from actors.core.end_of_turn import UNFINISHED_WAIT_MS, sounds_unfinished
+from actors.engines.language_model import EmbeddedServer
 from actors.engines.speech_recognition import WhisperEngine
+from gateway.agent_file import bundled_agent
 from tests.support.turn_corpus import Turn, turns
 
 MODELS = Path("var/models/smart_turn")
@@ -86,6 +97,30 @@ def smart_turn() -> Callable[[np.ndarray], float] | None:
     return complete_probability
 
 
+END_OF_MESSAGE = "<|im_end|>"  # Qwen's chat template
+
+
+def message_ends(url: str, system_prompt: str) -> Callable[[str], float]:
+    """The embedded model's probability that a caller message ends after ``text``."""
+
+    def probability(text: str) -> float:
+        prompt = (
+            f"<|im_start|>system\n{system_prompt}{END_OF_MESSAGE}\n<|im_start|>user\n{text.strip()}"
+        )
+        body = {"prompt": prompt, "max_tokens": 1, "logprobs": 20, "temperature": 0.0}
+        request = urllib.request.Request(
+            url.rstrip("/") + "/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            choice = json.loads(response.read())["choices"][0]
+        top = (choice.get("logprobs") or {}).get("top_logprobs") or [{}]
+        return sum(math.exp(lp) for token, lp in top[0].items() if END_OF_MESSAGE in token)
+
+    return probability
+
+
 def judge(corpus: list[Turn], unfinished: list[bool], short_ms: float, long_ms: float) -> str:
     cut = sum(
         t.pause_ms >= (long_ms if u else short_ms)
@@ -132,6 +167,7 @@ def main() -> None:
         if unfinished == turn.complete:
             label = "complete" if turn.complete else "incomplete"
             print(f"    wrong on a {label} turn ({turn.voice}, {turn.condition}): {text!r}")
+    language_model(corpus, texts, words)
     probability = smart_turn()
     if probability is None:
         return
@@ -154,6 +190,33 @@ def main() -> None:
             f"  words + smart-turn above {threshold:.1f}, 300 / {UNFINISHED_WAIT_MS:.0f} ms: "
             + judge(corpus, either, 300.0, UNFINISHED_WAIT_MS)
         )
+
+
+def language_model(corpus: list[Turn], texts: list[str], words: list[bool]) -> None:
+    server = EmbeddedServer()
+    server.start()
+    try:
+        ends = message_ends(server.url, bundled_agent().system_prompt)
+        for name, shown in (
+            ("as transcribed", texts),
+            ("final punctuation removed", [re.sub(r"[.?!,]+$", "", t.strip()) for t in texts]),
+        ):
+            started = time.perf_counter()
+            scores = [ends(text) for text in shown]
+            each_ms = (time.perf_counter() - started) * 1000.0 / len(corpus)
+            print(f"\nlanguage model, {name} ({each_ms:.0f} ms per turn):")
+            for threshold in (0.05, 0.1, 0.2, 0.3, 0.5):
+                says = [score < threshold for score in scores]
+                right = sum(u == (not t.complete) for u, t in zip(says, corpus, strict=True))
+                print(
+                    f"  ends above {threshold:.2f} (right on {right}/{len(corpus)}), 300 / "
+                    f"{UNFINISHED_WAIT_MS:.0f} ms: "
+                    + judge(corpus, says, 300.0, UNFINISHED_WAIT_MS)
+                )
+                either = [w or u for w, u in zip(words, says, strict=True)]
+                print("    with the word rule: " + judge(corpus, either, 300.0, UNFINISHED_WAIT_MS))
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

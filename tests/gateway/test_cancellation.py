@@ -20,6 +20,7 @@ import msgspec
 import pytest
 
 from actors.core.audio_formats import phrase_to_mulaw
+from actors.core.liveness import HOLD_LINE
 from actors.engines.speech_synthesis import HibariEngine, Phrase, SpeechEngine
 from events.catalogue import (
     AnyEvent,
@@ -56,7 +57,8 @@ async def cut_in_call(
     cut = next(e for e in events if isinstance(e, BargeInDetected)).reply_id
     nothing_of_the_reply_after_its_clear(events, cut)
     assert len(truth.clears) == 1
-    turns = [t for t in fold_all(events).heard.agent_turns() if t.reason != "filler"]
+    # The lines said while the caller waits (the filler, the holding line) aside:
+    turns = [t for t in fold_all(events).heard.agent_turns() if t.reason not in ("filler", "hold")]
     old = next(t for t in turns if t.reply_id == cut)
     assert old.interrupted and old.heard_text and old.heard_text != LONG_REPLY
     assert turns[-1].reply_id > cut and turns[-1].heard_text.startswith("We open")  # anew
@@ -69,11 +71,14 @@ async def test_a_barge_in_during_generation_closes_the_llm_stream(
     base, app = talking_gateway
     long_reply.word_delay_s = 0.25  # ~8 s to stream: the cut lands mid-stream
     closed_before = long_reply.streams_closed_early
-    # So slow a reply starts with the agent's filler: cut into the answer itself.
+    # So slow a reply starts with the agent's filler, and the holding line may follow it:
+    # cut into the answer itself (whatever of those lines played, or yielded to it).
     assert app.services.engines is not None
-    filler = app.services.engines.fixed_lines.get(app.settings.agent.filler)
-    filler_ms = len(filler.mulaw) / 8.0  # 8 kHz mu-law: 8 bytes a millisecond
-    events, cut = await cut_in_call(base, app, cut_in_after_ms=600.0 + filler_ms)
+    lines = app.services.engines.fixed_lines
+    waiting_ms = sum(  # 8 kHz mu-law: 8 bytes a millisecond
+        len(lines.get(line).mulaw) / 8.0 for line in (app.settings.agent.filler, HOLD_LINE)
+    )
+    events, cut = await cut_in_call(base, app, cut_in_after_ms=600.0 + waiting_ms)
     barge = next(e for e in events if isinstance(e, BargeInDetected))
     completed = next(e for e in events if isinstance(e, ReplyCompleted) and e.reply_id == cut)
     assert completed.seq > barge.seq and completed.finish_reason == "cancelled"
