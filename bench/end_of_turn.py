@@ -116,7 +116,8 @@ def message_ends(url: str, system_prompt: str) -> Callable[[str], float]:
         with urllib.request.urlopen(request, timeout=60) as response:
             choice = json.loads(response.read())["choices"][0]
         top = (choice.get("logprobs") or {}).get("top_logprobs") or [{}]
-        return sum(math.exp(lp) for token, lp in top[0].items() if END_OF_MESSAGE in token)
+        # llama-cpp-python detokenizes the special token to "" (no other token is empty)
+        return sum(math.exp(lp) for token, lp in top[0].items() if token in ("", END_OF_MESSAGE))
 
     return probability
 
@@ -205,11 +206,11 @@ def language_model(corpus: list[Turn], texts: list[str], words: list[bool]) -> N
             scores = [ends(text) for text in shown]
             each_ms = (time.perf_counter() - started) * 1000.0 / len(corpus)
             print(f"\nlanguage model, {name} ({each_ms:.0f} ms per turn):")
-            for threshold in (0.05, 0.1, 0.2, 0.3, 0.5):
+            for threshold in (0.005, 0.01, 0.02, 0.05, 0.1):
                 says = [score < threshold for score in scores]
                 right = sum(u == (not t.complete) for u, t in zip(says, corpus, strict=True))
                 print(
-                    f"  ends above {threshold:.2f} (right on {right}/{len(corpus)}), 300 / "
+                    f"  ends above {threshold:.3f} (right on {right}/{len(corpus)}), 300 / "
                     f"{UNFINISHED_WAIT_MS:.0f} ms: "
                     + judge(corpus, says, 300.0, UNFINISHED_WAIT_MS)
                 )
