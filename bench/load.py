@@ -121,8 +121,9 @@ def _score_call(level: Level, events: list[AnyEvent], truth: Truth) -> None:
             level.ttft.append(ttft)
         if (answer := latencies.get("response_ms")) is not None:
             level.answers.append(answer)
-    generated = {t.reply_id: t.generated_text for t in view.heard.agent_turns()}
-    reasons = {t.reply_id: t.reason for t in view.heard.agent_turns()}
+    agent_turns = view.heard.agent_turns()
+    generated = {t.reply_id: t.generated_text for t in agent_turns}
+    reasons = {t.reply_id: t.reason for t in agent_turns}
     for event in events:
         if isinstance(event, StageFailed) and event.stage == "llm":
             level.failed_replies += 1
@@ -138,7 +139,7 @@ def _score_call(level: Level, events: list[AnyEvent], truth: Truth) -> None:
     state = liveness.fold_all(events)
     level.dead_air += len(state.dead_air_turns(now_ms=end_ms))
     level.turns += sum(type(e).__name__ == "SpeechStopped" for e in events)
-    for clear, turn in cut_turns(view.heard.agent_turns(), truth):
+    for clear, turn in cut_turns(agent_turns, truth):
         assert turn.out_start_ms is not None
         level.heard_errors.append(abs(turn.heard_ms - (clear.head_ms - turn.out_start_ms)))
     level.stops += [stop_ms for _onset, stop_ms in stop_latencies_ms(truth)]

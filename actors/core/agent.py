@@ -94,7 +94,7 @@ class Agent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # caller's turn ended with nothing heard yet (0: never). It stops at a comma, or after
     # its last word, as soon as the reply's audio is ready ("Mm, <the answer>").
     filler: str = "Mm, let me see."
-    filler_after_s: float = 0.5
+    filler_after_s: float = 0.5  # past half a second of silence a person says "mm"
     # Said first, before anything of the caller is kept, when the gateway retains audio.
     consent_announcement: str = "This call is recorded."
     max_call_s: float = 1800.0  # a call this long hears a goodbye (from 10 s before), ends

@@ -112,12 +112,16 @@ class DeadAirWatch:
         """When ``check`` next has something to say (for the caller's timer)."""
         if self.turn_ended_at is None:
             return None
-        bound_at = self.turn_ended_at + self.bound_s - self.hold_lead_s
+        bound_at = self._bound_at(self.turn_ended_at)
         if self.held:  # the fallback keeps its distance from the bound, filler or not
             return bound_at + self.give_up_s
         if self._filler_owed():
             return min(self.turn_ended_at + self.filler_s, bound_at)
         return self._hold_at(bound_at)
+
+    def _bound_at(self, turn_ended_at: float) -> float:
+        """When the holding line is queued at the latest, to be heard by the bound."""
+        return turn_ended_at + self.bound_s - self.hold_lead_s
 
     def _hold_at(self, bound_at: float) -> float:
         if self.filled_at is None or self.filler_speech_s <= 0:
@@ -135,7 +139,7 @@ class DeadAirWatch:
         assert self.turn_ended_at is not None
         waited_ms = (now - self.turn_ended_at) * 1000.0
         waiting_for: Waiting = "transcript" if self.reply_id is None else "reply"
-        if self._filler_owed() and now < self.turn_ended_at + self.bound_s - self.hold_lead_s:
+        if self._filler_owed() and now < self._bound_at(self.turn_ended_at):
             self.filled_at = now
             return Filler(waited_ms, waiting_for, self.reply_id)
         if not self.held:
