@@ -105,9 +105,8 @@ class SupervisorWatchdog:
         line = self.goodbye
         record_line(self.recorder, reply_id, "goodbye", line.text)
         self.playout.enqueue_phrase(reply_id, 0, line.text, line.mulaw, line.words, final=True)
-        audio_s = len(line.mulaw) / 8000.0
         with contextlib.suppress(TimeoutError):  # the caller hung up, or the echo was lost
-            await asyncio.wait_for(self._goodbye_played.wait(), timeout=audio_s + 3.0)
+            await asyncio.wait_for(self._goodbye_played.wait(), timeout=line.audio_s + 3.0)
         record(CallEnded, reason="supervisor stalled")
         self.recorder.seal()
         self.supervisor.stop(block=False)  # runs once (if ever) its thread returns

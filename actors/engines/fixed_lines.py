@@ -23,9 +23,13 @@ class RenderedLine:
     words: tuple[WordTiming, ...]
 
     @property
+    def audio_s(self) -> float:
+        return len(self.mulaw) / 8000.0  # 8 kHz mu-law: a byte a sample
+
+    @property
     def speech_s(self) -> float:
         """Until its last word ends (its audio goes on in silence a little longer)."""
-        return self.words[-1].end_ms / 1000.0 if self.words else len(self.mulaw) / 8000.0
+        return self.words[-1].end_ms / 1000.0 if self.words else self.audio_s
 
 
 class FixedLines:

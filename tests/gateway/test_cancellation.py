@@ -75,8 +75,8 @@ async def test_a_barge_in_during_generation_closes_the_llm_stream(
     # cut into the answer itself (whatever of those lines played, or yielded to it).
     assert app.services.engines is not None
     lines = app.services.engines.fixed_lines
-    waiting_ms = sum(  # 8 kHz mu-law: 8 bytes a millisecond
-        len(lines.get(line).mulaw) / 8.0 for line in (app.settings.agent.filler, HOLD_LINE)
+    waiting_ms = 1000.0 * sum(
+        lines.get(line).audio_s for line in (app.settings.agent.filler, HOLD_LINE)
     )
     events, cut = await cut_in_call(base, app, cut_in_after_ms=600.0 + waiting_ms)
     barge = next(e for e in events if isinstance(e, BargeInDetected))
