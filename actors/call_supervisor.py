@@ -37,6 +37,7 @@ from actors.core.call_policy import (
     Transcribed,
     WaitLonger,
 )
+from actors.core.liveness import Quiet
 from actors.core.speech_turns import SpeechTurns
 from actors.core.tool_due import due_tool
 from actors.core.twilio_stream import TwilioStreamProtocol
@@ -82,6 +83,7 @@ from events.catalogue import (
 from events.recorder import CallRecorder
 from projections import heard as heard_projection
 from projections.context import context_messages, to_chat
+from projections.liveness import LiveLiveness
 from projections.metrics import ANSWER_REASON
 
 log = logging.getLogger(__name__)
@@ -159,6 +161,8 @@ class CallSupervisor(pykka.ThreadingActor):
         self.pulse = pulse or Pulse()  # read by the gateway's watchdog
         self.backlog = backlog
         self.live = live  # the call's Heard, folded as events are recorded
+        # Its Liveness too: an answer that went quiet is watched from its first sound.
+        self.liveness = LiveLiveness(on_sounding=self._tick)
         self.consent = consent  # None: nothing is kept; else once the announcement is heard
         self.consent_refused = False  # the caller cut in before hearing it: nothing is kept
         self.recorder = recorder
@@ -192,6 +196,7 @@ class CallSupervisor(pykka.ThreadingActor):
         self.limit_timer.daemon = True
 
     def on_start(self) -> None:
+        self.recorder.subscribe(self.liveness.fold)
         consent = self.consent
         retention = None if consent is None else CallerAudioRetention(self.recorder, consent)
         self.transport = Transport.start(
@@ -297,7 +302,8 @@ class CallSupervisor(pykka.ThreadingActor):
             self._carry_out(failed)
         elif isinstance(message, CheckLiveness):
             self.timer_due = None
-            self._carry_out(policy.check_liveness(time.monotonic(), self._audio_since_turn()))
+            now = time.monotonic()
+            self._carry_out(policy.check_liveness(now, self._audio_since_turn(), self._quiet()))
         elif isinstance(message, StreamStopped):
             self._carry_out(policy.end(message.reason))
         elif isinstance(message, Drain):
@@ -328,6 +334,20 @@ class CallSupervisor(pykka.ThreadingActor):
         if turn is None:
             return ""
         return " ".join(turn.generated_text.split()[len(turn.heard_text.split()) :])
+
+    def _quiet(self) -> Quiet | None:
+        """How the answer the caller has begun to hear stands, if it has more to come."""
+        state = self.liveness.state
+        if state.sounding is None or state.quiet_from_ms is None:
+            return None
+        assert state.sounding_audio_ms is not None
+        at = self.recorder.t0
+        return Quiet(
+            state.sounding,
+            since=at + state.quiet_from_ms / 1000.0,
+            answer_since=at + state.sounding_audio_ms / 1000.0,
+            tool_running=bool(state.tools_running),
+        )
 
     def _audio_since_turn(self) -> bool:
         """Audio of an answer went out (a holding line is not one: it only buys time)."""

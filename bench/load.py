@@ -92,6 +92,8 @@ class Level:
     holds: int = 0
     holds_cut: int = 0
     dead_air: int = 0
+    reply_gaps: list[float] = field(default_factory=list)  # quiet inside answers, >= 100 ms
+    silent_gaps: int = 0  # of them, past the bound
     turns: int = 0
     cpu_percent: float = 0.0
     rss_mb: float = 0.0
@@ -138,6 +140,8 @@ def _score_call(level: Level, events: list[AnyEvent], truth: Truth) -> None:
     end_ms = events[-1].at_ms if events else 0.0
     state = liveness.fold_all(events)
     level.dead_air += len(state.dead_air_turns(now_ms=end_ms))
+    level.reply_gaps += state.reply_gaps_ms
+    level.silent_gaps += len(state.silent_gaps())
     level.turns += sum(type(e).__name__ == "SpeechStopped" for e in events)
     for clear, turn in cut_turns(agent_turns, truth):
         assert turn.out_start_ms is not None
@@ -211,9 +215,10 @@ def report(levels: list[Level]) -> None:
     print(
         "| calls | voice-to-voice P50 / P95 / P99 ms | answer P50 / P95 ms | stop P95 ms "
         "| heard err P95 ms | LLM TTFT P50 / P95 ms | pacer P99 ms | failed / empty replies "
-        "| fillers / holds (cut short) | dead-air turns | CPU % | RSS MB |"
+        "| fillers / holds (cut short) | dead-air turns | gaps in answers: n, P99 / max ms "
+        "(past the bound) | CPU % | RSS MB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     capacity = 0
     for lv in levels:
         v2v = lv.voice_to_voice
@@ -225,10 +230,13 @@ def report(levels: list[Level]) -> None:
             f"{_p(lv.ttft, 95)} | {pacer or 0:.1f} | {lv.failed_replies} / {lv.empty_replies} "
             f"| {lv.fillers} ({lv.fillers_cut}) / {lv.holds} ({lv.holds_cut}) "
             f"| {lv.dead_air} of {lv.turns} "
+            f"| {len(lv.reply_gaps)}, {_p(lv.reply_gaps, 99)} / {max(lv.reply_gaps, default=0):.0f}"
+            f" ({lv.silent_gaps}) "
             f"| {lv.cpu_percent:.0f} | {lv.rss_mb:.0f} |"
         )
         fits = (
             lv.dead_air == 0
+            and lv.silent_gaps == 0
             and (percentile(lv.answers, 95) or 0.0) <= ANSWER_P95_LIMIT_MS
             and (pacer or 0.0) <= 10.0
         )

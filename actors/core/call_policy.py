@@ -24,7 +24,17 @@ from actors.core.caller_silence import CallerSilence, SilenceVerdict
 from actors.core.doubt import CLARIFY, CLARIFY_AT_MOST_IN_A_ROW, CLARIFY_NOISY, noisy, unsure
 from actors.core.end_of_turn import sounds_unfinished
 from actors.core.intents import asks_for_a_person, says_goodbye
-from actors.core.liveness import BOUND_S, GIVE_UP_S, DeadAirWatch, Filler, GiveUp, Hold
+from actors.core.liveness import (
+    BOUND_S,
+    GIVE_UP_S,
+    DeadAirWatch,
+    Filler,
+    GiveUp,
+    Hold,
+    Late,
+    Quiet,
+    QuietWatch,
+)
 from actors.core.turn_taking import NO_SPEECH_ABOVE, TranscriptGate, TurnTaking, interruption_kind
 from events.catalogue import (
     BargeInDetected,
@@ -220,12 +230,13 @@ class CallPolicy:
             filler_s=self.agent.filler_after_s,
             filler_speech_s=self.filler_speech_s,
         )
+        self.quiet = QuietWatch(give_up_s=self.give_up_s)
         self.silence = CallerSilence(self.agent.silence.reprompt_s, self.agent.silence.hangup_s)
 
     def due_at(self) -> float | None:
         """When ``check_liveness`` next has something to decide (None: nothing pending)."""
-        dues = [due for due in (self.watch.due_at(), self.silence.due_at()) if due is not None]
-        return min(dues, default=None)
+        watches = (self.watch.due_at(), self.quiet.due_at(), self.silence.due_at())
+        return min((due for due in watches if due is not None), default=None)
 
     @property
     def agent_talking(self) -> bool:
@@ -567,10 +578,24 @@ class CallPolicy:
             return reply_id == early.reply_id
         return crashed and stage == Stage.LLM and self.turns.agent_reply is None
 
-    def check_liveness(self, now: float, audio_since_turn: bool) -> list[Action]:
-        """The liveness timer fired: the agent's silence (``_check_dead_air``) and the
-        caller's (``_check_caller_silence``), each decided when its time has come."""
-        return self._check_dead_air(now, audio_since_turn) + self._check_caller_silence(now)
+    def check_liveness(
+        self, now: float, audio_since_turn: bool, quiet: Quiet | None = None
+    ) -> list[Action]:
+        """The liveness timer fired (or an answer began to sound): the agent's silence
+        before an answer (``_check_dead_air``) and inside one (``quiet``: how the answer
+        holding the floor stands, if it sounded and has more to come), and the caller's
+        (``_check_caller_silence``), each decided when its time has come."""
+        dead_air = self._check_dead_air(now, audio_since_turn)
+        return dead_air + self._check_quiet_answer(now, quiet) + self._check_caller_silence(now)
+
+    def _check_quiet_answer(self, now: float, quiet: Quiet | None) -> list[Action]:
+        if self.ended or self.closing is not None or self.turns.caller_speaking:
+            quiet = None
+        elif quiet is not None and quiet.reply_id != self.turns.agent_reply:
+            quiet = None  # cut, or given up on: it no longer holds the floor
+        self.quiet.update(quiet)
+        verdict = self.quiet.check(now)
+        return [] if verdict is None else self._fill(verdict)
 
     def _check_caller_silence(self, now: float) -> list[Action]:
         if not self.converses or self.ended or self.closing is not None:
@@ -593,8 +618,10 @@ class CallPolicy:
             self.watch.settled()
             return []
         verdict = self.watch.check(now)
-        if verdict is None:
-            return []
+        return [] if verdict is None else self._fill(verdict)
+
+    def _fill(self, verdict: Late) -> list[Action]:
+        """Say what the verdict calls for, recorded with what the caller waited for."""
         actions: list[Action] = [
             record(
                 SilenceFilled,

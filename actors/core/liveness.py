@@ -19,6 +19,13 @@ on its timer it asks ``check(now)``, which says what to do:
 * ``GiveUp``: still nothing ``give_up_s`` later: abandon the pending reply and
   say the fallback line, so the caller is never left waiting on a slow stage.
 
+An answer that has begun can still go quiet before its model is done: the model
+writes a tool's arguments after the tool's holding line, the tool runs, the model
+words its result, tokens trickle under load. ``QuietWatch`` keeps the same promise
+there: ``quiet_s`` of quiet in an answer, the holding line; ``give_up_s`` more, the
+fallback, unless a tool is still running (its own timeout ends that wait, with an
+apology; meanwhile the holding line again).
+
 Also here: whether a failed LLM attempt is worth one retry (``retry_allowed``).
 """
 
@@ -30,12 +37,16 @@ from typing import ClassVar, Literal
 from projections.liveness import BOUND_S as BOUND_S  # re-exported: the callers keep time here
 
 GIVE_UP_S = 5.0  # after the holding line, how long a silent reply may still take
+# An answer quiet this long (from its last frame sent, so the caller heard up to the pacer's
+# lead less) gets the holding line: past the pauses between its phrases under load
+# (bench/load.py's reply gaps), short of the second after which a caller takes the floor.
+QUIET_S = 1.2
 HOLD_LINE = "One moment, please."
 FALLBACK_LINE = "Sorry, I'm having trouble answering right now. Could you say that again?"
 # The call cannot go on (its supervisor stalled): said before the gateway hangs up.
 FAILED_GOODBYE = "I'm sorry, something went wrong on our side. Please call again. Goodbye."
 
-Waiting = Literal["transcript", "reply"]
+Waiting = Literal["transcript", "reply", "tool"]
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,56 @@ class DeadAirWatch:
         verdict = GiveUp(waited_ms, waiting_for, self.reply_id)
         self.settled()
         return verdict
+
+
+@dataclass(frozen=True)
+class Quiet:
+    """An answer the caller has begun to hear (``reply_id``), now quiet: nothing at all has
+    gone out since ``since`` (a holding line counts), nothing of the answer itself since
+    ``answer_since``; ``tool_running``: a tool it called has not answered yet."""
+
+    reply_id: int
+    since: float
+    answer_since: float
+    tool_running: bool = False
+
+
+@dataclass
+class QuietWatch:
+    """The caller is owed more of an answer that went quiet; the supervisor tells it how
+    things stand (``update``) whenever its timer fires, and acts on ``check``."""
+
+    quiet_s: float = QUIET_S
+    give_up_s: float = GIVE_UP_S
+    quiet: Quiet | None = None  # None: no answer is sounding with more to come
+    held_at: float | None = None  # when this quiet got its holding line
+
+    def update(self, quiet: Quiet | None) -> None:
+        known = self.quiet
+        if quiet is None or known is None or quiet.reply_id != known.reply_id:
+            self.held_at = None
+        elif self.held_at is not None and quiet.answer_since > self.held_at:
+            self.held_at = None  # the answer spoke again: a new quiet, a new holding line
+        self.quiet = quiet
+
+    def due_at(self) -> float | None:
+        if self.quiet is None:
+            return None
+        return self.quiet.since + (self.quiet_s if self.held_at is None else self.give_up_s)
+
+    def check(self, now: float) -> Hold | GiveUp | None:
+        due = self.due_at()
+        if due is None or now < due:
+            return None
+        quiet = self.quiet
+        assert quiet is not None
+        waited_ms = (now - quiet.answer_since) * 1000.0
+        waiting_for: Waiting = "tool" if quiet.tool_running else "reply"
+        if self.held_at is None or quiet.tool_running:
+            self.held_at = now
+            return Hold(waited_ms, waiting_for, quiet.reply_id)
+        self.quiet, self.held_at = None, None
+        return GiveUp(waited_ms, waiting_for, quiet.reply_id)
 
 
 def retry_allowed(attempt: int, phrases_sent: int, elapsed_s: float, bound_s: float) -> bool:

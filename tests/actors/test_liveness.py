@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from actors.core.liveness import DeadAirWatch, Filler, GiveUp, Hold, retry_allowed
+from actors.core.liveness import (
+    DeadAirWatch,
+    Filler,
+    GiveUp,
+    Hold,
+    Quiet,
+    QuietWatch,
+    retry_allowed,
+)
 
 
 def test_a_turn_left_unanswered_gets_a_holding_line_then_the_fallback() -> None:
@@ -60,6 +68,39 @@ def test_a_reply_requested_with_no_turn_pending_is_not_watched() -> None:
     watch = DeadAirWatch()
     watch.reply_requested(3)  # a greeting: nobody is waiting for it
     assert watch.due_at() is None
+
+
+def test_an_answer_gone_quiet_gets_the_holding_line_then_the_fallback() -> None:
+    watch = QuietWatch(quiet_s=1.2, give_up_s=5.0)
+    watch.update(Quiet(7, since=10.0, answer_since=10.0))
+    assert watch.due_at() == 11.2 and watch.check(11.1) is None
+    assert watch.check(11.2) == Hold(pytest.approx(1200.0), "reply", 7)  # type: ignore[arg-type]
+    assert watch.check(11.3) is None  # once per quiet
+    watch.update(Quiet(7, since=12.4, answer_since=10.0))  # the holding line went out
+    assert watch.due_at() == 17.4  # the fallback: give_up_s after the holding line
+    verdict = watch.check(17.4)
+    assert isinstance(verdict, GiveUp) and verdict.reply_id == 7
+    assert watch.due_at() is None
+
+
+def test_the_answer_speaking_again_starts_a_new_quiet() -> None:
+    watch = QuietWatch(quiet_s=1.2, give_up_s=5.0)
+    watch.update(Quiet(7, since=10.0, answer_since=10.0))
+    assert isinstance(watch.check(11.2), Hold)
+    watch.update(Quiet(7, since=13.0, answer_since=13.0))  # its next phrase played
+    assert watch.due_at() == 14.2  # a holding line again, not the fallback
+    assert isinstance(watch.check(14.2), Hold)
+    watch.update(None)  # the answer is done (or cut): nothing is owed
+    assert watch.due_at() is None and watch.check(30.0) is None
+
+
+def test_while_a_tool_runs_the_holding_line_comes_again_instead_of_the_fallback() -> None:
+    # The tool's own timeout ends that wait (with an apology): the model is not given up on.
+    watch = QuietWatch(quiet_s=1.2, give_up_s=5.0)
+    watch.update(Quiet(7, since=10.0, answer_since=10.0, tool_running=True))
+    assert watch.check(11.2) == Hold(pytest.approx(1200.0), "tool", 7)  # type: ignore[arg-type]
+    watch.update(Quiet(7, since=12.4, answer_since=10.0, tool_running=True))
+    assert watch.check(17.4) == Hold(pytest.approx(7400.0), "tool", 7)  # type: ignore[arg-type]
 
 
 def test_one_retry_only_before_anything_was_spoken_and_while_it_can_help() -> None:

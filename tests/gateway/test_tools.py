@@ -22,13 +22,22 @@ import pytest
 
 from actors.core.agent import Agent, Tool, ToolParameter
 from actors.core.audio_formats import phrase_to_mulaw
+from actors.core.liveness import HOLD_LINE
 from actors.core.tool_signature import HEADER, sign, verify
 from actors.engines.speech_synthesis import HibariEngine
 from actors.tool_use import TOOL_APOLOGY
-from events.catalogue import AnyEvent, CallEnded, ToolCalled, ToolFailed, ToolResult
+from events.catalogue import (
+    AnyEvent,
+    CallEnded,
+    SilenceFilled,
+    ToolCalled,
+    ToolFailed,
+    ToolResult,
+)
 from gateway.agent_file import bundled_agent
 from gateway.app import EarshotApp
 from gateway.simulate import SimulatedCaller, Truth, Utterance
+from projections import liveness
 from projections.heard import AgentTurn
 from projections.replay import fold_all, to_text
 from tests.support.fault_llm import REPLY, FaultInjectingLlm, ToolCallReply, fault_injecting_llm
@@ -228,6 +237,31 @@ async def test_a_slow_tool_gets_the_holding_line_first(
     events, _ = await ask(base, app, tools_llm, ToolCallReply("place_order", {"dish": "crab"}))
     assert answer(events).heard_text == f"Let me put that through. {CONFIRMED}"
     assert next(e for e in events if isinstance(e, ToolResult)).ms >= 1400
+
+
+async def test_an_answer_quiet_while_the_model_writes_the_call_gets_the_holding_line(
+    gateway: tuple[str, EarshotApp], tools_llm: FaultInjectingLlm
+) -> None:
+    # CI saw 6.7 s of quiet after "One moment while I book that." under load: the model
+    # was writing the booking's arguments. Here it takes about 5.5 s to write them.
+    base, app = gateway
+    tools_llm.word_delay_s = 0.5
+    try:
+        events, _ = await ask(base, app, tools_llm, BOOK, question=BOOKING)
+    finally:
+        tools_llm.word_delay_s = 0.0
+    turn = answer(events)
+    holds = [e for e in events if isinstance(e, SilenceFilled)]
+    assert [(e.action, e.waiting_for, e.reply_id) for e in holds] == [
+        ("hold", "reply", turn.reply_id)
+    ]
+    heard = [t.heard_text for t in fold_all(events).heard.agent_turns() if t.reason == "hold"]
+    assert heard == [HOLD_LINE]
+    gaps = liveness.fold_all(events).reply_gaps_ms  # quiet inside the answer
+    assert gaps and max(gaps) < 2_200.0, gaps  # about 1.2 s, then 1.5 s; without it, 4 s
+    say = json.loads(next(e for e in events if isinstance(e, ToolResult)).result)["say"]
+    holding = app.settings.agent.tools[0].holding
+    assert turn.heard_text.startswith(f"{holding} {say[:30]}")  # the caller hangs up in it
 
 
 @pytest.mark.parametrize(

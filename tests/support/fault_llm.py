@@ -1,8 +1,9 @@
 """An OpenAI-compatible chat endpoint that can be told to stall or dawdle: a fault injector.
 
 It streams a fixed reply as server-sent events, exactly as the chat completions
-API does, ``word_delay_s`` apart, unless ``stall_next`` is set: then it reads the
-request and sends nothing until the client gives up and closes the connection.
+API does, ``word_delay_s`` apart (a tool call as text: each 8-character piece),
+unless ``stall_next`` is set: then it reads the request and sends nothing until
+the client gives up and closes the connection.
 ``faults`` names what the next requests meet, one each: "cut" (three words, then
 the connection closes mid-reply), "done_early" (three words, then ``[DONE]`` with
 no finish_reason, as llama.cpp's server ends a request it interrupts), "empty" (a
@@ -129,6 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             for start in range(0, len(text), 8):  # streamed in pieces, as tokens come
                 self._send({"content": text[start : start + 8]}, None)
+                time.sleep(self.server.word_delay_s)
             self._send({}, "stop")
         self.wfile.write(b"data: [DONE]\n\n")
         self.close_connection = True
