@@ -16,6 +16,7 @@ import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -84,7 +85,7 @@ class AnswerTimeline:
         start = max(t, self._playout_free)
         count = max(int(seconds / FRAME_S), 1)
         for index in range(count):
-            self.at(start + index * FRAME_S, lambda u, r=reply_id: self._frame(u, r))
+            self.at(start + index * FRAME_S, partial(self._frame, reply_id=reply_id))
         self._playout_free = start + count * FRAME_S
 
     def _frame(self, t: float, reply_id: int) -> None:
@@ -98,10 +99,11 @@ class AnswerTimeline:
         for index, phrase in enumerate(answer):
             if phrase.tool:
                 call_id = f"c{index}"
-                self.at(ready, lambda u, c=call_id: self._tool(u, ToolCalled, c))
-                self.at(ready + phrase.late_s, lambda u, c=call_id: self._tool(u, ToolResult, c))
+                self.at(ready, partial(self._tool, kind=ToolCalled, call_id=call_id))
+                answered = partial(self._tool, kind=ToolResult, call_id=call_id)
+                self.at(ready + phrase.late_s, answered)
             ready += phrase.late_s
-            self.at(ready, lambda u, p=phrase: self._phrase(u, p))
+            self.at(ready, partial(self._phrase, phrase=phrase))
         self.at(ready, self._completed)
         while self._queue:
             t, _, action = heapq.heappop(self._queue)
