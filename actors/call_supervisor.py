@@ -182,6 +182,7 @@ class CallSupervisor(pykka.ThreadingActor):
         self.detector = SpeechDetector(engines.vad.stream(), turns)
         self.streams = ReplyStreams()
         self.holds = ReplyHolds()  # speculative replies, waiting for their turn to end
+        self.speculated_must_call: dict[int, str | None] = {}  # the tool the begun one must call
         self.untranscribed: list[CallerUtterance] = []  # sent to the Stt, no transcript yet
         self.transport: pykka.ActorRef[Any] | None = None
         self.tts: pykka.ActorRef[Any] | None = None
@@ -410,7 +411,10 @@ class CallSupervisor(pykka.ThreadingActor):
     def _generate(self, reply_id: int, caller_turn: int, *, speculated: bool = False) -> None:
         """Reply ``reply_id`` answers ``caller_turn``: asked of the model now, or (begun at
         the turn's pause with the same transcript, hence the same chat) released."""
-        must_call = due_tool(self.engines.agent, self.live.state)
+        if speculated:  # asked already, with the tool then due (the same chat: the same one)
+            must_call = self.speculated_must_call.pop(reply_id, None)
+        else:
+            must_call = due_tool(self.engines.agent, self.live.state)
         self.recorder.record(
             ReplyRequested,
             reply_id=reply_id,
@@ -440,6 +444,7 @@ class CallSupervisor(pykka.ThreadingActor):
         )
         self.holds.hold(speculate.reply_id)
         must_call = due_tool(self.engines.agent, assumed)
+        self.speculated_must_call = {speculate.reply_id: must_call}  # one begun at a time
         self.llm.tell(
             GenerateReply(speculate.reply_id, self._chat(assumed), held=True, must_call=must_call)
         )

@@ -91,6 +91,7 @@ class Level:
     fillers_cut: int = 0  # stopped at a clause's end: the answer was ready
     holds: int = 0
     holds_cut: int = 0
+    holds_inside: int = 0  # for an answer that went quiet after it began
     dead_air: int = 0
     reply_gaps: list[float] = field(default_factory=list)  # quiet inside answers, >= 100 ms
     silent_gaps: int = 0  # of them, past the bound
@@ -134,6 +135,7 @@ def _score_call(level: Level, events: list[AnyEvent], truth: Truth) -> None:
         elif isinstance(event, SilenceFilled):
             level.fillers += event.action == "filler"
             level.holds += event.action != "filler"
+            level.holds_inside += event.waiting_for in ("more", "tool")
         elif isinstance(event, LineYielded):
             level.fillers_cut += reasons.get(event.reply_id) == "filler"
             level.holds_cut += reasons.get(event.reply_id) == "hold"
@@ -215,8 +217,8 @@ def report(levels: list[Level]) -> None:
     print(
         "| calls | voice-to-voice P50 / P95 / P99 ms | answer P50 / P95 ms | stop P95 ms "
         "| heard err P95 ms | LLM TTFT P50 / P95 ms | pacer P99 ms | failed / empty replies "
-        "| fillers / holds (cut short) | dead-air turns | gaps in answers: n, P99 / max ms "
-        "(past the bound) | CPU % | RSS MB |"
+        "| fillers / holds (cut short; inside answers) | dead-air turns "
+        "| gaps in answers: n, P99 / max ms (past the bound) | CPU % | RSS MB |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     capacity = 0
@@ -228,7 +230,7 @@ def report(levels: list[Level]) -> None:
             f"| {_p(lv.answers, 50)} / {_p(lv.answers, 95)} | {_p(lv.stops, 95)} "
             f"| {percentile(lv.heard_errors, 95) or 0:.1f} | {_p(lv.ttft, 50)} / "
             f"{_p(lv.ttft, 95)} | {pacer or 0:.1f} | {lv.failed_replies} / {lv.empty_replies} "
-            f"| {lv.fillers} ({lv.fillers_cut}) / {lv.holds} ({lv.holds_cut}) "
+            f"| {lv.fillers} ({lv.fillers_cut}) / {lv.holds} ({lv.holds_cut}; {lv.holds_inside}) "
             f"| {lv.dead_air} of {lv.turns} "
             f"| {len(lv.reply_gaps)}, {_p(lv.reply_gaps, 99)} / {max(lv.reply_gaps, default=0):.0f}"
             f" ({lv.silent_gaps}) "

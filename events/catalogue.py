@@ -334,11 +334,14 @@ class StageFailed(Event, frozen=True, kw_only=True):
 
 
 class SilenceFilled(Event, frozen=True, kw_only=True):
-    """The caller waited ``waited_ms`` after their turn without hearing the agent.
+    """The caller waited ``waited_ms`` after their turn without hearing the agent, or
+    (``waiting_for`` "more" or "tool") since an answer they had begun to hear went quiet.
 
-    ``action`` "hold": the agent said a holding line and the reply goes on; "give_up":
-    the pending reply (``reply_id``, if one was asked for) was abandoned and the agent
-    said its fallback line. ``waiting_for``: "transcript" or "reply", what was late.
+    ``action`` "filler": the agent's filler, the reply goes on; "hold": the agent said a
+    holding line and the reply goes on; "give_up": the pending reply (``reply_id``, if one
+    was asked for) was abandoned and the agent said its fallback line. ``waiting_for``:
+    what was late: "transcript", "reply", "more" (the rest of a begun answer), "tool" (a
+    tool the answer called).
     """
 
     action: str

@@ -31,6 +31,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 from actors.audio_retention import RecordingConsent
 from actors.core.audio_formats import FRAME_MS
@@ -67,6 +68,15 @@ YIELD_LEAD_MS = 80.0
 
 LATENESS_SAMPLES: deque[float] = deque(maxlen=20_000)
 """Pacer lateness (ms) of scheduled frames, all calls in this process (for /metrics and benches)."""
+
+
+class PendingTruncation(NamedTuple):
+    """A clear sent, its cut not yet recorded: settled by the first flushed echo, or at
+    ``deadline``."""
+
+    replies: tuple[int, ...]  # what it cut, the reply the caller cut in on first
+    deadline: float  # monotonic: no flushed echo by then, the clock's estimate stands
+    flushed_above_ms: float  # an echo of a mark beyond this out_ms can only be a flush
 
 
 class Playout:
@@ -106,8 +116,7 @@ class Playout:
         # (reply, segment) of phrases still streaming in: where they started, their frames
         self._streaming: dict[tuple[int, int], tuple[float, list[Frame]]] = {}
         self._close: tuple[int, str] | None = None
-        # (the replies a clear cut, deadline, out_ms beyond which an echo can only be a flush)
-        self._truncation: tuple[tuple[int, ...], float, float] | None = None
+        self._truncation: PendingTruncation | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.closed = False
@@ -361,7 +370,7 @@ class Playout:
                 await self._do_clear(*self._clears.popleft())
                 continue
             now = time.monotonic()
-            if self._truncation is not None and now >= self._truncation[1]:
+            if self._truncation is not None and now >= self._truncation.deadline:
                 self._record_truncation(None)
             if self._queue:
                 due = self.clock.next_send_at(now)
@@ -443,7 +452,7 @@ class Playout:
             self._record_truncation(None)
         # Where playback stopped is settled when the first flushed echo returns (or soon after).
         deadline = cleared_at + 2 * self.clock.rtt_s() + 0.15
-        self._truncation = (sent, deadline, estimate.upper_ms)
+        self._truncation = PendingTruncation(sent, deadline, estimate.upper_ms)
 
     def _sounding(self, now: float) -> set[int]:
         """The replies with audio queued, or sent and maybe still in Twilio's buffer."""
@@ -457,7 +466,7 @@ class Playout:
         audio had all played before the earliest point the clear can have stopped it was
         heard in full, not cut."""
         assert self._truncation is not None
-        reply_ids, _, _ = self._truncation
+        reply_ids = self._truncation.replies
         self._truncation = None
         estimate = self.clock.refine_clear(first_echo_at)
         if estimate is None:
@@ -492,7 +501,7 @@ class Playout:
             )
             # Only a mark that cannot have played times the flush: one just inside the
             # bounds may be a genuine echo that was in flight when the clear went out.
-            if self._truncation is not None and mark.out_ms > self._truncation[2]:
+            if self._truncation is not None and mark.out_ms > self._truncation.flushed_above_ms:
                 self._record_truncation(received_at)
         elif verdict.kind == "unknown":
             log.warning("call %s: echo of a mark never sent: %r", self.recorder.call_sid, name[:64])

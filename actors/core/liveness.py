@@ -46,7 +46,9 @@ FALLBACK_LINE = "Sorry, I'm having trouble answering right now. Could you say th
 # The call cannot go on (its supervisor stalled): said before the gateway hangs up.
 FAILED_GOODBYE = "I'm sorry, something went wrong on our side. Please call again. Goodbye."
 
-Waiting = Literal["transcript", "reply", "tool"]
+# What the caller waited for: the transcript, the reply, the rest of a reply that had
+# begun to sound, a tool it called.
+Waiting = Literal["transcript", "reply", "more", "tool"]
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ class QuietWatch:
         quiet = self.quiet
         assert quiet is not None
         waited_ms = (now - quiet.answer_since) * 1000.0
-        waiting_for: Waiting = "tool" if quiet.tool_running else "reply"
+        waiting_for: Waiting = "tool" if quiet.tool_running else "more"
         if self.held_at is None or quiet.tool_running:
             self.held_at = now
             return Hold(waited_ms, waiting_for, quiet.reply_id)

@@ -74,7 +74,7 @@ def test_an_answer_gone_quiet_gets_the_holding_line_then_the_fallback() -> None:
     watch = QuietWatch(quiet_s=1.2, give_up_s=5.0)
     watch.update(Quiet(7, since=10.0, answer_since=10.0))
     assert watch.due_at() == 11.2 and watch.check(11.1) is None
-    assert watch.check(11.2) == Hold(pytest.approx(1200.0), "reply", 7)  # type: ignore[arg-type]
+    assert watch.check(11.2) == Hold(pytest.approx(1200.0), "more", 7)  # type: ignore[arg-type]
     assert watch.check(11.3) is None  # once per quiet
     watch.update(Quiet(7, since=12.4, answer_since=10.0))  # the holding line went out
     assert watch.due_at() == 17.4  # the fallback: give_up_s after the holding line

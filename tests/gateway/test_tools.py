@@ -253,7 +253,7 @@ async def test_an_answer_quiet_while_the_model_writes_the_call_gets_the_holding_
     turn = answer(events)
     holds = [e for e in events if isinstance(e, SilenceFilled)]
     assert [(e.action, e.waiting_for, e.reply_id) for e in holds] == [
-        ("hold", "reply", turn.reply_id)
+        ("hold", "more", turn.reply_id)
     ]
     heard = [t.heard_text for t in fold_all(events).heard.agent_turns() if t.reason == "hold"]
     assert heard == [HOLD_LINE]
