@@ -20,12 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.core.liveness import DeadAirWatch, Filler, GiveUp, Hold, retry_allowed
 from events.catalogue import AudioSent, Event, SpeechStarted, SpeechStopped, TurnNotAnswered
 from projections import liveness
+from tests.support import planted
 
 Verdict = Filler | Hold | GiveUp | None
 
@@ -195,28 +196,17 @@ def dead_air(scenarios: list[TurnScenario]) -> tuple[float, ...]:
 
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-FIND_IT = settings(
-    max_examples=500,
-    deadline=None,
-    phases=[Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
+CALLS = st.lists(turns, min_size=1, max_size=4)
 
 
 @PROPERTY
-@given(st.lists(turns, min_size=1, max_size=4))
+@given(CALLS)
 def test_no_caller_turn_waits_past_the_bound(scenarios: list[TurnScenario]) -> None:
     assert dead_air(scenarios) == ()
 
 
 def must_fail() -> None:
-    @FIND_IT
-    @given(st.lists(turns, min_size=1, max_size=4))
-    def prop(scenarios: list[TurnScenario]) -> None:
-        assert dead_air(scenarios) == ()
-
-    with pytest.raises(AssertionError):
-        prop()
+    planted.must_fail(CALLS, lambda scenarios: dead_air(scenarios) == ())
 
 
 def test_a_watch_satisfied_by_a_requested_reply_is_caught(

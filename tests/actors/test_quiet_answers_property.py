@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.core.liveness import GiveUp, Hold, Quiet, QuietWatch
@@ -33,6 +33,7 @@ from events.catalogue import (
     ToolResult,
 )
 from projections.liveness import LiveLiveness, Liveness, fold_all
+from tests.support import planted
 
 BOUND_S = 2.5
 FRAME_S = 0.02
@@ -148,29 +149,14 @@ def silent_gaps(answer: list[Phrase]) -> tuple[float, ...]:
     return fold_all(events, Liveness(bound_ms=BOUND_S * 1000)).silent_gaps()
 
 
-PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-FIND_IT = settings(
-    max_examples=400,
-    deadline=None,
-    phases=[Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
-
-
-@PROPERTY
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(phrases)
 def test_no_quiet_inside_an_answer_passes_the_bound(answer: list[Phrase]) -> None:
     assert silent_gaps(answer) == ()
 
 
 def must_fail() -> None:
-    @FIND_IT
-    @given(phrases)
-    def prop(answer: list[Phrase]) -> None:
-        assert silent_gaps(answer) == ()
-
-    with pytest.raises(AssertionError):
-        prop()
+    planted.must_fail(phrases, lambda answer: silent_gaps(answer) == ())
 
 
 def test_a_watch_that_trusts_a_sounding_answer_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
