@@ -256,7 +256,7 @@ async def test_an_answer_quiet_while_the_model_writes_the_call_gets_the_holding_
         ("hold", "more", turn.reply_id)
     ]
     heard = [t.heard_text for t in fold_all(events).heard.agent_turns() if t.reason == "hold"]
-    assert heard == [HOLD_LINE]
+    assert len(heard) == 1 and HOLD_LINE.startswith(heard[0]) and heard[0]  # (it may yield)
     gaps = liveness.fold_all(events).reply_gaps_ms  # quiet inside the answer
     assert gaps and max(gaps) < 2_200.0, gaps  # about 1.2 s, then 1.5 s; without it, 4 s
     say = json.loads(next(e for e in events if isinstance(e, ToolResult)).result)["say"]
