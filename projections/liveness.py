@@ -48,7 +48,6 @@ class Liveness(msgspec.Struct, frozen=True):
     bound_ms: float = BOUND_S * 1000.0
     owed_since_ms: float | None = None  # the end of a caller turn still owed agent audio
     dead_air_ms: tuple[float, ...] = ()  # how long each late turn waited (past the bound)
-    last_audio_ms: float | None = None  # the last frame sent (of any line)
     generating: frozenset[int] = frozenset()  # replies asked of the model, not yet done
     sounding: int | None = None  # one of them that the caller has begun to hear
     sounding_audio_ms: float | None = None  # its own last frame
@@ -89,7 +88,6 @@ def _audio(state: Liveness, event: AudioSent) -> Liveness:
     ours = sounding is not None and event.reply_id == sounding
     return msgspec.structs.replace(
         _settle(state, event.at_ms),
-        last_audio_ms=event.at_ms,
         sounding=sounding,
         sounding_audio_ms=own,
         quiet_from_ms=event.at_ms if sounding is not None else None,

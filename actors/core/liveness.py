@@ -39,7 +39,7 @@ from projections.liveness import BOUND_S as BOUND_S  # re-exported: the callers 
 GIVE_UP_S = 5.0  # after the holding line, how long a silent reply may still take
 # An answer quiet this long (from its last frame sent, so the caller heard up to the pacer's
 # lead less) gets the holding line: past the pauses between its phrases under load
-# (bench/load.py's reply gaps), short of the second after which a caller takes the floor.
+# (bench/load.py's gaps in answers: none of 100 ms at 1-4 calls), well inside the bound.
 QUIET_S = 1.2
 HOLD_LINE = "One moment, please."
 FALLBACK_LINE = "Sorry, I'm having trouble answering right now. Could you say that again?"
@@ -178,7 +178,7 @@ class Quiet:
 @dataclass
 class QuietWatch:
     """The caller is owed more of an answer that went quiet; the supervisor tells it how
-    things stand (``update``) whenever its timer fires, and acts on ``check``."""
+    things stand (``update``) each time it checks, and acts on ``check``."""
 
     quiet_s: float = QUIET_S
     give_up_s: float = GIVE_UP_S
