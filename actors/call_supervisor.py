@@ -304,7 +304,8 @@ class CallSupervisor(pykka.ThreadingActor):
         elif isinstance(message, CheckLiveness):
             self.timer_due = None
             now = time.monotonic()
-            self._carry_out(policy.check_liveness(now, self._audio_since_turn(), self._quiet()))
+            quiet = Quiet.of(self.liveness.state, self.recorder.t0)  # an answer gone quiet, if any
+            self._carry_out(policy.check_liveness(now, self._audio_since_turn(), quiet))
         elif isinstance(message, StreamStopped):
             self._carry_out(policy.end(message.reason))
         elif isinstance(message, Drain):
@@ -335,20 +336,6 @@ class CallSupervisor(pykka.ThreadingActor):
         if turn is None:
             return ""
         return " ".join(turn.generated_text.split()[len(turn.heard_text.split()) :])
-
-    def _quiet(self) -> Quiet | None:
-        """How the answer the caller has begun to hear stands, if it has more to come."""
-        state = self.liveness.state
-        if state.sounding is None or state.quiet_from_ms is None:
-            return None
-        assert state.sounding_audio_ms is not None
-        at = self.recorder.t0
-        return Quiet(
-            state.sounding,
-            since=at + state.quiet_from_ms / 1000.0,
-            answer_since=at + state.sounding_audio_ms / 1000.0,
-            tool_running=bool(state.tools_running),
-        )
 
     def _audio_since_turn(self) -> bool:
         """Audio of an answer went out (a holding line is not one: it only buys time)."""

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from projections.liveness import BOUND_S as BOUND_S  # re-exported: the callers keep time here
+from projections.liveness import Liveness
 
 GIVE_UP_S = 5.0  # after the holding line, how long a silent reply may still take
 # An answer quiet this long (from its last frame sent, so the caller heard up to the pacer's
@@ -173,6 +174,20 @@ class Quiet:
     since: float
     answer_since: float
     tool_running: bool = False
+
+    @classmethod
+    def of(cls, state: Liveness, t0: float) -> Quiet | None:
+        """From the call's Liveness (its ms counted from ``t0``, the call's start in
+        monotonic seconds); None unless an answer is sounding with more to come."""
+        if state.sounding is None or state.quiet_from_ms is None:
+            return None
+        assert state.sounding_audio_ms is not None
+        return cls(
+            state.sounding,
+            since=t0 + state.quiet_from_ms / 1000.0,
+            answer_since=t0 + state.sounding_audio_ms / 1000.0,
+            tool_running=bool(state.tools_running),
+        )
 
 
 @dataclass

@@ -14,9 +14,6 @@ Each planted bug below must make the property fail.
 
 from __future__ import annotations
 
-import heapq
-import itertools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -27,6 +24,7 @@ from actors.core.liveness import DeadAirWatch, Filler, GiveUp, Hold, retry_allow
 from events.catalogue import AudioSent, Event, SpeechStarted, SpeechStopped, TurnNotAnswered
 from projections import liveness
 from tests.support import planted
+from tests.support.schedule import Schedule
 
 Verdict = Filler | Hold | GiveUp | None
 
@@ -73,22 +71,16 @@ class CallTimeline:
 
     watch: DeadAirWatch = field(default_factory=lambda: DeadAirWatch(BOUND_S))
     events: list[Event] = field(default_factory=list)
-    _queue: list[tuple[float, int, Callable[[float], None]]] = field(default_factory=list)
-    _order: itertools.count[int] = field(default_factory=itertools.count)
+    schedule: Schedule = field(default_factory=Schedule)
     _answered_at: float | None = None  # answer audio (not a holding line) since the turn
     _cancelled: set[int] = field(default_factory=set)
     _reply_id: int = 0
-
-    def at(self, t: float, action: Callable[[float], None]) -> None:
-        heapq.heappush(self._queue, (t, next(self._order), action))
 
     def record(self, kind: type[Event], t: float, **fields: object) -> None:
         self.events.append(kind(call_sid="CA1", seq=len(self.events) + 1, at_ms=t * 1000, **fields))
 
     def run(self) -> list[Event]:
-        while self._queue:
-            t, _, action = heapq.heappop(self._queue)
-            action(t)
+        self.schedule.run()
         return self.events
 
     # --- the call ------------------------------------------------------------------------
@@ -103,11 +95,14 @@ class CallTimeline:
             self._answered_at = None
             self._arm(t)
             if scenario.stt_s is None:
-                self.at(t + STT_TIMEOUT_S, lambda u: self._audio(u + APOLOGY_TTS_S, reply_id))
+                self.schedule.at(t + STT_TIMEOUT_S, apologise)
             else:
-                self.at(t + scenario.stt_s, transcribed)
+                self.schedule.at(t + scenario.stt_s, transcribed)
             if scenario.talks_again_s is not None:
-                self.at(t + scenario.talks_again_s, talks_again)
+                self.schedule.at(t + scenario.talks_again_s, talks_again)
+
+        def apologise(t: float) -> None:  # the STT stalled: its timeout, then the apology
+            self._audio(t + APOLOGY_TTS_S, reply_id)
 
         def transcribed(t: float) -> None:
             if reply_id in self._cancelled:
@@ -124,7 +119,7 @@ class CallTimeline:
             self.watch.settled()
             self._cancelled.add(reply_id)  # a barge-in cancels the pending reply
 
-        self.at(end, turn_ended)
+        self.schedule.at(end, turn_ended)
 
     def _attempt(
         self, start: float, t: float, attempt: int, scenario: TurnScenario, reply_id: int
@@ -148,11 +143,11 @@ class CallTimeline:
             if spoken is not None:
                 self._audio(spoken, reply_id)
             else:
-                self.at(t + outcome.after_s + TTS_TIMEOUT_S, lambda u: failed(u))
+                self.schedule.at(t + outcome.after_s + TTS_TIMEOUT_S, lambda u: failed(u))
         elif outcome.kind == "fail":
-            self.at(t + outcome.after_s, failed)
+            self.schedule.at(t + outcome.after_s, failed)
         elif outcome.kind == "stall":
-            self.at(t + LLM_TIMEOUT_S, failed)
+            self.schedule.at(t + LLM_TIMEOUT_S, failed)
         # "trickle": tokens keep coming, no phrase ever completes, no timeout ever fires
 
     def _audio(self, t: float, reply_id: int, *, hold: bool = False) -> None:
@@ -165,12 +160,12 @@ class CallTimeline:
             if not hold:
                 self._answered_at = u
 
-        self.at(t, sent)
+        self.schedule.at(t, sent)
 
     def _arm(self, now: float) -> None:
         due = self.watch.due_at()
         if due is not None:  # as the supervisor's timer: never sooner than TICK_S from now
-            self.at(max(due, now + TICK_S), self._check)
+            self.schedule.at(max(due, now + TICK_S), self._check)
 
     def _check(self, t: float) -> None:
         if self._answered_at is not None:

@@ -12,9 +12,7 @@ events: no reply gap may pass the bound. Each planted bug below must make it fai
 
 from __future__ import annotations
 
-import heapq
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -34,6 +32,7 @@ from events.catalogue import (
 )
 from projections.liveness import LiveLiveness, Liveness, fold_all
 from tests.support import planted
+from tests.support.schedule import Schedule
 
 BOUND_S = 2.5
 FRAME_S = 0.02
@@ -61,8 +60,7 @@ class AnswerTimeline:
     watch: QuietWatch = field(default_factory=QuietWatch)
     live: LiveLiveness = field(init=False)
     events: list[Event] = field(default_factory=list)
-    _queue: list[tuple[float, int, Callable[[float], None]]] = field(default_factory=list)
-    _order: itertools.count[int] = field(default_factory=itertools.count)
+    schedule: Schedule = field(default_factory=Schedule)
     _playout_free: float = 0.0  # where the playout's queue of frames ends
     _given_up: bool = False
     _lines: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
@@ -70,10 +68,7 @@ class AnswerTimeline:
 
     def __post_init__(self) -> None:
         # As the supervisor: told when an answer begins to sound, else only by its timer.
-        self.live = LiveLiveness(on_sounding=lambda: self.at(self._now, self.check))
-
-    def at(self, t: float, action: Callable[[float], None]) -> None:
-        heapq.heappush(self._queue, (t, next(self._order), action))
+        self.live = LiveLiveness(on_sounding=lambda: self.schedule.at(self._now, self.check))
 
     def record(self, kind: type[Event], t: float, **fields: object) -> None:
         event = kind(call_sid="CA1", seq=len(self.events) + 1, at_ms=t * 1000, **fields)
@@ -86,7 +81,7 @@ class AnswerTimeline:
         start = max(t, self._playout_free)
         count = max(int(seconds / FRAME_S), 1)
         for index in range(count):
-            self.at(start + index * FRAME_S, partial(self._frame, reply_id=reply_id))
+            self.schedule.at(start + index * FRAME_S, partial(self._frame, reply_id=reply_id))
         self._playout_free = start + count * FRAME_S
 
     def _frame(self, t: float, reply_id: int) -> None:
@@ -100,15 +95,13 @@ class AnswerTimeline:
         for index, phrase in enumerate(answer):
             if phrase.tool:
                 call_id = f"c{index}"
-                self.at(ready, partial(self._tool, kind=ToolCalled, call_id=call_id))
+                self.schedule.at(ready, partial(self._tool, kind=ToolCalled, call_id=call_id))
                 answered = partial(self._tool, kind=ToolResult, call_id=call_id)
-                self.at(ready + phrase.late_s, answered)
+                self.schedule.at(ready + phrase.late_s, answered)
             ready += phrase.late_s
-            self.at(ready, partial(self._phrase, phrase=phrase))
-        self.at(ready, self._completed)
-        while self._queue:
-            t, _, action = heapq.heappop(self._queue)
-            action(t)
+            self.schedule.at(ready, partial(self._phrase, phrase=phrase))
+        self.schedule.at(ready, self._completed)
+        self.schedule.run()
         return self.events
 
     def _tool(self, t: float, kind: type[Event], call_id: str) -> None:
@@ -125,13 +118,7 @@ class AnswerTimeline:
             self.record(ReplyCompleted, t, reply_id=ANSWER, finish_reason="stop")
 
     def check(self, t: float) -> None:
-        state = self.live.state
-        quiet = None
-        if state.sounding is not None and state.quiet_from_ms is not None:
-            assert state.sounding_audio_ms is not None
-            since, own = state.quiet_from_ms / 1000, state.sounding_audio_ms / 1000
-            quiet = Quiet(state.sounding, since, own, bool(state.tools_running))
-        self.watch.update(quiet)
+        self.watch.update(Quiet.of(self.live.state, t0=0.0))  # as the supervisor reads it
         verdict = self.watch.check(t)
         if isinstance(verdict, Hold):
             self.play(t, next(self._lines), LINE_S)
@@ -141,7 +128,7 @@ class AnswerTimeline:
             self.play(t, next(self._lines), LINE_S)  # the fallback line
         due = self.watch.due_at()
         if due is not None:
-            self.at(max(due, t) + TICK_S, self.check)
+            self.schedule.at(max(due, t) + TICK_S, self.check)
 
 
 def silent_gaps(answer: list[Phrase]) -> tuple[float, ...]:
