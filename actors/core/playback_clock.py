@@ -290,17 +290,12 @@ class PlaybackClock:
         packet's end either one may be: the point between them is the estimate. The
         bounds allow the whole jitter seen, refined or not: the refinement halves the
         delay's typical error, not its worst one (seen: 20 ms past a halved bound).
-        The hedge is about two thirds of one leg's jitter once refined: a round trip's
-        spread is about 3.5 legs' worth (samples of two legs' sum), and with the refined
-        delay's error spread over +/- one leg, a hedge of two thirds of it picks the wrong
-        packet least often (a simulation of whole packets; at a third, as before, 5-13 %
-        of cuts were placed a packet off; bench/heard at 60 +/- 15 ms: 14 % -> 7 %).
         """
         arrival = sent_at + clear_delay_s
         found = self._run_at(arrival)
         known = found is not None and found[2]
         jitter_ms = self._jitter_ms()
-        hedge_ms = max(HEDGE_FLOOR_MS, (jitter_ms - 10.0) / (2.5 if refined else 2.0))
+        hedge_ms = max(HEDGE_FLOOR_MS, (jitter_ms - 10.0) / (4 if refined else 2))
         if not known:  # the run's tick unknown: which packet played, too
             hedge_ms, jitter_ms = hedge_ms + self.packet_ms / 2, jitter_ms + self.packet_ms / 2
         early = self._played_by(arrival - hedge_ms / 1000.0)
