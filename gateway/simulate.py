@@ -57,6 +57,8 @@ from events.mulaw import MULAW_DECODE
 log = logging.getLogger(__name__)
 
 SILENCE = b"\xff" * MULAW_FRAME_BYTES
+# After its stop, how long the caller waits for the stream to close (its last messages read).
+HANG_UP_CLOSE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class _Link:
         self._rng = random.Random(network.seed)
         self._deliver = deliver
         self._last_due = 0.0
+        self._undelivered = 0  # sent, not yet handed to ``deliver`` (or in its hands)
         self._queue: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
         self._task = asyncio.create_task(self._run())
 
@@ -139,6 +142,7 @@ class _Link:
         delay = max(0.0, self._network.one_way_ms + jitter) / 1000.0
         self._last_due = max(self._last_due, time.monotonic() + delay)
         self._queue.put_nowait((self._last_due, message))
+        self._undelivered += 1
 
     async def _run(self) -> None:
         while True:
@@ -152,9 +156,12 @@ class _Link:
                     await result
             except websockets.ConnectionClosed:
                 return  # the other side hung up: nothing more can be delivered
+            finally:
+                self._undelivered -= 1
 
     async def drain(self) -> None:
-        while not self._queue.empty() and not self._task.done():
+        """Until every message sent is delivered (or the other side has hung up)."""
+        while self._undelivered and not self._task.done():
             await asyncio.sleep(0.005)
 
     def cancel(self) -> None:
@@ -377,6 +384,7 @@ class SimulatedCaller:
         # Each simulated caller has a number of its own (a gateway limits calls per number).
         self.from_number = from_number or f"+1500555{random.randrange(10_000):04d}"
         self._sequence = 0
+        self._hung_up = False  # the caller has sent its stop
 
     def _next_sequence(self) -> str:
         self._sequence += 1
@@ -428,10 +436,16 @@ class SimulatedCaller:
             try:
                 await self._speak(up, player)
             finally:
+                # From here a close is the answer to the caller's hang-up, not the gateway
+                # ending the call: on a loaded machine it can come back before we stop
+                # listening, and a capped call was once reported as "the gateway closed".
+                self._hung_up = True
                 player.finish(time.monotonic())
                 stop = StopInfo(params["AccountSid"], truth.call_sid)
                 up.send(_json(StopMessage(self._next_sequence(), truth.stream_sid, stop)))
                 await up.drain()
+                await ws.close()  # as Twilio does once its stop is sent: the stream is over
+                await asyncio.wait({receiver}, timeout=HANG_UP_CLOSE_S)
                 receiver.cancel()
                 up.cancel()
                 down.cancel()
@@ -464,7 +478,8 @@ class SimulatedCaller:
                 down.send(message if isinstance(message, str) else message.decode())
         except websockets.ConnectionClosed:
             pass
-        self.truth.close_code = ws.close_code
+        if not self._hung_up:
+            self.truth.close_code = ws.close_code
 
     def _on_agent_message(self, player: TwilioPlayer, text: str) -> None:
         message = json.loads(text)

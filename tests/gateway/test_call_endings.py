@@ -132,6 +132,19 @@ async def test_a_caller_who_cuts_in_before_the_recording_announcement_is_not_rec
     assert not [e for e in events if isinstance(e, RecordingStarted | AudioRetained)]
 
 
+async def test_a_caller_who_hangs_up_mid_greeting_ended_the_call_not_the_gateway(
+    talking_gateway: tuple[str, EarshotApp],
+) -> None:
+    """The gateway closes the stream in answer to the caller's stop; that close is not the
+    gateway ending the call (CI once reported a capped caller as "the gateway closed")."""
+    base, app = talking_gateway
+    events, truth = await call(base, app, [Utterance.key("1", after_agent_quiet_ms=700.0)], 1.0)
+    assert truth.capped and truth.lines_unsaid == 1 and truth.agent_talking_at_cap
+    assert truth.close_code is None and truth.after_stream is None, truth
+    assert ended(events) == "caller hung up"  # the stop reached the gateway
+    assert not [e for e in events if isinstance(e, DtmfReceived)]
+
+
 async def test_the_callers_goodbye_gets_the_agents_in_full_then_a_hang_up(
     talking_gateway: tuple[str, EarshotApp],
 ) -> None:
