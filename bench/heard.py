@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import random
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,6 +177,8 @@ def report(delay: float, jitter: float, calls: int, r: Results) -> None:
         f"  P99 {percentile(errors, 99):.1f}  max {errors[-1]:.1f} ms"
         f"  (mean signed {sum(r.errors_ms) / len(errors):+.1f} ms)"
     )
+    counts = Counter(round(e / 5.0) * 5 for e in errors)  # whole and half packets
+    print("  |error| counts: " + ", ".join(f"{ms} ms: {n}" for ms, n in sorted(counts.items())))
     print(f"  truth within reported bounds: {r.within_bounds}/{len(errors)}")
     if r.early_errors_ms:
         early = sorted(abs(e) for e in r.early_errors_ms)

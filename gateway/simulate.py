@@ -415,9 +415,7 @@ class SimulatedCaller:
             up = _Link(self.network, ws.send)
             # Twilio's packet clock runs on its own: its phase is anyone's guess.
             phase_s = random.Random(self.network.seed + 2).uniform(0.0, self.packet_ms / 1000.0)
-            player = TwilioPlayer(
-                truth, lambda name: up.send(self._mark_echo(name)), self.packet_ms, phase_s
-            )
+            player = TwilioPlayer(truth, lambda name: self._echo(up, name), self.packet_ms, phase_s)
             down = _Link(
                 Network(self.network.one_way_ms, self.network.jitter_ms, self.network.seed + 1),
                 lambda message: self._on_agent_message(player, message),
@@ -469,8 +467,11 @@ class SimulatedCaller:
         dtmf = DtmfInfo(digit=digit, track="inbound_track")
         return _json(DtmfMessage(self._next_sequence(), self.truth.stream_sid, dtmf))
 
-    def _mark_echo(self, name: str) -> str:
-        return _json(MarkMessage(self._next_sequence(), self.truth.stream_sid, MarkInfo(name)))
+    def _echo(self, up: _Link, name: str) -> None:
+        """Twilio echoes a mark as its audio plays; once the caller has hung up, nothing."""
+        if not self._hung_up:
+            mark = MarkMessage(self._next_sequence(), self.truth.stream_sid, MarkInfo(name))
+            up.send(_json(mark))
 
     async def _receive(self, ws: websockets.ClientConnection, down: _Link) -> None:
         try:

@@ -50,6 +50,14 @@ PHASE_SAMPLES_TRUSTED = 3  # echoes before the packet clock's phase is used
 # Half the window around a clear's estimated arrival inside which either of two packets
 # may be the last one played (the estimate's own spread: echo jitter, timer lateness).
 HEDGE_FLOOR_MS = 3.0
+# The hedge per ms of one leg's jitter. At 60 +/- 15 ms a refined clear's arrival is ~5 ms
+# off (P50) and a run's start (the median of its echoes) ~3 ms: either puts the clear on
+# the wrong side of a packet's end 15 % of the time (bench/heard.py, 2026-11-27). Always
+# under half a packet: a wider window holds two packet ends, and the point between them is
+# one packet's end again, so a wider hedge hedges less.
+HEDGE_PER_JITTER = 0.5
+HEDGE_PER_JITTER_REFINED = 0.8
+HEDGE_BELOW_HALF_PACKET_MS = 0.5
 
 
 @dataclass
@@ -282,6 +290,12 @@ class PlaybackClock:
         shifts = (max(self._shifts) - min(self._shifts)) if len(self._shifts) > 1 else 0.0
         return max(self.rtt_spread_s(), shifts) / 2 * 1000.0 + 10.0
 
+    def _leg_jitter_ms(self) -> float:
+        """How far one echo strays: half the spread of the round trips, or of one run's own
+        echoes (across runs the shifts also differ by each run's wait for its tick)."""
+        within = max((max(r.shifts) - min(r.shifts) for r in self._runs if r.shifts), default=0.0)
+        return max(self.rtt_spread_s(), within) / 2 * 1000.0
+
     def _estimate(self, sent_at: float, clear_delay_s: float, *, refined: bool) -> ClearEstimate:
         """Playback position when a clear sent at ``sent_at`` arrived ``clear_delay_s`` later.
 
@@ -295,7 +309,10 @@ class PlaybackClock:
         found = self._run_at(arrival)
         known = found is not None and found[2]
         jitter_ms = self._jitter_ms()
-        hedge_ms = max(HEDGE_FLOOR_MS, (jitter_ms - 10.0) / (4 if refined else 2))
+        per_jitter = HEDGE_PER_JITTER_REFINED if refined else HEDGE_PER_JITTER
+        hedge_ms = max(HEDGE_FLOOR_MS, self._leg_jitter_ms() * per_jitter)
+        if self.packet_ms:
+            hedge_ms = min(hedge_ms, self.packet_ms / 2 - HEDGE_BELOW_HALF_PACKET_MS)
         if not known:  # the run's tick unknown: which packet played, too
             hedge_ms, jitter_ms = hedge_ms + self.packet_ms / 2, jitter_ms + self.packet_ms / 2
         early = self._played_by(arrival - hedge_ms / 1000.0)

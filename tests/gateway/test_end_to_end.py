@@ -91,11 +91,10 @@ async def test_cut_in_heard_ms_matches_what_the_caller_played(
     assert agent.interrupted and agent.out_start_ms is not None
     true_heard = truth.clears[0].head_ms - agent.out_start_ms
     # The caller's Twilio plays whole 20 ms packets: the clock names the packet that
-    # played last, or the point between two when it cannot tell (bench/heard.py: P95 10 ms,
-    # 20 ms under jitter). Under 60 +/- 15 ms of jitter, 0.7 s into the greeting, the clock
-    # has heard too few echoes to know Twilio's packet ticks, and the point between two
-    # packets can be a packet and a half from the truth: 30 ms, issue 13's bound for the
-    # worst cut (seen on CI and locally with either hedge, 2026-11-27).
+    # played last, or the point between two when it cannot tell (bench/heard.py: P95 10 ms).
+    # Under 60 +/- 15 ms of jitter the point it names can be a packet and a half from the
+    # truth: 30 ms, issue 13's bound for the worst cut (a cut 0.7 s into the greeting was,
+    # on CI and here, 2026-11-27).
     limit_ms = 30.0 if jitter_ms else 20.0
     assert abs(agent.heard_ms - true_heard) <= limit_ms, (agent.heard_ms, true_heard)
     truncated = next(e for e in events if isinstance(e, ReplyTruncated))
