@@ -51,8 +51,8 @@ PHASE_SAMPLES_TRUSTED = 3  # echoes before the packet clock's phase is used
 # may be the last one played (the estimate's own spread: echo jitter, timer lateness).
 HEDGE_FLOOR_MS = 3.0
 # The hedge per ms of one leg's jitter. At 60 +/- 15 ms a refined clear's arrival is ~5 ms
-# off (P50) and a run's start (the median of its echoes) ~3 ms: either puts the clear on
-# the wrong side of a packet's end 15 % of the time (bench/heard.py, 2026-11-27). Always
+# off (P50) and a run's start (the median of its echoes) ~3 ms, which alone named the wrong
+# packet for 17 of 100 cuts (bench/heard.py's calls, recorded, 2026-11-27). Always
 # under half a packet: a wider window holds two packet ends, and the point between them is
 # one packet's end again, so a wider hedge hedges less.
 HEDGE_PER_JITTER = 0.5
